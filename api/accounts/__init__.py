@@ -1,0 +1,1 @@
+"""Accounts and authentication: registration, login, refresh-token rotation, logout, /v1/me."""

@@ -1,0 +1,105 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
+
+`RequestContext` gives every HTTP request an id (kept from a sane `X-Request-ID` header or made
+new), echoes it back, counts and times the request by route template, writes one access log
+line, and turns any unhandled exception into a problem+json 500 that leaks nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import AppError
+from core.http import PROBLEM_JSON, encode_json, pick_language, problem_body
+from core.logs import request_id
+from core.metrics import Metrics, status_class
+
+log = logging.getLogger("souk.http")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, rid, headers)
+        finally:
+            request_id.reset(token)
+
+    async def _http(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, headers: dict[bytes, bytes]
+    ) -> None:
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        self.metrics.http_in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope.get("path")})
+            if not response_started:
+                lang = pick_language(headers.get(b"accept-language", b"").decode("latin-1"))
+                body = encode_json(problem_body(AppError(), lang, scope.get("path")))
+                await send_wrapper(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", PROBLEM_JSON.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            self.metrics.http_in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope.get("method", "GET")
+            self.metrics.http_requests.labels(route, method, status_class(status)).inc()
+            self.metrics.http_latency.labels(route, method).observe(elapsed)
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": route,
+                    "status": status,
+                    "ms": round(elapsed * 1000, 2),
+                },
+            )
+
+
+def _route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

