@@ -1,0 +1,118 @@
+"""Idempotency-Key handling for POSTs that move money, create orders or place bids.
+
+The key row is inserted in the same transaction as the work, keyed by (user, scope, key):
+- first request: the row and the work commit together, with the response stored;
+- a concurrent duplicate blocks on the primary key until the first commits, then replays it;
+- a retry after success replays the stored status and body and changes nothing;
+- the same key with a different body is refused with `idempotency_key_reused` (409);
+- if the work fails, the transaction rolls back, no row remains, and the client may retry.
+Rows older than the retention period are pruned by `prune()` (a scheduled job).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core.errors import FieldError, IdempotencyKeyReused, ValidationFailed
+
+MAX_KEY_LENGTH = 255
+Work = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: Any
+    replayed: bool
+
+
+def check_key(key: str | None) -> str | None:
+    """Validate an `Idempotency-Key` header value (None when absent)."""
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters")]
+        )
+    return key
+
+
+def request_hash(*parts: bytes | str) -> bytes:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.digest()
+
+
+async def run_idempotent(
+    pool: asyncpg.Pool,
+    *,
+    user_id: uuid.UUID,
+    scope: str,
+    key: str | None,
+    fingerprint: bytes,
+    work: Work,
+) -> Outcome:
+    """Run `work(conn)` in one transaction, at most once per (user, scope, key).
+
+    `fingerprint` identifies the request content (use `request_hash(body)`); `work` returns
+    (status, JSON-able body). Without a key, the work simply runs in a transaction. Raises
+    IdempotencyKeyReused, or whatever `work` raises (then nothing is stored)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            claimed = await conn.fetchval(
+                """INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code,
+                                                 response)
+                   VALUES ($1, $2, $3, $4, 0, 'null'::jsonb)
+                   ON CONFLICT DO NOTHING RETURNING true""",
+                user_id,
+                scope,
+                key,
+                fingerprint,
+            )
+            if not claimed:
+                row = await conn.fetchrow(
+                    """SELECT request_hash, status_code, response FROM idempotency_keys
+                       WHERE user_id = $1 AND scope = $2 AND key = $3""",
+                    user_id,
+                    scope,
+                    key,
+                )
+                if row is None:  # pruned between the two statements: extremely rare; retry
+                    return await run_idempotent(
+                        pool, user_id=user_id, scope=scope, key=key, fingerprint=fingerprint,
+                        work=work,
+                    )
+                if bytes(row["request_hash"]) != fingerprint:
+                    raise IdempotencyKeyReused()
+                return Outcome(row["status_code"], row["response"], True)
+        status, body = await work(conn)
+        if key is not None:
+            await conn.execute(
+                """UPDATE idempotency_keys SET status_code = $4, response = $5
+                   WHERE user_id = $1 AND scope = $2 AND key = $3""",
+                user_id,
+                scope,
+                key,
+                status,
+                body,
+            )
+        return Outcome(status, body, False)
+
+
+async def prune(conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: int = 86_400) -> int:
+    """Delete key rows older than `older_than_s`; returns how many."""
+    result: str = await conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        float(older_than_s),
+    )
+    return int(result.split()[-1])
