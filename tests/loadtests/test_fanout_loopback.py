@@ -1,0 +1,113 @@
+"""The generator end to end over real loopback sockets: against the blaster (no Redis) and the
+websockets baseline fed by real Redis. Small and fast; no timing assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from websockets.asyncio.server import serve
+
+from loadtests.fanout import baseline_websockets as bw
+from loadtests.fanout import blaster
+from loadtests.fanout import wsframes as wf
+from loadtests.fanout.client import Endpoint, Fleet
+from loadtests.fanout.publishers import RedisPublisher, WsPublisher, make_payload
+from loadtests.fanout.stats import Recorder, Summary
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def wait_for(fleet: Fleet, count: int) -> None:
+    for _ in range(500):
+        if all(t.received >= count for t in fleet.trackers):
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_blaster_client_frames_roundtrip() -> None:
+    frames = blaster.ClientFrames()
+    a = wf.client_frame(wf.OP_TEXT, b'{"id":1}')
+    b = wf.client_frame(wf.OP_TEXT, b"x" * 300)
+    assert frames.feed(a + b[:5]) == [(wf.OP_TEXT, b'{"id":1}')]
+    assert frames.feed(b[5:]) == [(wf.OP_TEXT, b"x" * 300)]
+
+
+@pytest.fixture
+async def blaster_url() -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    server = blaster.Server("array")
+    srv = await loop.create_server(lambda: blaster.Conn(server), "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    yield f"ws://127.0.0.1:{port}/"
+    srv.close()
+
+
+async def test_fleet_receives_batched_publications_from_blaster(blaster_url: str) -> None:
+    rec = Recorder()
+    fleet = Fleet([Endpoint(blaster_url)], "show:t:chat", rec)
+    await fleet.open(20, concurrency=5)
+    pub = WsPublisher(Endpoint(blaster_url), "show:t:chat")
+    await pub.start()
+    await pub.publish([make_payload(i, 1) for i in range(5)])
+    await pub.publish([make_payload(5, 1)])
+    assert await pub.finish(timeout_s=5) == (6, 0)
+    await wait_for(fleet, 6)
+    summary = Summary.of(fleet.trackers, 6)
+    fleet.close()
+    await pub.close()
+    assert (summary.delivered, summary.missing, summary.gaps, summary.reorders) == (120, 0, 0, 0)
+    assert rec.delivered == 120
+    assert sum(rec.hist.values()) == 120
+
+
+async def test_ws_publisher_counts_refusals(blaster_url: str) -> None:
+    pub = WsPublisher(Endpoint(blaster_url), "c")
+    await pub.start()
+    assert pub._writer is not None
+    pub._pending.add(7)
+    pub._idle.clear()
+    pub._writer.write(wf.client_frame(wf.OP_TEXT, b'{"id":7,"op":"nope"}'))
+    assert await pub.finish(timeout_s=5) == (0, 1)
+    assert b"unknown_op" in pub.errors[0]
+    await pub.close()
+
+
+async def test_websockets_baseline_over_real_redis() -> None:
+    prefix = f"test:fanout:{uuid.uuid4().hex[:8]}:"
+    redis = aioredis.Redis.from_url(REDIS_URL)
+    hub = bw.Hub(redis, prefix)
+    pump = asyncio.create_task(hub.pump())
+    async with serve(bw.make_handler(hub), "127.0.0.1", 0, subprotocols=[bw.SUBPROTOCOL],  # type: ignore[list-item]
+                     compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        rec = Recorder()
+        fleet = Fleet([Endpoint(f"ws://127.0.0.1:{port}/")], "auction:a", rec)
+        await fleet.open(10, concurrency=10)
+        pub = RedisPublisher(REDIS_URL, prefix + "auction:a")
+        await pub.start()
+        for _ in range(500):  # the hub's SUBSCRIBE reaches Redis asynchronously
+            if (await redis.pubsub_numsub(prefix + "auction:a"))[0][1] == 1:
+                break
+            await asyncio.sleep(0.01)
+        for i in range(4):
+            await pub.publish([make_payload(i, 1), make_payload(i, 1)])
+        await wait_for(fleet, 8)
+        summary = Summary.of(fleet.trackers, 8)
+        fleet.close()
+        await pub.close()
+    pump.cancel()
+    await redis.aclose()
+    assert (summary.delivered, summary.missing, summary.gaps, summary.reorders) == (80, 0, 0, 0)
+    assert {t.first for t in fleet.trackers} == {1}
+
+
+def test_endpoint_refuses_non_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        Endpoint("ws://example.com/v1/ws")
+    with pytest.raises(ValueError):
+        Endpoint("http://127.0.0.1/")
