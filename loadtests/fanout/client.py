@@ -126,7 +126,8 @@ class Subscriber(asyncio.Protocol):
     def _on_reply(self, msg: Msg) -> None:
         if msg.id == 1 and not self.subscribed.done():
             if bytes(msg.error):
-                self.subscribed.set_exception(RuntimeError(f"subscribe refused: {msg.error!r}"))
+                why = bytes(msg.error).decode("utf-8", "replace")
+                self.subscribed.set_exception(RuntimeError(f"subscribe refused: {why}"))
             else:
                 self.subscribed.set_result(bytes(msg.result))
             return

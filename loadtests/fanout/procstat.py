@@ -55,3 +55,32 @@ def cpu_percent(before: Sample, after: Sample, wall_s: float) -> float:
     if wall_s <= 0:
         return 0.0
     return 100.0 * (after.cpu_s - before.cpu_s) / wall_s
+
+
+def parse_cpu_lines(stat_text: str) -> dict[str, tuple[int, int]]:
+    """Per-CPU (busy, total) jiffies from /proc/stat; busy excludes idle and iowait."""
+    out: dict[str, tuple[int, int]] = {}
+    for line in stat_text.splitlines():
+        if not line.startswith("cpu") or line.startswith("cpu "):
+            continue
+        name, *fields = line.split()
+        values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+        total = sum(values)
+        out[name] = (total - values[3] - values[4], total)
+    return out
+
+
+def machine() -> dict[str, tuple[int, int]]:
+    return parse_cpu_lines(Path("/proc/stat").read_text())
+
+
+def busy_percent(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> dict[str, float]:
+    """How busy each CPU was between two `machine()` readings, all processes included."""
+    out = {}
+    for name, (busy1, total1) in after.items():
+        busy0, total0 = before.get(name, (0, 0))
+        span = total1 - total0
+        out[name] = round(100.0 * (busy1 - busy0) / span, 1) if span > 0 else 0.0
+    return out

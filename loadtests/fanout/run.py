@@ -67,17 +67,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="checkout whose api.app the hub server runs from")
     p.add_argument("--port", type=int, default=18700, help="first port for started servers")
     p.add_argument("--blaster-format", choices=("array", "frames"), default="array")
-    p.add_argument("--channel", default=None, help="default: show:<uuid>:chat")
+    p.add_argument("--channel", default=None, help="default: auction:<uuid> (public read)")
     p.add_argument("--publish", choices=("redis", "ws", "http"), default=None,
                    help="publish path (default: redis for the websockets baseline, else ws)")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--redis-channel", default=None,
                    help="Redis channel for --publish redis (default: bench:fanout:<channel>)")
     p.add_argument("--token", default=os.environ.get("BENCH_TOKEN"),
-                   help="bearer token for the ws publisher / subscribers")
-    p.add_argument("--http-url", default=None, help="POST target for --publish http")
-    p.add_argument("--http-body", default='{"channel":"{channel}","data":{data}}')
-    p.add_argument("--connect-concurrency", type=int, default=200)
+                   help="bearer token for the publisher (minted for a started hub)")
+    p.add_argument("--subscriber-token", default=None,
+                   help="bearer token on the subscribers' upgrade (default: anonymous)")
+    p.add_argument("--http-url", default=None,
+                   help="POST target for --publish http ({channel} is substituted); default for "
+                   "a started hub: its admin publish route")
+    p.add_argument("--http-body", default='{"data":{data}}',
+                   help="request body template: {data} = payload, {channel} = channel name")
+    p.add_argument("--hub-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for a started hub (repeatable)")
+    p.add_argument("--connect-concurrency", type=int, default=50)
     p.add_argument("--json-out", default=None, help="append the result as one JSON line here")
     p.add_argument("--label", default="")
     args = p.parse_args(argv)
@@ -110,6 +117,42 @@ def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
             "--format", args.blaster_format]
 
 
+BENCH_KEY_DIR = ROOT / ".devdata" / "bench-jwt"
+
+
+def hub_env(args: argparse.Namespace) -> dict[str, str]:
+    """Settings for a hub started by the benchmark: its own schema, Redis prefix and JWT key
+    (so an admin token can be minted for the publish route), quiet logs, room for the
+    connections. DATABASE_URL and REDIS_URL come from the environment."""
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if name not in os.environ:
+            raise SystemExit(f"--start-server hub needs {name} in the environment")
+    env = {
+        "DATABASE_SCHEMA": "bench_fanout",
+        "REDIS_PREFIX": "benchfanout:",
+        "JWT_KEY_DIR": str(BENCH_KEY_DIR),
+        "LOG_LEVEL": "WARNING",
+        "WS_MAX_CONNECTIONS": str(MAX_SUBSCRIBERS + 100),
+    }
+    for item in args.hub_env:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--hub-env wants NAME=VALUE, got {item!r}")
+        env[name] = value
+    return env
+
+
+def mint_admin_token(key_dir: Path) -> str:
+    """An access token for a random admin id, signed with the benchmark's own key (the hub
+    started here verifies with it). Only for the loopback benchmark."""
+    from core.auth import KeyRing, Role, TokenService, generate_key
+
+    if not any(key_dir.glob("*.key")):
+        generate_key(key_dir, "bench")
+    service = TokenService(KeyRing.load(key_dir), "souk", "souk", 3600)
+    return service.issue(uuid.uuid4(), Role.ADMIN)
+
+
 def start_servers(args: argparse.Namespace, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     kind = args.start_server
     procs = []
@@ -117,6 +160,8 @@ def start_servers(args: argparse.Namespace, log_dir: Path) -> list[subprocess.Po
     env = dict(os.environ)
     # The hub runs from --server-root: put it first so its packages win over this checkout's.
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(ROOT)])
+    if kind == "hub":
+        env.update(hub_env(args))
     for i in range(args.servers):
         port = args.port + i
         cmd = ["taskset", "-c", args.server_cpus, *server_command(kind, port, args)]
@@ -158,9 +203,13 @@ def stop_servers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 # the run ----------------------------------------------------------------------------------------
 def publish_spec(args: argparse.Namespace, channel: str) -> PublishSpec:
-    method = args.publish or ("redis" if args.start_server == "websockets" else "ws")
+    default = {"websockets": "redis", "hub": "http"}.get(args.start_server or "", "ws")
+    method = args.publish or default
     if method == "http" and args.http_url is None:
-        raise SystemExit("--publish http needs --http-url")
+        if args.start_server != "hub":
+            raise SystemExit("--publish http needs --http-url")
+        args.http_url = (f"http://127.0.0.1:{args.port}/v1/admin/channels/{{channel}}"
+                         "/publications")
     return PublishSpec(
         method=method, channel=channel, rate=args.rate, burst=args.burst,
         duration_s=args.duration, size=args.payload_size, ws_url=args.url[0], token=args.token,
@@ -174,27 +223,29 @@ def log(msg: str) -> None:
     print(f"[fanout {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-async def wait_drained(fleet: Fleet, published: int, timeout_s: float) -> None:
+async def wait_drained(fleet: Fleet, published: int, timeout_s: float) -> bool:
     """Until every connection has `published` publications (or gave up: closed), or no progress
-    for 3 s, or `timeout_s`."""
+    for 3 s, or `timeout_s`. True if everything arrived."""
     deadline = time.monotonic() + timeout_s
     last_total, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
         pending = [t for t in fleet.trackers if t.received < published and t.close_code is None]
         if not pending:
-            return
+            return True
         total = fleet.recorder.delivered
         if total != last_total:
             last_total, last_change = total, time.monotonic()
         elif time.monotonic() - last_change > 3.0:
-            return
+            return False
         await asyncio.sleep(0.1)
+    return False
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    channel = args.channel or f"show:{uuid.uuid4()}:chat"
+    channel = args.channel or f"auction:{uuid.uuid4()}"
     pids: list[int] = args.server_pid
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    headers = ({"Authorization": f"Bearer {args.subscriber_token}"}
+               if args.subscriber_token else {})
     endpoints = [Endpoint(u, headers=headers) for u in args.url]
     recorder = Recorder()
     recorder.recording = False
@@ -215,15 +266,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await loop.run_in_executor(pool, ready)
         cpu0 = procstat.sample_all(pids) if pids else None
         gen0 = time.process_time()
+        mach0 = procstat.machine()
         t0 = time.monotonic()
         loop.call_later(args.warmup, setattr, recorder, "recording", True)
         pub: dict[str, Any] = await loop.run_in_executor(pool, publish_process, spec)
     accepted, refused = int(pub["accepted"]), int(pub["refused"])
     published = accepted if refused else int(pub["sent"])
-    await wait_drained(fleet, published, args.drain)
+    drained = await wait_drained(fleet, published, args.drain)
     wall = time.monotonic() - t0
     cpu1 = procstat.sample_all(pids) if pids else None
     gen_cpu = 100.0 * (time.process_time() - gen0) / wall
+    cores_busy = procstat.busy_percent(mach0, procstat.machine())
     summary = Summary.of(fleet.trackers, published)  # before we close anything ourselves
     fleet.close()
     await asyncio.sleep(0.5)
@@ -253,9 +306,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": percentile(hist, 1.0),
             "samples": sum(hist.values()),
         },
+        "drained": drained,
         "untimed": recorder.untimed,
+        "loadavg_1m": loadavg(),
         "connect_s": round(open_s, 2),
         "generator_cpu_pct": round(gen_cpu, 1),
+        "cores_busy_pct": cores_busy,
         "errors": fleet.errors()[:5],
         "publish_errors": pub["errors"],
     }
@@ -264,6 +320,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["server_rss_mb"] = round(cpu1.rss / 2**20, 1)
         result["rss_per_idle_conn_kb"] = round((idle.rss - base.rss) / args.subscribers / 1024, 1)
     return result
+
+
+def loadavg() -> float:
+    """The machine's 1-minute load average (other work shares these 2 cores)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def human(r: dict[str, Any]) -> str:
@@ -275,8 +336,10 @@ def human(r: dict[str, Any]) -> str:
         f"latency p50={lat['p50']:.1f} p90={lat['p90']:.1f} p99={lat['p99']:.1f} "
         f"max={lat['max']:.1f} ms",
         f"  published={r['published']} delivered={r['delivered']:,} missing={r['missing']} "
-        f"gaps={r['gaps']} reorders={r['reorders']} closed={r['closed']} refused={r['refused']}",
-        f"  generator cpu={r['generator_cpu_pct']}%",
+        f"gaps={r['gaps']} reorders={r['reorders']} closed={r['closed']} refused={r['refused']}"
+        + ("" if r["drained"] else "  (NOT drained: server fell behind; missing = backlog)"),
+        f"  generator cpu={r['generator_cpu_pct']}%  loadavg={r['loadavg_1m']}  "
+        f"cores busy (all processes)={r['cores_busy_pct']}",
     ]
     if "server_cpu_pct" in r:
         lines[-1] += (f"  server cpu={r['server_cpu_pct']}%  rss={r['server_rss_mb']} MB  "
@@ -294,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     pin(args.cpu_pin)
     log_dir = ROOT / ".devdata"
     log_dir.mkdir(exist_ok=True)
+    if args.start_server == "hub" and args.token is None:
+        BENCH_KEY_DIR.parent.mkdir(exist_ok=True)
+        args.token = mint_admin_token(BENCH_KEY_DIR)
     procs = start_servers(args, log_dir) if args.start_server else []
     try:
         import uvloop

@@ -141,3 +141,17 @@ def test_procstat_reads_own_process() -> None:
     s = procstat.sample(os.getpid())
     assert s.rss > 1_000_000
     assert s.cpu_s > 0
+
+
+def test_decode_newline_batch_with_blank_lines_and_embedded_escaped_newline() -> None:
+    frame = (b'{"channel":"c","offset":1,"data":{"ts":1,"t":"a\\nb"}}\n\n'
+             b'{"id":2,"result":{}}\n')
+    msgs = decode_frame(frame)
+    assert [(m.offset, m.id) for m in msgs] == [(1, None), (None, 2)]
+
+
+def test_machine_cpu_busy_per_core() -> None:
+    before = procstat.parse_cpu_lines("cpu  9 9 9 9 9 9 9 9\ncpu0 10 0 10 80 0 0 0 0 0 0\n")
+    after = procstat.parse_cpu_lines("cpu0 40 0 20 130 10 0 0 0 0 0\nintr 5\n")
+    assert before == {"cpu0": (20, 100)}
+    assert procstat.busy_percent(before, after) == {"cpu0": 40.0}
