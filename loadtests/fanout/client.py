@@ -39,7 +39,9 @@ class Endpoint:
 
 
 class Subscriber(asyncio.Protocol):
-    """One websocket connection subscribed to one channel."""
+    """One websocket connection subscribed to one channel (souk.v1.json protocol)."""
+
+    subprotocol: str | None = SUBPROTOCOL
 
     def __init__(self, fleet: Fleet, endpoint: Endpoint) -> None:
         self.fleet = fleet
@@ -59,7 +61,8 @@ class Subscriber(asyncio.Protocol):
         ep = self.endpoint
         tr.write(
             wf.handshake_request(
-                ep.host, ep.port, ep.path, self.key, subprotocol=SUBPROTOCOL, headers=ep.headers
+                ep.host, ep.port, ep.path, self.key, subprotocol=self.subprotocol,
+                headers=ep.headers,
             )
         )
 
@@ -67,7 +70,7 @@ class Subscriber(asyncio.Protocol):
         if self.parser is None:
             try:
                 done, rest = wf.parse_handshake_response(
-                    self.handshake_buf + data, self.key, subprotocol=SUBPROTOCOL
+                    self.handshake_buf + data, self.key, subprotocol=self.subprotocol
                 )
             except wf.ProtocolError as exc:
                 self._fail(str(exc))
@@ -77,7 +80,7 @@ class Subscriber(asyncio.Protocol):
                 return
             self.handshake_buf = b""
             self.parser = wf.FrameParser()
-            self.send_json({"id": 1, "op": "subscribe", "channel": self.fleet.channel})
+            self._opened()
             if not rest:
                 return
             data = rest
@@ -92,12 +95,10 @@ class Subscriber(asyncio.Protocol):
         for opcode, payload in frames:
             if opcode == wf.OP_TEXT:
                 try:
-                    others = self.fleet.recorder.on_frame(self.tracker, payload, now)
+                    self._on_text(payload, now)
                 except ValueError as exc:  # msgspec errors derive from ValueError
                     self._fail(f"undecodable frame: {exc}")
                     return
-                for msg in others:
-                    self._on_reply(msg)
             elif opcode == wf.OP_PING:
                 self._write(wf.client_frame(wf.OP_PONG, payload))
             elif opcode == wf.OP_CLOSE:
@@ -114,6 +115,14 @@ class Subscriber(asyncio.Protocol):
         if not self.subscribed.done():
             self.subscribed.set_exception(ConnectionError(f"connection lost: {exc}"))
         self.transport = None
+
+    # the application protocol -----------------------------------------------------------------
+    def _opened(self) -> None:
+        self.send_json({"id": 1, "op": "subscribe", "channel": self.fleet.channel})
+
+    def _on_text(self, payload: bytes, now: int) -> None:
+        for msg in self.fleet.recorder.on_frame(self.tracker, payload, now):
+            self._on_reply(msg)
 
     # helpers ---------------------------------------------------------------------------------
     def send_json(self, obj: object) -> None:
@@ -148,15 +157,47 @@ class Subscriber(asyncio.Protocol):
             self.transport.close()
 
 
+class SocketIOSubscriber(Subscriber):
+    """The same subscriber speaking Socket.IO 4 over the engine.io websocket transport (for the
+    Socket.IO baseline): open packet `0{..}` -> `40` (connect to "/") -> `40{..}` ->
+    `420["subscribe",{"channel"}]` -> ack `430[{..}]`; publications arrive as
+    `42["pub",{"channel","offset","data"}]`; engine.io pings `2` are answered `3`."""
+
+    subprotocol = None
+    PUB_PREFIX = b'42["pub",'
+
+    def _opened(self) -> None:
+        return None  # the server speaks first (engine.io open packet)
+
+    def _on_text(self, payload: bytes, now: int) -> None:
+        if payload.startswith(self.PUB_PREFIX):
+            self.fleet.recorder.on_frame(self.tracker, payload[len(self.PUB_PREFIX) : -1], now)
+        elif payload == b"2":
+            self._write(wf.client_frame(wf.OP_TEXT, b"3"))
+        elif payload.startswith(b"0"):
+            self._write(wf.client_frame(wf.OP_TEXT, b"40"))
+        elif payload.startswith(b"40"):
+            cmd = b'420["subscribe",' + orjson.dumps({"channel": self.fleet.channel}) + b"]"
+            self._write(wf.client_frame(wf.OP_TEXT, cmd))
+        elif payload.startswith(b"430") and not self.subscribed.done():
+            self.subscribed.set_result(payload[3:])
+        elif payload.startswith((b"44", b"1")):
+            self._fail(f"socket.io refused: {payload[:200]!r}")
+
+
 class Fleet:
     """N subscribers to one channel, spread round-robin over one or more server endpoints."""
 
-    def __init__(self, endpoints: list[Endpoint], channel: str, recorder: Recorder) -> None:
+    def __init__(
+        self, endpoints: list[Endpoint], channel: str, recorder: Recorder, *,
+        kind: type[Subscriber] = Subscriber,
+    ) -> None:
         if not endpoints:
             raise ValueError("need at least one endpoint")
         self.endpoints = endpoints
         self.channel = channel
         self.recorder = recorder
+        self.kind = kind
         self.subscribers: list[Subscriber] = []
         self.on_other: Callable[[Subscriber, Msg], None] | None = None
         self.first_subscribe_result: bytes = b""
@@ -180,7 +221,7 @@ class Fleet:
             ep = self.endpoints[i % len(self.endpoints)]
             async with gate:
                 _, proto = await loop.create_connection(
-                    lambda: Subscriber(self, ep), ep.host, ep.port
+                    lambda: self.kind(self, ep), ep.host, ep.port
                 )
                 self.subscribers.append(proto)
                 result = await proto.subscribed

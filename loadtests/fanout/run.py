@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.fanout import procstat
-from loadtests.fanout.client import Endpoint, Fleet
+from loadtests.fanout.client import Endpoint, Fleet, SocketIOSubscriber, Subscriber
 from loadtests.fanout.publishers import PAYLOAD_SIZE, PublishSpec, publish_process, ready
 from loadtests.fanout.stats import Recorder, Summary, percentile
 
@@ -60,12 +60,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="ws://127.0.0.1:PORT/v1/ws (repeat for several server processes)")
     p.add_argument("--server-pid", type=int, action="append", default=[])
     p.add_argument("--cpu-pin", default="1", help="CPUs for this generator ('' = no pinning)")
-    p.add_argument("--start-server", choices=("hub", "websockets", "blaster"), default=None)
+    p.add_argument("--start-server", choices=("hub", "websockets", "socketio", "blaster"),
+                   default=None)
     p.add_argument("--servers", type=int, default=1, help="server processes to start")
     p.add_argument("--server-cpus", default="0", help="taskset CPU list for started servers")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness for started servers, this generator and the publisher "
+                   "(negative needs root; use it when other work shares the machine)")
     p.add_argument("--server-root", default=str(ROOT),
                    help="checkout whose api.app the hub server runs from")
     p.add_argument("--port", type=int, default=18700, help="first port for started servers")
+    p.add_argument("--protocol", choices=("souk", "socketio"), default="souk",
+                   help="subscriber protocol for --url servers (started ones imply it)")
     p.add_argument("--blaster-format", choices=("array", "frames"), default="array")
     p.add_argument("--channel", default=None, help="default: auction:<uuid> (public read)")
     p.add_argument("--publish", choices=("redis", "ws", "http"), default=None,
@@ -110,6 +116,9 @@ def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
         return [py, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
                 "--port", str(port), "--loop", "uvloop", "--http", "httptools",
                 "--no-access-log", "--log-level", "warning"]
+    if kind == "socketio":
+        return ["node", str(ROOT / "loadtests/fanout/baseline_socketio/server.js"),
+                "--port", str(port), "--redis-url", args.redis_url]
     if kind == "websockets":
         return [py, "-m", "loadtests.fanout.baseline_websockets", "--port", str(port),
                 "--redis-url", args.redis_url]
@@ -117,6 +126,7 @@ def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
             "--format", args.blaster_format]
 
 
+SOCKETIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 BENCH_KEY_DIR = ROOT / ".devdata" / "bench-jwt"
 
 
@@ -164,12 +174,13 @@ def start_servers(args: argparse.Namespace, log_dir: Path) -> list[subprocess.Po
         env.update(hub_env(args))
     for i in range(args.servers):
         port = args.port + i
-        cmd = ["taskset", "-c", args.server_cpus, *server_command(kind, port, args)]
+        cmd = ["nice", "-n", str(args.nice), "taskset", "-c", args.server_cpus,
+               *server_command(kind, port, args)]
         log = (log_dir / f"fanout-server-{port}.log").open("wb")
         # Fixed argv, no shell: the only inputs are this tool's own validated flags.
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
         procs.append(proc)
-        path = "/v1/ws" if kind == "hub" else "/"
+        path = {"hub": "/v1/ws", "socketio": SOCKETIO_PATH}.get(kind, "/")
         args.url.append(f"ws://127.0.0.1:{port}{path}")
     for i, proc in enumerate(procs):
         wait_port(args.port + i, proc, timeout_s=90.0)
@@ -203,7 +214,8 @@ def stop_servers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 # the run ----------------------------------------------------------------------------------------
 def publish_spec(args: argparse.Namespace, channel: str) -> PublishSpec:
-    default = {"websockets": "redis", "hub": "http"}.get(args.start_server or "", "ws")
+    defaults = {"websockets": "redis", "socketio": "redis", "hub": "http"}
+    default = defaults.get(args.start_server or "", "ws")
     method = args.publish or default
     if method == "http" and args.http_url is None:
         if args.start_server != "hub":
@@ -249,7 +261,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     endpoints = [Endpoint(u, headers=headers) for u in args.url]
     recorder = Recorder()
     recorder.recording = False
-    fleet = Fleet(endpoints, channel, recorder)
+    socketio = args.start_server == "socketio" or args.protocol == "socketio"
+    fleet = Fleet(endpoints, channel, recorder,
+                  kind=SocketIOSubscriber if socketio else Subscriber)
 
     await asyncio.sleep(1.0)
     base = procstat.sample_all(pids) if pids else None
@@ -287,6 +301,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "label": args.label,
         "server": args.start_server or "external",
         "servers": len(pids) or len(args.url),
+        "nice": args.nice,
         "subscribers": args.subscribers,
         "rate": args.rate,
         "burst": args.burst,
@@ -355,6 +370,8 @@ def pin(cpus: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pin(args.cpu_pin)
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the publisher process inherits it
     log_dir = ROOT / ".devdata"
     log_dir.mkdir(exist_ok=True)
     if args.start_server == "hub" and args.token is None:

@@ -111,3 +111,41 @@ def test_endpoint_refuses_non_loopback() -> None:
         Endpoint("ws://example.com/v1/ws")
     with pytest.raises(ValueError):
         Endpoint("http://127.0.0.1/")
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        return None
+
+
+def _unmasked(frame: bytes) -> bytes:
+    return wf.mask(frame[6:], frame[2:6])
+
+
+async def test_socketio_subscriber_handshake_and_publications() -> None:
+    from loadtests.fanout.client import SocketIOSubscriber
+
+    rec = Recorder()
+    fleet = Fleet([Endpoint("ws://127.0.0.1:1/socket.io/?EIO=4&transport=websocket")], "auction:a",
+                  rec, kind=SocketIOSubscriber)
+    sub = SocketIOSubscriber(fleet, fleet.endpoints[0])
+    fake = FakeTransport()
+    sub.transport = fake  # type: ignore[assignment]
+    sub.parser = wf.FrameParser()
+    steps = [b'0{"sid":"x","pingInterval":25000}', b'40{"sid":"y"}', b'430[{"epoch":"e"}]', b"2"]
+    sub.data_received(b"".join(wf.server_frame(wf.OP_TEXT, p) for p in steps))
+    assert [_unmasked(w) for w in fake.written] == [
+        b"40", b'420["subscribe",{"channel":"auction:a"}]', b"3"]
+    assert sub.subscribed.result() == b'[{"epoch":"e"}]'
+    pub = b'42["pub",{"channel":"auction:a","offset":1,"data":' + make_payload(0, 5) + b"}]"
+    sub.data_received(wf.server_frame(wf.OP_TEXT, pub))
+    assert (sub.tracker.received, rec.delivered) == (1, 1)
