@@ -330,11 +330,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "errors": fleet.errors()[:5],
         "publish_errors": pub["errors"],
     }
+    if args.start_server == "hub":
+        result["metrics_files"] = await save_metrics(args)
     if base and idle and cpu0 and cpu1:
         result["server_cpu_pct"] = round(procstat.cpu_percent(cpu0, cpu1, wall), 1)
         result["server_rss_mb"] = round(cpu1.rss / 2**20, 1)
         result["rss_per_idle_conn_kb"] = round((idle.rss - base.rss) / args.subscribers / 1024, 1)
     return result
+
+
+async def save_metrics(args: argparse.Namespace) -> list[str]:
+    """Keep each started hub's /metrics text (fan-out duration, pub/sub lag...) for diagnosis."""
+    import httpx
+
+    saved = []
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        for i in range(args.servers):
+            port = args.port + i
+            try:
+                r = await client.get(f"http://127.0.0.1:{port}/metrics")
+            except httpx.HTTPError:
+                continue
+            path = ROOT / ".devdata" / f"fanout-metrics-{port}.txt"
+            path.write_text(r.text)
+            saved.append(str(path))
+    return saved
 
 
 def loadavg() -> float:

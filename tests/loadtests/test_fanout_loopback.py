@@ -149,3 +149,35 @@ async def test_socketio_subscriber_handshake_and_publications() -> None:
     pub = b'42["pub",{"channel":"auction:a","offset":1,"data":' + make_payload(0, 5) + b"}]"
     sub.data_received(wf.server_frame(wf.OP_TEXT, pub))
     assert (sub.tracker.received, rec.delivered) == (1, 1)
+
+
+async def test_http_publisher_keepalive_posts_and_refusals() -> None:
+    from loadtests.fanout.publishers import HttpPublisher
+
+    seen: list[bytes] = []
+
+    async def serve_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            seen.append(head.split(b"\r\n")[0] + b" " + body)
+            status = b"201 Created" if len(seen) % 2 else b"403 Forbidden"
+            writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\n{}")
+        writer.close()
+
+    server = await asyncio.start_server(serve_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pub = HttpPublisher(f"http://127.0.0.1:{port}/v1/admin/channels/{{channel}}/publications",
+                        "auction:a", body='{"data":{data}}', headers={"Authorization": "Bearer t"},
+                        connections=1)
+    await pub.start()
+    await pub.publish([b'{"ts":1}', b'{"ts":2}', b'{"ts":3}'])
+    assert await pub.finish(timeout_s=5) == (2, 1)
+    await pub.close()
+    server.close()
+    assert seen[0] == b'POST /v1/admin/channels/auction:a/publications HTTP/1.1 {"data":{"ts":1}}'
+    assert pub.errors == [b"403 {}"]
