@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 # publications/s per subscriber count: a rate near each kind's expected ceiling and one lower.
 # The hub's are the goals (270k/s, 225k/s, 180k/s delivered) and half of them.
