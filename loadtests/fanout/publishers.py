@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -90,7 +91,8 @@ class WsPublisher:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._next_id = 100
-        self._pending: set[int] = set()
+        self._pending: dict[int, float] = {}
+        self.rtts_ms: list[float] = []
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -140,7 +142,8 @@ class WsPublisher:
         for item in items if isinstance(items, list) else [items]:
             if not isinstance(item, dict) or item.get("id") not in self._pending:
                 continue
-            self._pending.discard(item["id"])
+            sent = self._pending.pop(item["id"])
+            self.rtts_ms.append((time.perf_counter() - sent) * 1000)
             if "error" in item:
                 self.refused += 1
                 if len(self.errors) < 5:
@@ -156,7 +159,7 @@ class WsPublisher:
         for p in payloads:
             cid = self._next_id
             self._next_id += 1
-            self._pending.add(cid)
+            self._pending[cid] = time.perf_counter()
             cmd = b'{"id":%d,"op":"publish","channel":"%s","data":%s}' % (cid, self._channel, p)
             frames.append(wf.client_frame(wf.OP_TEXT, cmd))
         self._idle.clear()
@@ -200,7 +203,9 @@ class HttpPublisher:
         before, _, after = body.replace("{channel}", channel).partition("{data}")
         self._before, self._after = before.encode(), after.encode()
         self._connections = connections
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        self.waits_ms: list[float] = []  # queued in this publisher before a connection was free
+        self.rtts_ms: list[float] = []  # request written -> response read
         self._workers: list[asyncio.Task[None]] = []
         self.accepted = 0
         self.refused = 0
@@ -214,10 +219,13 @@ class HttpPublisher:
     async def _work(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                body = await self._queue.get()
+                queued, body = await self._queue.get()
                 try:
+                    started = time.perf_counter()
+                    self.waits_ms.append((started - queued) * 1000)
                     writer.write(self._head + b"%d\r\n\r\n" % len(body) + body)
                     status, content = await read_response(reader)
+                    self.rtts_ms.append((time.perf_counter() - started) * 1000)
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     self._refuse(repr(exc).encode())
                     return
@@ -237,7 +245,7 @@ class HttpPublisher:
 
     async def publish(self, payloads: list[bytes]) -> None:
         for p in payloads:
-            self._queue.put_nowait(self._before + p + self._after)
+            self._queue.put_nowait((time.perf_counter(), self._before + p + self._after))
 
     def backlog(self) -> int:
         return self._queue.qsize()
@@ -306,6 +314,19 @@ def ready() -> bool:
     return True
 
 
+def quantiles(values: list[float]) -> dict[str, float]:
+    """p50/p99/max of raw samples (nearest rank), in the samples' unit; {} when empty."""
+    if not values:
+        return {}
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return round(ordered[min(n, max(1, math.ceil(round(q * n, 9)))) - 1], 2)
+
+    return {"p50": rank(0.5), "p99": rank(0.99), "max": round(ordered[-1], 2), "n": n}
+
+
 def publish_process(spec: PublishSpec) -> dict[str, object]:
     """Entry point of the publisher process: publish per `spec` and report.
 
@@ -323,7 +344,10 @@ def publish_process(spec: PublishSpec) -> dict[str, object]:
         finally:
             await publisher.close()
         errors = [e.decode("utf-8", "replace") for e in getattr(publisher, "errors", [])]
-        return {"sent": report.sent, "accepted": accepted, "refused": refused,
+        timing = {name: quantiles(getattr(publisher, name, []))
+                  for name in ("rtts_ms", "waits_ms") if hasattr(publisher, name)}
+        return {"publisher_timing": timing, "sent": report.sent, "accepted": accepted,
+                "refused": refused,
                 "started_ns": report.started_ns, "ended_ns": report.ended_ns,
                 "late_ticks": report.late_ticks, "errors": errors[:3], "path": publisher.name}
 

@@ -329,6 +329,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cores_busy_pct": cores_busy,
         "errors": fleet.errors()[:5],
         "publish_errors": pub["errors"],
+        "publisher_timing": pub.get("publisher_timing", {}),
     }
     if args.start_server == "hub":
         result["metrics_files"] = await save_metrics(args)
@@ -373,6 +374,7 @@ def human(r: dict[str, Any]) -> str:
         f"  published={r['published']} delivered={r['delivered']:,} missing={r['missing']} "
         f"gaps={r['gaps']} reorders={r['reorders']} closed={r['closed']} refused={r['refused']}"
         + ("" if r["drained"] else "  (NOT drained: server fell behind; missing = backlog)"),
+        f"  publisher timing (ms): {r['publisher_timing']}",
         f"  generator cpu={r['generator_cpu_pct']}%  loadavg={r['loadavg_1m']}  "
         f"cores busy (all processes)={r['cores_busy_pct']}",
     ]

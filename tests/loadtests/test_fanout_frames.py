@@ -79,7 +79,7 @@ def test_mask_is_byte_wise_xor() -> None:
     assert wf.mask(data, key) == bytes(b ^ key[i % 4] for i, b in enumerate(data))
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     messages=st.lists(st.binary(max_size=70_000), min_size=1, max_size=6),
     cuts=st.lists(st.integers(min_value=0, max_value=200_000), max_size=8),

@@ -69,7 +69,7 @@ async def test_ws_publisher_counts_refusals(blaster_url: str) -> None:
     pub = WsPublisher(Endpoint(blaster_url), "c")
     await pub.start()
     assert pub._writer is not None
-    pub._pending.add(7)
+    pub._pending[7] = 0.0
     pub._idle.clear()
     pub._writer.write(wf.client_frame(wf.OP_TEXT, b'{"id":7,"op":"nope"}'))
     assert await pub.finish(timeout_s=5) == (0, 1)

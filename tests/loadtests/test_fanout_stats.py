@@ -45,7 +45,7 @@ def test_tracker_counts_gaps_and_reorders() -> None:
     assert (t.first, t.last, t.received, t.gaps, t.reorders) == (10, 15, 4, 2, 2)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=50), min_size=1, max_size=60))
 def test_tracker_in_order_stream_never_reports_reorders(steps: list[int]) -> None:
     t = ConnTracker()
@@ -98,7 +98,7 @@ def test_percentile_nearest_rank() -> None:
         percentile(hist, 0)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=5000), min_size=1, max_size=300),
        st.sampled_from([0.5, 0.9, 0.99, 1.0]))
 def test_percentile_matches_sorted_list(values: list[int], q: float) -> None:
@@ -155,3 +155,11 @@ def test_machine_cpu_busy_per_core() -> None:
     after = procstat.parse_cpu_lines("cpu0 40 0 20 130 10 0 0 0 0 0\nintr 5\n")
     assert before == {"cpu0": (20, 100)}
     assert procstat.busy_percent(before, after) == {"cpu0": 40.0}
+
+
+def test_publisher_quantiles() -> None:
+    from loadtests.fanout.publishers import quantiles
+
+    assert quantiles([]) == {}
+    q = quantiles([float(v) for v in range(1, 101)])
+    assert q == {"p50": 50.0, "p99": 99.0, "max": 100.0, "n": 100}
