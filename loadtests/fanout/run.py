@@ -392,14 +392,14 @@ def pin(cpus: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     pin(args.cpu_pin)
-    if args.nice:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the publisher process inherits it
     log_dir = ROOT / ".devdata"
     log_dir.mkdir(exist_ok=True)
     if args.start_server == "hub" and args.token is None:
         BENCH_KEY_DIR.parent.mkdir(exist_ok=True)
         args.token = mint_admin_token(BENCH_KEY_DIR)
     procs = start_servers(args, log_dir) if args.start_server else []
+    if args.nice:  # after starting the servers: `nice -n` is relative to our own niceness
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # the publisher process inherits it
     try:
         import uvloop
 
