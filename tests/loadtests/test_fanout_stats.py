@@ -163,3 +163,22 @@ def test_publisher_quantiles() -> None:
     assert quantiles([]) == {}
     q = quantiles([float(v) for v in range(1, 101)])
     assert q == {"p50": 50.0, "p99": 99.0, "max": 100.0, "n": 100}
+
+
+def test_suite_renders_markdown_rows(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from loadtests.fanout.suite import render
+
+    row = {"label": "hub", "servers": 1, "subscribers": 1000, "rate": 270.0, "burst": 1,
+           "delivered_per_s": 269000, "latency_ms": {"p50": 3.0, "p99": 40.0, "max": 55.0},
+           "missing": 0, "drained": True, "gaps": 0, "reorders": 0, "closed": 0,
+           "server_cpu_pct": 80.0, "rss_per_idle_conn_kb": 14.0, "generator_cpu_pct": 50.0,
+           "cores_busy_pct": {"cpu0": 99.0, "cpu1": 60.0}, "loadavg_1m": 1.5}
+    path = Path(str(tmp_path)) / "r.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    lines = render(path).splitlines()
+    assert len(lines) == 3
+    assert lines[2].startswith("| hub | 1 | 1,000 | 270 | 1 | 269,000 | 3 | 40 | 55 | 0 | 0 | 0 | 0 ")
+    assert lines[2].endswith("| 99/60 | 1.5 |")
