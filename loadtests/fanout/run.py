@@ -248,9 +248,9 @@ async def wait_drained(fleet: Fleet, published: int, timeout_s: float) -> bool:
         if total != last_total:
             last_total, last_change = total, time.monotonic()
         elif time.monotonic() - last_change > 3.0:
-            return False
+            break
         await asyncio.sleep(0.1)
-    return False
+    return all(t.received >= published or t.close_code is not None for t in fleet.trackers)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

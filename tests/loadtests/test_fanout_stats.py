@@ -180,5 +180,5 @@ def test_suite_renders_markdown_rows(tmp_path: object) -> None:
     path.write_text(json.dumps(row) + "\n")
     lines = render(path).splitlines()
     assert len(lines) == 3
-    assert lines[2].startswith("| hub | 1 | 1,000 | 270 | 1 | 269,000 | 3 | 40 | 55 | 0 | 0 | 0 | 0 ")
+    assert lines[2].startswith("| hub | 1 | 1,000 | 270 | 1 | 269,000 | 3 | 40 | 55 | 0 | 0 | 0 |")
     assert lines[2].endswith("| 99/60 | 1.5 |")
