@@ -291,6 +291,7 @@ class PublishSpec:
     redis_channel: str | None = None
     http_url: str | None = None
     http_body: str = '{"data":{data}}'
+    http_connections: int = 32
 
     def build(self) -> Publisher:
         if self.method == "redis":
@@ -304,7 +305,7 @@ class PublishSpec:
             assert self.http_url
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             return HttpPublisher(self.http_url, self.channel, body=self.http_body,
-                                 headers=headers)
+                                 headers=headers, connections=self.http_connections)
         raise ValueError(f"unknown publish method {self.method!r}")
 
 

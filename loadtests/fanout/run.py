@@ -88,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "a started hub: its admin publish route")
     p.add_argument("--http-body", default='{"data":{data}}',
                    help="request body template: {data} = payload, {channel} = channel name")
+    p.add_argument("--http-connections", type=int, default=32,
+                   help="keep-alive connections of the HTTP publisher (one request at a time each)")
     p.add_argument("--hub-env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra environment for a started hub (repeatable)")
     p.add_argument("--connect-concurrency", type=int, default=50)
@@ -227,7 +229,7 @@ def publish_spec(args: argparse.Namespace, channel: str) -> PublishSpec:
         duration_s=args.duration, size=args.payload_size, ws_url=args.url[0], token=args.token,
         redis_url=args.redis_url,
         redis_channel=args.redis_channel or f"bench:fanout:{channel}",
-        http_url=args.http_url, http_body=args.http_body,
+        http_url=args.http_url, http_body=args.http_body, http_connections=args.http_connections,
     )
 
 
