@@ -73,10 +73,28 @@ class ServerProcess:
         self.log_path = log_dir / f"server-{self.port}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -89,7 +107,9 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: the process dies without any cleanup (crash test)."""
