@@ -118,10 +118,16 @@ def main() -> int:
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis())
         exe = shutil.which(command[0], path=env.get("PATH")) or command[0]
-        proc = subprocess.Popen([exe, *command[1:]], env=env)
-        # Forward Ctrl-C / TERM to the child and wait for it, so services stop after it does.
+        # The child gets its own process group so a terminal Ctrl-C reaches it once (forwarded
+        # by us), not twice (uvicorn takes a second SIGINT as "force exit, skip shutdown").
+        proc = subprocess.Popen([exe, *command[1:]], env=env, process_group=0)
+
+        def forward(sig: int, _frame: object) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda s, _f: proc.send_signal(s))
+            signal.signal(sig, forward)
         return proc.wait()
 
 

@@ -43,3 +43,22 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     r = await client.get("/readyz")
     assert r.status_code == 200
     assert r.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+async def test_ready_fails_when_redis_is_down(settings) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from asgi_lifespan import LifespanManager
+
+    from api.app import create_app
+
+    app = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0"))
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.get("/readyz")
+            assert r.status_code == 503
+            checks = r.json()["checks"]
+            assert checks["postgres"] == "ok"
+            assert checks["redis"].startswith("error")
+            assert (await c.get("/healthz")).status_code == 200

@@ -67,3 +67,23 @@ def test_secrets_are_redacted() -> None:
 def test_bad_key_map() -> None:
     with pytest.raises(SettingsError, match="ENCRYPTION_KEYS"):
         Settings.from_env({**BASE, "ENCRYPTION_KEYS": "nocolon"})
+
+
+def test_log_formatters_carry_extras_and_request_id() -> None:
+    import logging
+
+    import orjson
+
+    from core.logs import JsonFormatter, TextFormatter, request_id
+
+    record = logging.LogRecord("souk.t", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+    record.route = "/v1/me"
+    token = request_id.set("rid-123")
+    try:
+        data = orjson.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert data["msg"] == "hello you"
+    assert data["route"] == "/v1/me"
+    assert data["request_id"] == "rid-123"
+    assert "route=/v1/me" in TextFormatter().format(record)
