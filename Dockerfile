@@ -3,33 +3,20 @@
 # or created with `python -m api keygen --dir /keys`. See docker-compose.yml for a full set-up.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY core core
-COPY realtime realtime
-COPY auctions auctions
-COPY streaming streaming
-COPY tracking tracking
-COPY api api
-COPY loadtests loadtests
-# Dependencies only: the runtime stage runs Souk from /app (next to its migrations/).
-RUN pip install --no-cache-dir --prefix=/install . \
- && rm -rf /install/lib/python3.11/site-packages/core /install/lib/python3.11/site-packages/api \
-    /install/lib/python3.11/site-packages/realtime /install/lib/python3.11/site-packages/auctions \
-    /install/lib/python3.11/site-packages/streaming /install/lib/python3.11/site-packages/tracking \
-    /install/lib/python3.11/site-packages/loadtests
+COPY . .
+# Dependencies only (then our own packages are removed again): the runtime stage runs Souk from
+# /app, next to its migrations/ folder.
+RUN mkdir -p loadtests && touch loadtests/__init__.py \
+ && pip install --no-cache-dir --prefix=/install . \
+ && cd /install/lib/python3.11/site-packages \
+ && rm -rf core api realtime auctions streaming tracking loadtests
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 JWT_KEY_DIR=/keys SOUK_ENV=prod
 RUN useradd --system --create-home --uid 10001 souk && mkdir /keys && chown souk /keys
 COPY --from=build /install /usr/local
+COPY --from=build /src /app
 WORKDIR /app
-COPY migrations migrations
-COPY core core
-COPY realtime realtime
-COPY auctions auctions
-COPY streaming streaming
-COPY tracking tracking
-COPY api api
 USER souk
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
