@@ -23,6 +23,8 @@ from starlette.routing import BaseRoute, Route
 
 from api import health, problems
 from api.accounts import routes as accounts
+from api.ledger import routes as ledger
+from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
 from core import db
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"runtime": rt}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [*health.routes, *accounts.routes]
+    routes: list[BaseRoute] = [*health.routes, *accounts.routes, *ledger.routes]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:
@@ -119,5 +121,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
+    # Payout bank details are encrypted with these; malformed keys fail start-up here.
+    app.state.payout_keys = KeyBox.from_config(
+        settings.encryption_keys, settings.encryption_active_kid
+    )
     app.state.metrics = metrics
     return app
