@@ -77,3 +77,14 @@ class EncryptionUnavailable(ServiceUnavailable):
         "en": "This server has no encryption keys configured; payout details cannot be stored.",
         "ar": "لا توجد مفاتيح تشفير على هذا الخادم؛ لا يمكن حفظ بيانات الصرف.",
     }
+
+
+class PayoutDetailsUnreadable(AppError):
+    """Stored payout details failed authentication (tampered) or their key was removed."""
+
+    code = "payout_details_unreadable"
+    titles = {"en": "Payout details unreadable", "ar": "تعذّرت قراءة بيانات الصرف"}
+    details = {
+        "en": "The stored payout details cannot be decrypted; set them again.",
+        "ar": "تعذّر فك تشفير بيانات الصرف المحفوظة؛ أدخلها من جديد.",
+    }

@@ -4,6 +4,7 @@ admin routes, which are admin-only."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -14,8 +15,12 @@ from starlette.routing import Route
 
 from api.accounts import store as accounts
 from api.ledger import payout_details, rules, service, store
-from api.ledger.crypto import KeyBox
-from api.ledger.errors import EncryptionUnavailable, PaymentProviderUnavailable
+from api.ledger.crypto import DecryptionFailed, KeyBox
+from api.ledger.errors import (
+    EncryptionUnavailable,
+    PaymentProviderUnavailable,
+    PayoutDetailsUnreadable,
+)
 from api.ledger.payments import provider_for
 from core.auth import Role
 from core.context import require, runtime
@@ -24,6 +29,7 @@ from core.http import JSONResponse, Schema, endpoint, parse_json
 from core.idempotency import check_key, request_hash, run_idempotent
 from core.ids import parse_uuid
 
+log = logging.getLogger("souk.ledger")
 _KEY_NAMESPACE = uuid.UUID("6f1c2b52-3d4e-4c8a-9a57-2f5b8f0e7a10")
 STATEMENT_PAGE_MAX = 100
 STATEMENT_PAGE_DEFAULT = 50
@@ -245,7 +251,13 @@ async def put_payout_details(request: Request) -> Response:
 )
 async def get_payout_details(request: Request) -> Response:
     principal = await require(request, Role.SELLER)
-    loaded = await payout_details.load(runtime(request).pool, _key_box(request), principal.user_id)
+    try:
+        loaded = await payout_details.load(
+            runtime(request).pool, _key_box(request), principal.user_id
+        )
+    except DecryptionFailed:
+        log.error("payout details failed to decrypt", extra={"seller_id": str(principal.user_id)})
+        raise PayoutDetailsUnreadable() from None
     if loaded is None:
         raise NotFound("No payout details are set.")
     return JSONResponse(payout_details.view(*loaded))

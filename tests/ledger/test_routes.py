@@ -37,7 +37,7 @@ async def _topup(client: httpx.AsyncClient, headers: dict[str, str], amount: int
 
 
 async def test_topup_is_idempotent_and_credits_the_wallet(
-    client: httpx.AsyncClient, register: Register
+    client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
     buyer = await register("buyer")
     first = await _topup(client, buyer.headers, 2_500, key="topup-1")
@@ -49,6 +49,13 @@ async def test_topup_is_idempotent_and_credits_the_wallet(
     reused = await _topup(client, buyer.headers, 2_600, key="topup-1")
     assert reused.status_code == 409
     assert reused.json()["code"] == "idempotency_key_reused"
+    # The ledger transfer id is derived from the key: even after the key store forgot the
+    # request (pruned after 24 h), a retry cannot credit twice.
+    await rt.pool.execute("DELETE FROM idempotency_keys")
+    late = await _topup(client, buyer.headers, 2_500, key="topup-1")
+    assert late.status_code == 201
+    assert late.json()["transfer"]["id"] == first.json()["transfer"]["id"]
+    assert late.json()["wallet"]["available"] == 2_500
     assert (await _topup(client, buyer.headers, 100)).status_code == 201  # key is optional
     wallet = await client.get("/v1/wallet", headers=buyer.headers)
     assert wallet.json() == {"currency": "USD", "available": 2_600, "held": 0}
@@ -183,6 +190,16 @@ async def test_payout_details_are_encrypted_at_rest_masked_and_never_logged(
     assert row["kid"] == "k1"
     assert b"DE89" not in bytes(row["ciphertext"])
     assert b"Layla" not in bytes(row["ciphertext"])
+    # A row copied onto another seller does not decrypt (bound by associated data).
+    other = await register("seller")
+    await rt.pool.execute(
+        "INSERT INTO seller_payout_details (seller_id, kid, nonce, ciphertext) "
+        "SELECT $2, kid, nonce, ciphertext FROM seller_payout_details WHERE seller_id = $1",
+        uuid.UUID(seller.id), uuid.UUID(other.id))
+    stolen = await client.get("/v1/seller/payout-details", headers=other.headers)
+    assert stolen.status_code == 500
+    assert stolen.json()["code"] == "payout_details_unreadable"
+    assert "3000" not in stolen.text
     bad = await client.put("/v1/seller/payout-details",
                            json={**DETAILS, "account_number": "12!"}, headers=seller.headers)
     assert bad.status_code == 422
