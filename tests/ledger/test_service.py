@@ -257,3 +257,23 @@ async def test_concurrent_holds_on_one_wallet_never_overdraw(rt: Runtime) -> Non
     assert sum(outcomes) == 3  # floor(1000 / 300)
     assert await ledger.wallet(rt.pool, buyer, USD) == ledger.WalletView(USD, 100, 900)
     await assert_ledger_sound(rt.pool)
+
+
+async def test_wallet_changes_are_announced_through_the_outbox_only_on_commit(
+    rt: Runtime,
+) -> None:
+    buyer = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await ledger.topup(conn, user_id=buyer, amount=10, currency=USD, transfer_id=tid())
+            raise RuntimeError("caller fails after the transfer: everything rolls back")
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await ledger.topup(conn, user_id=buyer, amount=300, currency=USD, transfer_id=tid())
+        await ledger.hold_for_order(conn, buyer_id=buyer, order_id=uuid.uuid4(), amount=120,
+                                    currency=USD, transfer_id=tid())
+    rows = await rt.pool.fetch(
+        "SELECT channels, payload FROM outbox WHERE topic = 'wallet.changed' ORDER BY id"
+    )
+    assert [r["channels"] for r in rows] == [[f"user:{buyer}"]] * 2
+    assert [(r["payload"]["kind"], r["payload"]["available"], r["payload"]["held"])
+            for r in rows] == [("topup", 300, 0), ("hold", 180, 120)]
