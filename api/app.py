@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from api import health, problems
 from api.accounts import routes as accounts
+from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
 from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"runtime": rt}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [*health.routes, *accounts.routes, *ledger.routes]
+    routes: list[BaseRoute] = [*health.routes, *accounts.routes, *ledger.routes,
+                               *ledger_admin.routes]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:

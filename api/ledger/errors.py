@@ -45,6 +45,17 @@ class HoldConflict(Conflict):
     }
 
 
+class PayoutNotPending(Conflict):
+    """The payout already resolved (paid or failed), or does not exist."""
+
+    code = "payout_not_pending"
+    titles = {"en": "Payout not pending", "ar": "الصرف ليس قيد الانتظار"}
+    details = {
+        "en": "The payout is {state}; it can no longer change.",
+        "ar": "الصرف في حالة {state}؛ لم يعد بالإمكان تغييره.",
+    }
+
+
 class UnknownOrderFunds(Conflict):
     """No hold was ever placed for the order."""
 

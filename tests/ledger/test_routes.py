@@ -295,3 +295,57 @@ async def test_routes_are_documented(client: httpx.AsyncClient) -> None:
                  "/v1/admin/wallets/{user_id}/adjustments", "/v1/admin/ledger/check"):
         assert path in doc["paths"], path
     assert set(doc["paths"]["/v1/seller/payout-details"]) >= {"get", "put"}
+
+
+async def test_payout_listing_and_admin_resolution(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    seller, other, admin = await register("seller"), await register("seller"), await register(
+        "admin")
+    await client.put("/v1/seller/payout-details", json=DETAILS, headers=seller.headers)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        # Give the seller a payable through a settled order.
+        buyer, order = uuid.uuid4(), uuid.uuid4()
+        await ledger.topup(conn, user_id=buyer, amount=5_000, currency="USD",
+                           transfer_id=uuid.uuid4())
+        await ledger.hold_for_order(conn, buyer_id=buyer, order_id=order, amount=5_000,
+                                    currency="USD", transfer_id=uuid.uuid4())
+        await ledger.capture_hold(conn, order_id=order, transfer_id=uuid.uuid4())
+        await ledger.settle_order(conn, order_id=order, seller_id=uuid.UUID(seller.id),
+                                  transfer_id=uuid.uuid4(), fee_bps=0)
+    ids = []
+    for n in range(2):
+        r = await client.post("/v1/seller/payouts", json={"amount": 2_000},
+                              headers={**seller.headers, "Idempotency-Key": f"po{n}"})
+        assert r.status_code == 201
+        ids.append(r.json()["transfer"]["id"])
+    listed = (await client.get("/v1/seller/payouts", headers=seller.headers)).json()["payouts"]
+    assert sorted(p["id"] for p in listed) == sorted(ids)
+    assert {p["state"] for p in listed} == {"requested"}
+    assert (await client.get("/v1/seller/payouts", headers=other.headers)).json() == {
+        "payouts": []}
+    for path in (f"/v1/admin/payouts/{ids[0]}/complete", f"/v1/admin/payouts/{ids[1]}/fail"):
+        r = await client.post(path, json={"reason": "x"}, headers=seller.headers)
+        assert r.status_code == 403
+    done = await client.post(f"/v1/admin/payouts/{ids[0]}/complete", headers=admin.headers)
+    assert done.json() == {"id": ids[0], "state": "paid"}
+    assert (await client.post(f"/v1/admin/payouts/{ids[0]}/complete",
+                              headers=admin.headers)).status_code == 200  # already paid
+    h = {**admin.headers, "Idempotency-Key": "fail-1"}
+    failed = await client.post(f"/v1/admin/payouts/{ids[1]}/fail",
+                               json={"reason": "IBAN closed"}, headers=h)
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["reversal"]["amount"] == 2_000
+    late = await client.post(f"/v1/admin/payouts/{ids[0]}/fail", json={"reason": "x"},
+                             headers=admin.headers)
+    assert late.status_code == 409
+    assert late.json()["code"] == "payout_not_pending"
+    again = await client.post(f"/v1/admin/payouts/{ids[1]}/complete", headers=admin.headers)
+    assert again.status_code == 409
+    for path in (f"/v1/admin/payouts/{uuid.uuid4()}/complete", "/v1/admin/payouts/x/complete"):
+        assert (await client.post(path, headers=admin.headers)).status_code == 404
+    balance = (await client.get("/v1/seller/balance", headers=seller.headers)).json()
+    assert balance["payable"] == 5_000 - 2_000
+    states = {p["id"]: p["state"] for p in
+              (await client.get("/v1/seller/payouts", headers=seller.headers)).json()["payouts"]}
+    assert states == {ids[0]: "paid", ids[1]: "failed"}
