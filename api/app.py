@@ -25,6 +25,7 @@ from api import health, problems
 from api.accounts import routes as accounts
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
+from api.ledger import settlement
 from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
@@ -101,6 +102,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             app.state.relay = relay
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
+            await stack.enter_async_context(running(
+                settlement.run_settlements(
+                    rt.pool, fee_bps=settings.platform_fee_bps,
+                    interval_s=settings.settlement_interval_s,
+                ),
+                "ledger-settlements",
+            ))
             log.info("souk started", extra={"settings": settings.safe_dict()})
             yield {"runtime": rt}
             log.info("souk stopping")
