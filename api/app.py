@@ -22,7 +22,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api import health, problems
+from api.accounts import admin_routes as accounts_admin
 from api.accounts import routes as accounts
+from api.ledger import admin_routes as ledger_admin
+from api.ledger import routes as ledger
+from api.ledger import settlement
+from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
 from core import db
@@ -98,11 +103,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             app.state.relay = relay
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
+            await stack.enter_async_context(running(
+                settlement.run_settlements(
+                    rt.pool, fee_bps=settings.platform_fee_bps,
+                    interval_s=settings.settlement_interval_s,
+                ),
+                "ledger-settlements",
+            ))
             log.info("souk started", extra={"settings": settings.safe_dict()})
             yield {"runtime": rt}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [*health.routes, *accounts.routes]
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *accounts.routes,
+        *accounts_admin.routes,
+        *ledger.routes,
+        *ledger_admin.routes,
+    ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:
@@ -114,10 +132,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext, metrics=metrics)],
-        exception_handlers=problems.handlers,  # type: ignore[arg-type]
+        exception_handlers=problems.handlers,
         lifespan=lifespan,
     )
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
+    # Payout bank details are encrypted with these; malformed keys fail start-up here.
+    app.state.payout_keys = KeyBox.from_config(
+        settings.encryption_keys, settings.encryption_active_kid
+    )
     app.state.metrics = metrics
     return app

@@ -15,11 +15,12 @@ import asyncpg
 from api.accounts import store
 from api.accounts.passwords import hash_password
 from api.accounts.rules import normalize_email
+from api.ledger.demo import fund_demo_buyer
 from core.auth import Role
 
 log = logging.getLogger("souk.demo")
 
-DEMO_PASSWORD = "souk-demo-password"
+DEMO_PASSWORD = "souk-demo-password"  # noqa: S105 - public demo data, documented
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class DemoUsers:
 
 
 DemoStep = Callable[[asyncpg.Pool, DemoUsers], Awaitable[None]]
-STEPS: list[DemoStep] = []
+STEPS: list[DemoStep] = [fund_demo_buyer]
 
 
 async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> store.User:

@@ -63,6 +63,9 @@ class Settings:
     default_currency: str = "USD"
     encryption_keys: Mapping[str, str] = field(default_factory=dict)
     encryption_active_kid: str | None = None
+    platform_fee_bps: int = 800
+    settlement_hold_s: int = 3 * 86_400
+    settlement_interval_s: int = 30
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -121,6 +124,11 @@ class Settings:
             default_currency=parser.matching("DEFAULT_CURRENCY", re.compile(r"^[A-Z]{3}$"), "USD"),
             encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
             encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
+            platform_fee_bps=parser.integer("PLATFORM_FEE_BPS", 800, low=0, high=5_000),
+            settlement_hold_s=parser.integer(
+                "SETTLEMENT_HOLD_S", 3 * 86_400, low=0, high=90 * 86_400
+            ),
+            settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 30, low=1, high=3_600),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
@@ -206,7 +214,9 @@ class _Parser:
         self._problems.append(f"{name} must be a boolean (true/false), got {raw!r}")
         return default
 
-    def choice(self, name: str, options: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+    def choice(
+        self, name: str, options: tuple[str, ...], default: str, *, upper: bool = False
+    ) -> str:
         raw = self._raw(name)
         if raw is None:
             return default
