@@ -301,6 +301,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     hist = recorder.hist
     result: dict[str, Any] = {
         "label": args.label,
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "server": args.start_server or "external",
         "servers": len(pids) or len(args.url),
         "nice": args.nice,
