@@ -127,7 +127,8 @@ def test_one_tap_next_increment_and_stale_tap() -> None:
     assert (a.price, a.leader) == (1_000, A)
     a = r.bid(B, 5_000, BidKind.NEXT)  # agreed to pay up to 5,000: pays the next step only
     assert (a.price, a.leader) == (1_100, B)
-    assert r.records[-1].kind is BidKind.EXACT and r.records[-1].amount == 1_100
+    assert r.records[-1].kind is BidKind.EXACT
+    assert r.records[-1].amount == 1_100
     with pytest.raises(BidTooLow):  # the price moved past what C tapped
         engine.place_bid(a, Bid(C, 1_100, BidKind.NEXT), T0 + 2)
 
@@ -169,7 +170,8 @@ def test_soft_close_resets_the_clock() -> None:
     assert not any(isinstance(e, Extended) for e in placed.events)
     placed = engine.place_bid(placed.state, Bid(B, 3_000), T0 + 25_000)
     assert placed.state.ends_at == T0 + 35_000  # 5 s left → reset to 10 s
-    assert isinstance(placed.events[0], BidAccepted) and placed.events[0].extended
+    assert isinstance(placed.events[0], BidAccepted)
+    assert placed.events[0].extended
     assert placed.events[1] == Extended(2, T0 + 35_000)
 
 
@@ -200,7 +202,8 @@ def test_no_bid_at_or_after_the_end_nor_before_the_start() -> None:
 
 def test_scheduled_start() -> None:
     a = make(starts_at=T0 + 60_000)
-    assert a.state is State.SCHEDULED and a.ends_at == T0 + 90_000
+    assert a.state is State.SCHEDULED
+    assert a.ends_at == T0 + 90_000
     assert engine.open_if_due(a, T0).state is State.SCHEDULED
     assert engine.open_if_due(a, T0 + 60_000).state is State.OPEN
     with pytest.raises(AuctionNotOpen):
@@ -217,7 +220,8 @@ def test_hidden_reserve_jump_and_no_sale_below_reserve() -> None:
     a = r.bid(A, 3_000)
     assert (a.price, a.reserve_met) == (1_000, False)
     accepted = r.events[-1]
-    assert isinstance(accepted, BidAccepted) and accepted.reserve_met is False
+    assert isinstance(accepted, BidAccepted)
+    assert accepted.reserve_met is False
     closed, events = engine.close(a, a.ends_at)
     assert (closed.state, closed.outcome) == (State.CLOSED, Outcome.NO_SALE)
     assert events == [Closed(1, Outcome.NO_SALE, None, None, reserve_met=False)]
@@ -254,7 +258,8 @@ def test_buy_now_until_first_bid() -> None:
     placed = engine.place_bid(a, Bid(A, 0, BidKind.BUY_NOW), T0 + 1)
     assert (placed.state.state, placed.state.outcome, placed.state.price) == (
         State.CLOSED, Outcome.SOLD, 20_000)
-    assert isinstance(placed.events[-1], Closed) and placed.events[-1].winner == A
+    assert isinstance(placed.events[-1], Closed)
+    assert placed.events[-1].winner == A
     after_bid = engine.place_bid(a, Bid(B, 1_000), T0 + 1).state
     assert after_bid.buy_now_available is False
     with pytest.raises(BuyNowUnavailable):
@@ -268,7 +273,8 @@ def test_close_rules() -> None:
     with pytest.raises(InvalidAuctionAction):
         engine.close(a, a.ends_at - 1)
     closed, events = engine.close(a, a.ends_at)
-    assert closed.outcome is Outcome.NO_SALE and events[0].winner is None  # type: ignore[union-attr]
+    assert closed.outcome is Outcome.NO_SALE
+    assert events[0].winner is None
     with pytest.raises(InvalidAuctionAction):  # exactly once
         engine.close(closed, a.ends_at + 1)
     with pytest.raises(AuctionNotOpen):
@@ -284,7 +290,8 @@ def test_admin_cancel() -> None:
     r = Run(make())
     r.bid(A, 5_000)
     cancelled, events = engine.cancel(r.a, "wrong item", T0 + 2)
-    assert cancelled.state is State.CANCELLED and events == [Cancelled(1, "wrong item")]
+    assert cancelled.state is State.CANCELLED
+    assert events == [Cancelled(1, "wrong item")]
     with pytest.raises(AuctionNotOpen):
         engine.place_bid(cancelled, Bid(B, 9_000), T0 + 3)
     with pytest.raises(InvalidAuctionAction):
@@ -319,7 +326,7 @@ def test_void_everything_returns_to_start_and_keeps_end() -> None:
     voided, _, _ = engine.void_bid(r.a, r.records, voided=frozenset(), seq=1, reason="x")
     assert (voided.leader, voided.price, voided.bid_count) == (None, 1_000, 0)
     assert voided.ends_at == T0 + 35_000
-    closed, events = engine.close(voided, voided.ends_at)
+    closed, _events = engine.close(voided, voided.ends_at)
     assert closed.outcome is Outcome.NO_SALE
 
 

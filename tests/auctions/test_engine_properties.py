@@ -90,7 +90,8 @@ def test_invariants_over_random_bids(
             assert rec.amount >= before.min_next
         # The price never decreases, and never exceeds the leader's maximum.
         assert after.price >= before.price or before.leader is None
-        assert after.leader is not None and after.price <= after.leader_max
+        assert after.leader is not None
+        assert after.price <= after.leader_max
         # No bid accepted before the start or at/after the end (end as it was when it arrived).
         assert rules.starts_at <= rec.at < before.ends_at
         # The end only moves later, and never in sudden death.
@@ -137,14 +138,17 @@ def test_void_equals_replay_without_the_voided_bid(
     after, _, out = engine.void_bid(final, records, voided=frozenset(), seq=target.seq,
                                     reason="test")
     assert target.seq in out
-    assert after.seq == final.seq and after.ends_at == final.ends_at
+    assert after.seq == final.seq
+    assert after.ends_at == final.ends_at
     kept = [r for r in records if r.seq not in out]
     assert after.bid_count == len(kept)
     if kept:
-        assert after.leader is not None and after.price <= after.leader_max
+        assert after.leader is not None
+        assert after.price <= after.leader_max
         assert after.price >= rules.start_price
     else:
-        assert after.leader is None and after.price == rules.start_price
+        assert after.leader is None
+        assert after.price == rules.start_price
     # Voiding is the same as never having had the left-out bids (prices and leader).
     redo = new_auction(rules)
     for r in kept:
