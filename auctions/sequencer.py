@@ -12,10 +12,11 @@ PostgreSQL transaction:
       engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
       INSERT accepted bids (unnest), INSERT attempts (unnest), UPDATE auction
     COMMIT
-    publish the public events, in seq order
+    publish the public events, in seq order (bounded by `publish_timeout_s`)
+    answer the bidders
     release the connection             -- asyncpg's reset unlocks the advisory lock
 
-Only then are the bidders answered: an acknowledged bid is committed. While one batch commits,
+So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack. While one batch commits,
 the next one accumulates, so throughput grows with load while latency stays about one commit
 (no artificial batching window). Two processes writing the same auction serialise on the
 advisory lock and the row lock; each batch sees the state the previous one committed, so seq
@@ -103,6 +104,7 @@ class Sequencer:
         max_batch: int = 500,
         max_queue: int = 5_000,
         idle_s: float = 30.0,
+        publish_timeout_s: float = 2.0,
         durable: bool = True,
         on_closed: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
@@ -111,6 +113,7 @@ class Sequencer:
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._idle_s = idle_s
+        self._publish_timeout_s = publish_timeout_s
         self._writers: dict[uuid.UUID, _Writer] = {}
         self._durable = durable  # False only in the "cost of durability" benchmark
         self._on_closed = on_closed
@@ -211,11 +214,12 @@ class _Writer:
             events, answers, closed = outcome
             if s._durable:
                 await tx.commit()
+                await self._publish(conn, events)
                 _answer(answers)
             else:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
                 await tx.commit()
-            await self._publish(conn, events)
+                await self._publish(conn, events)
         s.stats.batches += 1
         s.stats.bids += len(batch)
         s.stats.largest_batch = max(s.stats.largest_batch, len(batch))
@@ -281,14 +285,13 @@ class _Writer:
                 self._names.clear()
             self._names.update(await store.display_names(conn, missing))
         topic = wire.channel(self.auction_id)
-        for event in events:
-            try:
-                await self._s._publisher.publish(
-                    topic, wire.event_payload(self.auction_id, event, self._names)
-                )
-            except Exception as exc:  # the bids are durable; watchers recover over REST
-                log.warning("auction publish failed", extra={"error": repr(exc)})
-                return
+        payloads = [wire.event_payload(self.auction_id, e, self._names) for e in events]
+        try:
+            async with asyncio.timeout(self._s._publish_timeout_s):
+                for payload in payloads:
+                    await self._s._publisher.publish(topic, payload)
+        except Exception as exc:  # the bids are durable; watchers recover over REST
+            log.warning("auction publish failed", extra={"error": repr(exc)})
 
 
 def _ack(rec: BidRecord, leader: uuid.UUID | None, *, replayed: bool = False) -> BidAck:
