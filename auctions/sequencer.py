@@ -16,11 +16,11 @@ PostgreSQL transaction:
     answer the bidders
     release the connection             -- asyncpg's reset unlocks the advisory lock
 
-So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack. While one batch commits,
-the next one accumulates, so throughput grows with load while latency stays about one commit
-(no artificial batching window). Two processes writing the same auction serialise on the
-advisory lock and the row lock; each batch sees the state the previous one committed, so seq
-stays gapless and identical everywhere.
+So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
+While one batch commits, the next one accumulates, so throughput grows with load while latency
+stays about one commit (no artificial batching window). Two processes writing the same auction
+serialise on the advisory lock and the row lock; each batch sees the state the previous one
+committed, so seq stays gapless and identical everywhere.
 
 Nothing is kept in Redis here: a Redis loss cannot lose or reorder a bid (see BENCHMARKS.md,
 "Auctions", for the measured alternative that sequences in a Redis function).
