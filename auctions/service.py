@@ -82,7 +82,7 @@ class NewAuction:
     increments: tuple[tuple[int, int], ...] | None = None
 
 
-class BidFrame(msgspec.Struct, kw_only=True):
+class BidFrame(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The websocket `bid` op (`id` and `op` are the hub's; other keys are refused)."""
 
     auction_id: uuid.UUID
