@@ -5,12 +5,13 @@ Each process keeps one writer task per auction it is receiving bids for. Bids qu
 PostgreSQL transaction:
 
     acquire a connection
-    pg_advisory_lock(auction)          -- orders commit + publication across processes
     BEGIN
-      SELECT auction ... FOR UPDATE    -- the single-writer point; also reads the DB clock
+      SELECT auction ... FOR UPDATE, pg_advisory_lock(auction), the DB clock
+                                       -- single writer; the session advisory lock orders
+                                       -- commit + publication across processes
       look up (bidder, bid_id) already accepted        -- idempotent retries
       engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
-      INSERT accepted bids (unnest), INSERT attempts (unnest), UPDATE auction
+      one statement: INSERT accepted bids, INSERT attempts, UPDATE auction (unnest arrays)
     COMMIT
     publish the public events, in seq order (bounded by `publish_timeout_s`)
     answer the bidders
@@ -203,7 +204,6 @@ class _Writer:
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
         async with s._pool.acquire() as conn:
-            await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(self.auction_id))
             tx = conn.transaction()
             await tx.start()
             try:
@@ -229,7 +229,7 @@ class _Writer:
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest]
     ) -> tuple[list[Event], list[tuple[BidRequest, BidAck | BaseException]], bool]:
-        locked = await store.lock(conn, self.auction_id)
+        locked = await store.lock(conn, self.auction_id, advisory_key(self.auction_id))
         if locked is None:
             raise AuctionNotFound()
         row, now = locked
@@ -269,10 +269,9 @@ class _Writer:
             attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                           "accepted", rec.seq, now))
             answers.append((r, _ack(rec, state.leader)))
-        await store.insert_bids(conn, self.auction_id, records)
-        await store.insert_attempts(conn, self.auction_id, attempts)
-        if records or state.state is not before_state:
-            await store.save_state(conn, state)
+        changed = bool(records) or state.state is not before_state
+        await store.write_batch(conn, self.auction_id, state if changed else None, records,
+                                attempts)
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
         return events, answers, closed
 
@@ -341,9 +340,8 @@ async def exclusive(
     row lock), commit, then publish the events it returns — the same discipline as bid batches,
     so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
     async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", advisory_key(auction_id))
         async with conn.transaction():
-            locked = await store.lock(conn, auction_id)
+            locked = await store.lock(conn, auction_id, advisory_key(auction_id))
             if locked is None:
                 raise AuctionNotFound()
             events = await work(conn, locked[0], locked[1])

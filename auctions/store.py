@@ -130,13 +130,20 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
     return _row(row) if row else None
 
 
-async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
-    """Lock the auction row for this transaction (the single-writer point across processes)
-    and read the database clock in the same round trip."""
+async def lock(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, advisory_key: int
+) -> tuple[AuctionRow, int] | None:
+    """In one round trip: take the auction's session advisory lock (held until the connection
+    is released, i.e. past COMMIT and publication), lock the auction row for this transaction
+    (the single-writer point across processes) and read the database clock.
+
+    No deadlock with other writers: whoever holds the advisory lock without the row lock is
+    only publishing, which waits on nothing in the database."""
     row = await conn.fetchrow(
-        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
+                   pg_advisory_lock($2) AS locked
             FROM auctions WHERE id = $1 FOR UPDATE""",
-        auction_id,
+        auction_id, advisory_key,
     )
     if row is None:
         return None
@@ -177,6 +184,63 @@ async def insert_bids(
         [r.leader_after for r in records],
         [from_ms(r.ends_at_after) for r in records],
         [from_ms(r.at) for r in records],
+    )
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    auction_id: uuid.UUID,
+    state: Auction | None,
+    records: Sequence[BidRecord],
+    attempts: Sequence[Attempt],
+) -> None:
+    """Accepted bids, attempt rows and the new state (None: unchanged) in ONE statement."""
+    a = state
+    await conn.execute(
+        """WITH bids AS (
+               INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
+                   price_after, leader_after, ends_at_after, placed_at)
+               SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::uuid[], $5::text[],
+                   $6::bigint[], $7::bigint[], $8::uuid[], $9::timestamptz[],
+                   $10::timestamptz[])
+           ), attempts AS (
+               INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount,
+                   outcome, seq, attempted_at)
+               SELECT $1, * FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::bigint[],
+                   $15::text[], $16::bigint[], $17::timestamptz[])
+           )
+           UPDATE auctions SET state = $18, outcome = $19, seq = $20, price = $21,
+               leader_id = $22, leader_max = $23, bid_count = $24, buy_now_available = $25,
+               ends_at = $26, closed_at = $27, updated_at = now()
+           WHERE id = $1 AND $28::boolean""",
+        auction_id,
+        [r.seq for r in records],
+        [r.bidder for r in records],
+        [r.bid_id for r in records],
+        [r.kind.value for r in records],
+        [r.amount for r in records],
+        [r.price_after for r in records],
+        [r.leader_after for r in records],
+        [from_ms(r.ends_at_after) for r in records],
+        [from_ms(r.at) for r in records],
+        [t.bidder for t in attempts],
+        [t.bid_id for t in attempts],
+        [t.kind for t in attempts],
+        [t.amount for t in attempts],
+        [t.outcome for t in attempts],
+        [t.seq for t in attempts],
+        [from_ms(t.at) for t in attempts],
+        a.state.value if a else "open",
+        a.outcome.value if a and a.outcome else None,
+        a.seq if a else 0,
+        a.price if a else 0,
+        a.leader if a else None,
+        a.leader_max if a else 0,
+        a.bid_count if a else 0,
+        a.buy_now_available if a else False,
+        from_ms(a.ends_at) if a else EPOCH,
+        from_ms(a.closed_at) if a and a.closed_at is not None else None,
+        a is not None,
     )
 
 
