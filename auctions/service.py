@@ -43,6 +43,7 @@ from auctions.model import (
     new_auction,
 )
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
+from auctions.ratebatch import CoalescingLimiter
 from auctions.sequencer import BidAck, BidRequest, Sequencer, exclusive
 from core.auth import Principal, Role
 from core.errors import FieldError, Forbidden, RateLimited, Unauthorized, ValidationFailed
@@ -118,6 +119,11 @@ class AuctionService:
             durable=durable,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
+        self._gate = (
+            CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
+                              window_s=settings.bid_rate_window_s)
+            if limiter is not None else None
+        )
 
     async def aclose(self) -> None:
         await self.sequencer.aclose()
@@ -194,11 +200,8 @@ class AuctionService:
     async def _pre_checks(
         self, user_id: uuid.UUID, rules: Rules, amount: int, kind: BidKind
     ) -> None:
-        if self.limiter is not None:
-            s = self.settings
-            decision = await self.limiter.take(
-                "auction_bid", str(user_id), capacity=s.bid_rate, window_s=s.bid_rate_window_s
-            )
+        if self._gate is not None:
+            decision = await self._gate.take(str(user_id))
             if not decision.allowed:
                 raise RateLimited(decision.retry_after_s)
         needed = amount

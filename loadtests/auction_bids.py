@@ -82,7 +82,7 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
     publisher = MemoryPublisher()
     svc = AuctionService(
         pool, publisher=publisher, funds=RichFunds(), orders=MemoryOrders(),
-        variants=MemoryVariants(), limiter=limiter,
+        variants=MemoryVariants(), limiter=None if args.no_limiter else limiter,
         settings=AuctionSettings(bid_rate=100_000, max_batch=args.max_batch, max_queue=50_000),
         durable=args.mode != "pg-nodurable",
     )
@@ -111,7 +111,7 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
             if random.random() < 0.7:  # one tap, accepting up to ~10% above what we saw
                 kind, amount = BidKind.NEXT, price + price // 10 + 100
             else:  # a maximum around the price (some too low)
-                kind, amount = BidKind.MAX, price + random.randint(-5, 30) * (price // 100 + 10)
+                kind, amount = BidKind.MAX, price + random.randint(-5, 30) * 500
             started = time.perf_counter()
             try:
                 ack = await place(principal, aid, amount=max(1, amount), bid_id=uuid.uuid4(),
@@ -197,6 +197,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=500.0, help="attempts/s per process; 0 = max")
     p.add_argument("--seconds", type=float, default=15.0, help="duration (max 120)")
     p.add_argument("--max-batch", type=int, default=500)
+    p.add_argument("--no-limiter", action="store_true", help="skip the Redis rate limiter")
     p.add_argument("--mode", choices=("pg", "pg-nodurable", "redis"), default="pg")
     args = p.parse_args()
     args.bidders = min(args.bidders, 2_000)

@@ -126,12 +126,17 @@ class RedisSequencedService:
         row = await store.get(self.svc.pool, aid)
         assert row is not None
         a = row.auction
-        await self.redis.hset(self._keys(aid)[0], mapping={
+        fields: dict[str, Any] = {
             "state": "open", "ends_at": a.ends_at, "price": a.price,
             "leader": str(a.leader) if a.leader else "", "leader_max": a.leader_max,
             "seq": a.seq, "start": a.rules.start_price, "seller": str(a.rules.seller_id),
             "soft": a.rules.soft_close_ms, "bids": a.bid_count,
-        })
+        }
+        flat = [str(x) for kv in fields.items() for x in kv]
+        # Seed only if absent: another process may already be sequencing on it.
+        await self.redis.eval(
+            "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], unpack(ARGV))"
+            " end return 1", 1, self._keys(aid)[0], *flat)
         self._aid = aid
         self._task = asyncio.create_task(self._run())
 
@@ -150,6 +155,18 @@ class RedisSequencedService:
             batch = [await self._queue.get()]
             while len(batch) < 500 and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            try:
+                await self._batch(aid, keys, batch)
+            except Exception as exc:  # answer everybody; keep running
+                import traceback
+
+                traceback.print_exc()
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+
+    async def _batch(self, aid: uuid.UUID, keys: list[str], batch: list[_Req]) -> None:
+        if True:
             pipe = self.redis.pipeline(transaction=False)
             for r in batch:
                 pipe.fcall("place_bid", 3, *keys, str(r.principal.user_id), str(r.bid_id),
