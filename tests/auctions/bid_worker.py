@@ -31,8 +31,11 @@ async def main(config: dict[str, Any]) -> None:
     svc = AuctionService(pool, publisher=MemoryPublisher(), funds=RichFunds(),
                          orders=MemoryOrders(), variants=MemoryVariants(), limiter=None)
     aid = uuid.UUID(config["auction_id"])
-    out = Path(config["acks"]).open("a", encoding="utf-8")
+    with Path(config["acks"]).open("a", encoding="utf-8") as out:  # noqa: ASYNC230
+        await _bid(svc, aid, config["bidders"], out)
 
+
+async def _bid(svc: AuctionService, aid: uuid.UUID, users: list[str], out: Any) -> None:
     async def bidder(user: str) -> None:
         principal = Principal(uuid.UUID(user), Role.BUYER, "w", 2**31)
         while True:
@@ -46,7 +49,7 @@ async def main(config: dict[str, Any]) -> None:
                                   "price": ack.price}) + "\n")
             out.flush()
 
-    await asyncio.gather(*(bidder(u) for u in config["bidders"]))
+    await asyncio.gather(*(bidder(u) for u in users))
 
 
 if __name__ == "__main__":
