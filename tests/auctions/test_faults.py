@@ -36,8 +36,9 @@ async def test_sigkill_mid_auction_loses_no_acknowledged_bid(
         "dsn": s.database_url, "schema": s.database_schema, "auction_id": str(aid),
         "acks": str(acks), "bidders": [b.id for b in bidders[:3]],
     }))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.auctions.bid_worker", str(config)],
-                            cwd=ROOT, env=dict(os.environ))  # noqa: ASYNC220
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, then polled
+        [sys.executable, "-m", "tests.auctions.bid_worker", str(config)], cwd=ROOT,
+        env=dict(os.environ))
     try:
         # Bid from this process too, so the two interleave on the same auction.
         deadline = asyncio.get_running_loop().time() + 60 * TIMING_FACTOR
