@@ -26,6 +26,10 @@ committed, so seq stays gapless and identical everywhere.
 Nothing is kept in Redis here: a Redis loss cannot lose or reorder a bid (see BENCHMARKS.md,
 "Auctions", for the measured alternative that sequences in a Redis function).
 
+Time: the batch takes `now` from the database clock when it locks the row, so every process
+agrees; a bid that arrives just before the end but is sequenced after it is refused
+(`auction_not_open`) — the sequencer's clock, not arrival, decides.
+
 If the process dies after COMMIT and before publishing, those publications are lost (the bids
 are not): watchers see the gap in `seq` on the next publication and reload the history over
 REST (`GET /v1/auctions/{id}/bids?after=`).
