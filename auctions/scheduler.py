@@ -73,7 +73,8 @@ class CloseScheduler:
                 log.warning("auction scheduler pass failed", extra={"error": repr(exc)})
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
 
     async def run_once(self) -> tuple[int, int]:
         """One pass; returns (auctions closed by this process, auctions settled)."""

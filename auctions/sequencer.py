@@ -182,7 +182,10 @@ class _Writer:
     async def _run(self) -> None:
         while True:
             try:
-                first = await asyncio.wait_for(self._queue.get(), self._s._idle_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the queue hands over an item (stop() would then hang).
+                async with asyncio.timeout(self._s._idle_s):
+                    first = await self._queue.get()
             except TimeoutError:
                 if self._queue.empty():  # no await between the check and the removal
                     self._s._forget(self.auction_id, self)

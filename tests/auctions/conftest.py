@@ -43,6 +43,17 @@ class Env:
     def published(self, auction_id: uuid.UUID) -> list[dict[str, Any]]:
         return self.publisher.published[f"auction:{auction_id}"]
 
+    async def buyers(self, n: int) -> list[Account]:
+        """`n` buyer accounts inserted directly (no password hashing: fast). They can bid
+        through the service (by principal), not sign in over HTTP."""
+        emails = [f"{uuid.uuid4().hex}@bidders.test" for _ in range(n)]
+        rows = await self.rt.pool.fetch(
+            """INSERT INTO users (email, email_normalized, password_hash, display_name, role)
+               SELECT e, e, 'unusable', 'Bidder ' || n, 'buyer'
+               FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n)
+               RETURNING id""", emails)
+        return [Account(str(r["id"]), "", "", "buyer", "", "") for r in rows]
+
     async def expire(self, auction_id: uuid.UUID) -> None:
         """Move the end into the past (stands in for waiting)."""
         await self.rt.pool.execute(

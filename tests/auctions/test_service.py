@@ -60,7 +60,7 @@ async def test_bid_id_retry_returns_first_answer(env: Env, register: Register) -
 
 async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:
     seller = await register("seller")
-    buyers = [await register("buyer") for _ in range(8)]
+    buyers = await env.buyers(8)
     for b in buyers:
         env.funds.credit(uuid.UUID(b.id), 10**9)
     aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
@@ -101,7 +101,7 @@ async def test_two_sequencers_on_one_auction_stay_gapless(env: Env, register: Re
     from core.db import create_pool
 
     seller = await register("seller")
-    buyers = [await register("buyer") for _ in range(6)]
+    buyers = await env.buyers(6)
     for b in buyers:
         env.funds.credit(uuid.UUID(b.id), 10**9)
     aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
