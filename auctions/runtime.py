@@ -1,10 +1,20 @@
 """Start and stop the auction machinery of one process (for the composition root).
 
-    async with running_auctions(pool, limiter=rt.limiter, settings=AuctionSettings(...),
-                                publisher=hub, funds=ledger, orders=commerce,
-                                variants=catalog) as auctions:
-        # mount auctions.routes.build_routes(lambda r: auctions) and register
-        # auctions.bid_op() as the hub's `bid` op
+Wiring in `api/app.py` (lifespan, after the Runtime, the hub, the ledger and commerce exist):
+
+    auctions = await stack.enter_async_context(running_auctions(
+        rt.pool, limiter=rt.limiter, settings=settings_from(settings),
+        publisher=hub,          # async publish(channel, data): the realtime hub's publisher
+        funds=ledger_port,      # available / hold_for_order / capture_hold / release_hold
+        orders=orders_port,     # create_auction_order / mark_paid / cancel_unpaid
+        variants=catalog_port,  # variant(conn, variant_id) -> VariantInfo(seller, currency)
+    ))
+    hub_ops["bid"] = auctions.bid_op()   # (principal | None, frame) -> result dict
+    yield {"runtime": rt, "auctions": auctions, ...}
+
+and in the route list: `*auctions.routes.build_routes()` (reads `request.state.auctions`).
+The ports are Protocols in `auctions/ports.py`; small adapters over the ledger and commerce
+functions are enough. Every process runs the same: the closing scheduler runs in each.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ async def running_auctions(
         limiter=limiter, settings=settings,
     )
     scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
+    service.sequencer.on_closed(lambda _auction_id: scheduler.wake())
     task = asyncio.create_task(scheduler.run(), name="auction-scheduler")
     try:
         yield service

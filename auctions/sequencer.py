@@ -134,6 +134,10 @@ class Sequencer:
         self._writer(auction_id).put(request)
         return await request.future
 
+    def on_closed(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """Call `callback(auction_id)` after a batch closed an auction (buy it now)."""
+        self._on_closed = callback
+
     def record_refusal(self, auction_id: uuid.UUID, request: BidRequest) -> None:
         """Audit a bid the shell refused before sequencing; best effort (dropped when full)."""
         with contextlib.suppress(BidQueueFull):

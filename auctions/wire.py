@@ -28,7 +28,8 @@ def event_payload(
     if isinstance(event, BidAccepted):
         name, uid = _who(event.leader, names)
         return base | {
-            "type": "bid", "price": event.price, "leader": name, "leader_id": uid,
+            "type": "bid", "price": event.price, "amount": event.price,
+            "leader": name, "leader_id": uid,
             "ends_at": event.ends_at, "extended": event.extended,
             "reserve_met": event.reserve_met, "buy_now_available": event.buy_now_available,
             "bid_count": event.bid_count,

@@ -133,6 +133,10 @@ async def test_admin_void_over_http(client: httpx.AsyncClient, env: Env,
     assert (r.json()["leader"], r.json()["price"], r.json()["voided_seqs"]) == ("A", 1_000, [2])
     history = (await client.get(f"/v1/auctions/{aid}/bids")).json()["items"]
     assert [(h["seq"], h["voided"]) for h in history] == [(1, False), (2, True)]
+    page = (await client.get(f"/v1/auctions/{aid}/bids?after=1&limit=1")).json()
+    assert ([h["seq"] for h in page["items"]], page["next_after"]) == ([2], 2)
+    bad = await client.get(f"/v1/auctions/{aid}/bids?limit=0")
+    assert bad.status_code == 422
 
 
 async def test_websocket_bid_op(env: Env, register: Register) -> None:

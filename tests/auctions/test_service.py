@@ -327,3 +327,27 @@ async def test_scheduled_auction_refuses_early_bids(env: Env, register: Register
     with pytest.raises(AuctionNotOpen):
         await env.svc.place_bid(env.principal(buyer), row.auction.rules.auction_id,
                                 amount=5_000, bid_id=uuid.uuid4())
+
+
+async def test_running_auctions_closes_in_the_background(rt: object, register: Register) -> None:
+    from auctions.runtime import running_auctions
+    from auctions.service import AuctionSettings
+    from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
+
+    e = make_env(rt)  # type: ignore[arg-type]
+    seller, buyer = await register("seller"), await register("buyer")
+    funds, orders, variants = MemoryFunds(), MemoryOrders(), MemoryVariants()
+    funds.credit(uuid.UUID(buyer.id), 50_000)
+    async with running_auctions(
+        e.rt.pool, limiter=e.rt.limiter, settings=AuctionSettings(close_poll_s=0.02),
+        publisher=MemoryPublisher(), funds=funds, orders=orders, variants=variants,
+    ) as svc:
+        e.svc, e.variants = svc, variants
+        aid = (await e.auction(seller, buy_now_price=30_000)).auction.rules.auction_id
+        await svc.place_bid(e.principal(buyer), aid, amount=0, kind=BidKind.BUY_NOW,
+                            bid_id=uuid.uuid4())
+        for _ in range(500):  # the scheduler settles it on its own (woken by the close)
+            if aid in orders.orders and orders.orders[aid]["state"] == "paid":
+                break
+            await asyncio.sleep(0.01)
+    assert orders.orders[aid]["state"] == "paid"
