@@ -155,3 +155,35 @@ def test_void_equals_replay_without_the_voided_bid(
         redo = engine._price(redo, r.bidder, r.kind, r.amount)
     assert (redo.price, redo.leader, redo.leader_max) == (after.price, after.leader,
                                                           after.leader_max)
+
+
+@settings(max_examples=150)
+@given(rules_st, st.lists(st.tuples(st.sampled_from(BIDDERS), st.integers(-3_000, 60_000)),
+                          min_size=1, max_size=40))
+def test_price_matches_the_ebay_formula_for_proxy_bids(
+    rules: Rules, bids: list[tuple[uuid.UUID, int]]
+) -> None:
+    """Oracle for maximum (proxy) bids: with every bidder's current maximum, the leader is the
+    highest maximum (the earliest on ties) and the price is one increment above the
+    second-highest maximum, capped at the leader's, the start price with a single bidder, and
+    lifted to the reserve when the leader's maximum reaches it."""
+    a = new_auction(rules)
+    maxima: dict[uuid.UUID, tuple[int, int]] = {}  # bidder → (max, order it was reached)
+    for order, (who, amount) in enumerate(bids):
+        if amount <= 0:
+            amount = a.min_next - amount - 1
+        try:
+            a = engine.place_bid(a, Bid(who, amount, BidKind.MAX), T0 + order).state
+        except BidRejected:
+            continue
+        maxima[who] = (amount, order)
+        ranked = sorted(maxima.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+        leader, (lmax, _) = ranked[0]
+        if len(ranked) == 1:
+            price = rules.start_price
+        else:
+            second = ranked[1][1][0]
+            price = min(lmax, second + rules.increments.increment(second))
+        if rules.reserve_price is not None and price < rules.reserve_price <= lmax:
+            price = rules.reserve_price
+        assert (a.leader, a.leader_max, a.price) == (leader, lmax, price)
