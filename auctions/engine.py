@@ -14,7 +14,9 @@ Bid resolution (eBay proxy rules, Whatnot live-auction timing):
 - An EXACT bid that takes the lead sets the price to its amount; a NEXT bid is an EXACT bid at
   the lowest acceptable amount, refused if that moved above what the bidder agreed to.
 - The leader bidding again only raises their maximum (any kind): they never bid against
-  themselves. The price moves only to meet a hidden reserve the new maximum reaches.
+  themselves. The price moves only if it was capped by their old maximum (it becomes one
+  increment above the second-highest maximum, capped at the new one) or to meet a hidden
+  reserve the new maximum reaches.
 - Reserve: when the leader's maximum reaches the hidden reserve and the price is below it, the
   price jumps to the reserve. Below the reserve at the end: no sale.
 - Soft close: a bid that changes the price or the leader with fewer than `soft_close_ms` left
@@ -136,27 +138,33 @@ def _price(auction: Auction, bidder: uuid.UUID, kind: BidKind, amount: int) -> A
     """The proxy pricing step alone (no time, no seq). Raises BidTooLow."""
     rules = auction.rules
     minimum = auction.min_next
+    inc = rules.increments.increment
     if bidder == auction.leader:
-        # Raising your own maximum never bids against yourself.
+        # Raising your own maximum never bids against yourself: only the second-highest
+        # maximum sets the price (it may have been capped by your old maximum).
         if amount < minimum or amount <= auction.leader_max:
             raise BidTooLow(max(minimum, auction.leader_max + 1))
-        price = _reserve_jump(rules, auction.price, amount)
+        price = auction.price
+        second = auction.second_max
+        if second:
+            price = max(price, min(amount, second + inc(second)))
+        price = _reserve_jump(rules, price, amount)
         return replace(auction, leader_max=amount, price=price)
     if amount < minimum:
         raise BidTooLow(minimum)
-    inc = rules.increments.increment
     if auction.leader is None:
-        leader, leader_max = bidder, amount
+        leader, leader_max, second = bidder, amount, 0
         price = amount if kind is BidKind.EXACT else rules.start_price
     elif amount > auction.leader_max:
         leader, leader_max = bidder, amount
-        old = auction.leader_max
+        second = old = auction.leader_max
         price = amount if kind is BidKind.EXACT else min(amount, old + inc(old))
     else:  # the leader's proxy answers; equal maximums go to the earlier bid
         leader, leader_max = auction.leader, auction.leader_max
+        second = max(auction.second_max, amount)
         price = min(leader_max, amount + inc(amount))
     price = _reserve_jump(rules, max(price, auction.price), leader_max)
-    return replace(auction, leader=leader, leader_max=leader_max, price=price)
+    return replace(auction, leader=leader, leader_max=leader_max, second_max=second, price=price)
 
 
 def _reserve_jump(rules: Rules, price: int, leader_max: int) -> int:

@@ -114,6 +114,7 @@ class Auction:
     price: int = 0  # current price; meaningful once bid_count > 0
     leader: uuid.UUID | None = None
     leader_max: int = 0
+    second_max: int = 0  # highest maximum among the other bidders (0: nobody else bid)
     bid_count: int = 0  # accepted, not voided
     buy_now_available: bool = False
     outcome: Outcome | None = None

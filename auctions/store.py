@@ -29,8 +29,8 @@ _MS = timedelta(milliseconds=1)
 
 _COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
     buy_now_price, increments, duration_ms, soft_close_ms, starts_at, ends_at, state, outcome,
-    seq, price, leader_id, leader_max, bid_count, buy_now_available, closed_at, cancel_reason,
-    order_id, payment_state, payment_due_at, created_at"""
+    seq, price, leader_id, leader_max, second_max, bid_count, buy_now_available, closed_at,
+    cancel_reason, order_id, payment_state, payment_due_at, created_at"""
 
 
 def to_ms(value: datetime) -> int:
@@ -82,6 +82,7 @@ def _row(r: asyncpg.Record) -> AuctionRow:
         price=r["price"],
         leader=r["leader_id"],
         leader_max=r["leader_max"],
+        second_max=r["second_max"],
         bid_count=r["bid_count"],
         buy_now_available=r["buy_now_available"],
         outcome=Outcome(r["outcome"]) if r["outcome"] else None,
@@ -155,11 +156,12 @@ async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
     await conn.execute(
         """UPDATE auctions SET state = $2, outcome = $3, seq = $4, price = $5, leader_id = $6,
                leader_max = $7, bid_count = $8, buy_now_available = $9, ends_at = $10,
-               closed_at = $11, cancel_reason = $12, updated_at = now()
+               closed_at = $11, cancel_reason = $12, second_max = $13, updated_at = now()
            WHERE id = $1""",
         a.rules.auction_id, a.state.value, a.outcome.value if a.outcome else None, a.seq,
         a.price, a.leader, a.leader_max, a.bid_count, a.buy_now_available, from_ms(a.ends_at),
         from_ms(a.closed_at) if a.closed_at is not None else None, a.cancel_reason,
+        a.second_max,
     )
 
 
@@ -211,7 +213,7 @@ async def write_batch(
            )
            UPDATE auctions SET state = $18, outcome = $19, seq = $20, price = $21,
                leader_id = $22, leader_max = $23, bid_count = $24, buy_now_available = $25,
-               ends_at = $26, closed_at = $27, updated_at = now()
+               ends_at = $26, closed_at = $27, second_max = $29, updated_at = now()
            WHERE id = $1 AND $28::boolean""",
         auction_id,
         [r.seq for r in records],
@@ -241,6 +243,7 @@ async def write_batch(
         from_ms(a.ends_at) if a else EPOCH,
         from_ms(a.closed_at) if a and a.closed_at is not None else None,
         a is not None,
+        a.second_max if a else 0,
     )
 
 

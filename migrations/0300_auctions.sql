@@ -22,6 +22,7 @@ CREATE TABLE auctions (
     price             bigint NOT NULL,
     leader_id         uuid,
     leader_max        bigint NOT NULL DEFAULT 0,
+    second_max        bigint NOT NULL DEFAULT 0,  -- hidden, like leader_max
     bid_count         integer NOT NULL DEFAULT 0,
     buy_now_available boolean NOT NULL,
     closed_at         timestamptz,

@@ -109,6 +109,17 @@ def test_raising_own_max_never_bids_against_yourself() -> None:
         engine.place_bid(a, Bid(A, 9_500), T0 + 2)
 
 
+def test_raise_lifts_a_price_capped_by_the_old_maximum() -> None:
+    # B matched A's maximum: A keeps the lead at 2,000 (capped). When A raises, the price
+    # becomes one increment above B's maximum (the second-highest), no more.
+    r = Run(make())
+    r.bid(A, 2_000)
+    a = r.bid(B, 2_000)
+    assert (a.leader, a.price) == (A, 2_000)
+    a = r.bid(A, 9_000)
+    assert (a.leader, a.price, a.leader_max) == (A, 2_100, 9_000)
+
+
 def test_bid_must_clear_the_increment() -> None:
     r = Run(make())
     with pytest.raises(BidTooLow) as err:
