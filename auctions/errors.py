@@ -16,7 +16,7 @@ Only this module and `core.errors` are imported by the pure engine; nothing here
 
 from __future__ import annotations
 
-from core.errors import AppError, Forbidden, NotFound, ServiceUnavailable
+from core.errors import AppError, NotFound, ServiceUnavailable
 
 
 def _t(en: str, ar: str) -> dict[str, str]:
@@ -96,10 +96,6 @@ class InvalidAuctionAction(AppError):
         "The auction cannot do that in its current state.",
         "لا يمكن تنفيذ ذلك في حالة المزاد الحالية.",
     )
-
-
-class NotYourAuction(Forbidden):
-    titles = _t("Not your auction", "ليس مزادك")
 
 
 class BidQueueFull(ServiceUnavailable):

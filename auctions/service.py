@@ -29,7 +29,6 @@ from auctions.errors import (
     AuctionNotFound,
     InsufficientFunds,
     InvalidAuctionAction,
-    NotYourAuction,
 )
 from auctions.model import (
     MAX_PRICE,
@@ -293,10 +292,6 @@ class AuctionService:
     async def bids(self, auction_id: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:
         await self.get(auction_id)
         return await store.bid_page(self.pool, auction_id, after=after, limit=limit)
-
-    def check_owner_or_admin(self, principal: Principal, row: store.AuctionRow) -> None:
-        if principal.role is not Role.ADMIN and row.auction.rules.seller_id != principal.user_id:
-            raise NotYourAuction()
 
 
 def _admin(principal: Principal) -> None:
