@@ -66,6 +66,14 @@ class Settings:
     platform_fee_bps: int = 800
     settlement_hold_s: int = 3 * 86_400
     settlement_interval_s: int = 30
+    # Auctions (auctions/): per-user bid rate, wallet rule for bidding, winner payment window,
+    # closing poll interval and group-commit batch bound.
+    auction_bid_rate: int = 20
+    auction_bid_rate_window_s: int = 10
+    auction_bid_deposit: int = 0
+    auction_payment_window_s: int = 900
+    auction_close_poll_ms: int = 250
+    auction_max_batch: int = 500
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -129,6 +137,16 @@ class Settings:
                 "SETTLEMENT_HOLD_S", 3 * 86_400, low=0, high=90 * 86_400
             ),
             settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 30, low=1, high=3_600),
+            auction_bid_rate=parser.integer("AUCTION_BID_RATE", 20, low=1, high=100_000),
+            auction_bid_rate_window_s=parser.integer(
+                "AUCTION_BID_RATE_WINDOW_S", 10, low=1, high=3_600
+            ),
+            auction_bid_deposit=parser.integer("AUCTION_BID_DEPOSIT", 0, low=0, high=10**12),
+            auction_payment_window_s=parser.integer(
+                "AUCTION_PAYMENT_WINDOW_S", 900, low=0, high=30 * 86_400
+            ),
+            auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
+            auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
