@@ -63,6 +63,12 @@ class Settings:
     default_currency: str = "USD"
     encryption_keys: Mapping[str, str] = field(default_factory=dict)
     encryption_active_kid: str | None = None
+    # Commerce: how long checkout holds stock and money, and the background jobs' pace.
+    reservation_ttl_s: int = 600
+    reservation_sweep_interval_s: int = 5
+    settlement_hold_s: int = 3 * 86_400
+    settlement_interval_s: int = 60
+    commerce_job_batch: int = 100
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -121,6 +127,15 @@ class Settings:
             default_currency=parser.matching("DEFAULT_CURRENCY", re.compile(r"^[A-Z]{3}$"), "USD"),
             encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
             encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
+            reservation_ttl_s=parser.integer("RESERVATION_TTL_S", 600, low=10, high=86_400),
+            reservation_sweep_interval_s=parser.integer(
+                "RESERVATION_SWEEP_INTERVAL_S", 5, low=1, high=3600
+            ),
+            settlement_hold_s=parser.integer(
+                "SETTLEMENT_HOLD_S", 3 * 86_400, low=0, high=90 * 86_400
+            ),
+            settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 60, low=1, high=86_400),
+            commerce_job_batch=parser.integer("COMMERCE_JOB_BATCH", 100, low=1, high=10_000),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
