@@ -63,6 +63,7 @@ class Settings:
     default_currency: str = "USD"
     encryption_keys: Mapping[str, str] = field(default_factory=dict)
     encryption_active_kid: str | None = None
+    platform_fee_bps: int = 800
     # Commerce: how long checkout holds stock and money, and the background jobs' pace.
     reservation_ttl_s: int = 600
     reservation_sweep_interval_s: int = 5
@@ -127,6 +128,7 @@ class Settings:
             default_currency=parser.matching("DEFAULT_CURRENCY", re.compile(r"^[A-Z]{3}$"), "USD"),
             encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
             encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
+            platform_fee_bps=parser.integer("PLATFORM_FEE_BPS", 800, low=0, high=5_000),
             reservation_ttl_s=parser.integer("RESERVATION_TTL_S", 600, low=10, high=86_400),
             reservation_sweep_interval_s=parser.integer(
                 "RESERVATION_SWEEP_INTERVAL_S", 5, low=1, high=3600

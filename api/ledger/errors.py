@@ -1,0 +1,79 @@
+"""Ledger errors: stable codes shared by the service functions and the HTTP routes."""
+
+# Per-language texts are class-level constants, as in core.errors (read-only by convention).
+# ruff: noqa: RUF012
+
+from __future__ import annotations
+
+from core.errors import AppError, Conflict, ServiceUnavailable, ValidationFailed
+
+
+class InsufficientFunds(AppError):
+    """The wallet (or seller payable) does not hold enough for the debit."""
+
+    code = "insufficient_funds"
+    status = 402
+    titles = {"en": "Insufficient funds", "ar": "الرصيد غير كافٍ"}
+    details = {
+        "en": "The balance is too low for this amount.",
+        "ar": "الرصيد أقل من هذا المبلغ.",
+    }
+
+
+class RefundExceedsCaptured(Conflict):
+    """A refund larger than what was captured for the order minus what was already refunded."""
+
+    code = "refund_exceeds_captured"
+    titles = {
+        "en": "Refund exceeds captured amount",
+        "ar": "المبلغ المسترد يتجاوز المبلغ المحصّل",
+    }
+    details = {
+        "en": "At most {refundable} can still be refunded for this order.",
+        "ar": "يمكن استرداد {refundable} على الأكثر لهذا الطلب.",
+    }
+
+
+class HoldConflict(Conflict):
+    """The order's hold is not in a state that allows this operation."""
+
+    code = "hold_conflict"
+    titles = {"en": "Order funds conflict", "ar": "تعارض في أموال الطلب"}
+    details = {
+        "en": "The order's funds are {state}; this operation is not allowed.",
+        "ar": "أموال الطلب في حالة {state}؛ هذه العملية غير مسموحة.",
+    }
+
+
+class UnknownOrderFunds(Conflict):
+    """No hold was ever placed for the order."""
+
+    code = "order_funds_unknown"
+    titles = {"en": "No funds for this order", "ar": "لا أموال لهذا الطلب"}
+    details = {
+        "en": "No hold was placed for this order.",
+        "ar": "لم يُحجز أي مبلغ لهذا الطلب.",
+    }
+
+
+class InvalidAmount(ValidationFailed):
+    """An amount or currency outside the accepted range (raised by the service functions)."""
+
+
+class PaymentProviderUnavailable(ServiceUnavailable):
+    code = "payment_provider_unavailable"
+    titles = {"en": "Payments unavailable", "ar": "الدفع غير متاح"}
+    details = {
+        "en": "No payment provider is configured on this server; top-ups are unavailable.",
+        "ar": "لا يوجد مزوّد دفع مهيّأ على هذا الخادم؛ الشحن غير متاح.",
+    }
+
+
+class EncryptionUnavailable(ServiceUnavailable):
+    code = "encryption_unavailable"
+    temporary = False
+    titles = {"en": "Encryption keys missing", "ar": "مفاتيح التشفير غير مهيّأة"}
+    details = {
+        "en": "This server has no encryption keys configured; payout details cannot be stored.",
+        "ar": "لا توجد مفاتيح تشفير على هذا الخادم؛ لا يمكن حفظ بيانات الصرف.",
+    }

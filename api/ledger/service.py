@@ -1,0 +1,489 @@
+"""The ledger's Python interface for other domains (checkout, orders, admin) and its routes.
+
+Call contract, for every function that moves money:
+- `conn` is an asyncpg connection already inside the CALLER's transaction: the transfer commits
+  or rolls back with the caller's other writes (order + stock + hold commit together). These
+  functions never commit; after an exception the caller must roll back.
+- `transfer_id` is chosen by the caller and makes the call idempotent: repeating a call with the
+  same id and the same parameters returns the original transfer (`replayed=True`) and changes
+  nothing; the same id with different parameters raises `IdempotencyKeyReused`. Derive it
+  deterministically (for example `uuid5(order_id, "capture")`) so a retry reuses it.
+- Amounts are positive integer cents (except `adjust_wallet`, signed); currencies ISO 4217.
+- Raises `InsufficientFunds` (402), `RefundExceedsCaptured` (409), `HoldConflict` (409),
+  `UnknownOrderFunds` (409), `InvalidAmount` (422), `IdempotencyKeyReused` (409).
+- Holds are per order: `hold_for_order` places at most one hold per order; `release_hold` and
+  `capture_hold` move exactly that order's held amount, once.
+- Locks are taken in one order (transfer id, order funds row, accounts by id). A caller that
+  runs several transfers in one transaction should do them in a stable order (for example by
+  order id) to stay deadlock-free.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from api.ledger import rules, store
+from api.ledger.errors import (
+    HoldConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    RefundExceedsCaptured,
+    UnknownOrderFunds,
+)
+from api.ledger.rules import AccountKey, AccountKind, LedgerRuleError, Leg, TransferKind
+from core.errors import FieldError, IdempotencyKeyReused
+from core.outbox import add_event
+
+__all__ = [
+    "DEFAULT_FEE_BPS",
+    "InsufficientFunds",
+    "Transfer",
+    "TransferLeg",
+    "WalletView",
+    "adjust_wallet",
+    "capture_hold",
+    "hold_for_order",
+    "order_escrow",
+    "refund_order",
+    "release_hold",
+    "request_payout",
+    "seller_payable",
+    "settle_order",
+    "topup",
+    "wallet",
+]
+
+DEFAULT_FEE_BPS = 800  # the default of Settings.platform_fee_bps
+TransferLeg = store.StoredLeg
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    id: uuid.UUID
+    kind: TransferKind
+    order_id: uuid.UUID | None
+    reference_id: uuid.UUID | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    legs: tuple[TransferLeg, ...]
+    replayed: bool
+
+    @property
+    def amount(self) -> int:
+        """Total moved: the sum of the positive legs."""
+        return sum(leg.amount for leg in self.legs if leg.amount > 0)
+
+    def leg(self, kind: AccountKind) -> TransferLeg | None:
+        return next((leg for leg in self.legs if leg.account.kind is kind), None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "kind": self.kind.value,
+            "amount": self.amount,
+            "order_id": str(self.order_id) if self.order_id else None,
+            "reference_id": str(self.reference_id) if self.reference_id else None,
+            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WalletView:
+    currency: str
+    available: int
+    held: int
+
+
+def _view(t: store.StoredTransfer, *, replayed: bool) -> Transfer:
+    return Transfer(t.id, t.kind, t.order_id, t.reference_id, t.metadata, t.created_at, t.legs,
+                    replayed)
+
+
+def _amount(value: object, *, field: str = "amount", allow_negative: bool = False) -> int:
+    try:
+        return rules.check_amount(value, allow_negative=allow_negative)
+    except LedgerRuleError as exc:
+        raise InvalidAmount([FieldError(field, str(exc))]) from None
+
+
+def _currency(value: object) -> str:
+    try:
+        return rules.check_currency(value)
+    except LedgerRuleError as exc:
+        raise InvalidAmount([FieldError("currency", str(exc))]) from None
+
+
+def _reason(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > rules.MAX_REASON:
+        raise InvalidAmount(
+            [FieldError("reason", f"must be 1 to {rules.MAX_REASON} characters")]
+        )
+    return value.strip()
+
+
+async def _replay(
+    conn: asyncpg.Connection, transfer_id: uuid.UUID, kind: TransferKind, digest: bytes
+) -> Transfer | None:
+    """Take the transfer id's lock; return the stored transfer if this id was already used with
+    the same content, raise IdempotencyKeyReused if with other content, else None."""
+    if not isinstance(transfer_id, uuid.UUID):
+        raise InvalidAmount([FieldError("transfer_id", "must be a UUID")])
+    await store.lock_transfer_id(conn, transfer_id)
+    existing = await store.get_transfer(conn, transfer_id)
+    if existing is None:
+        return None
+    if existing.kind is not kind or existing.request_hash != digest:
+        raise IdempotencyKeyReused()
+    return _view(existing, replayed=True)
+
+
+async def _post(
+    conn: asyncpg.Connection,
+    *,
+    transfer_id: uuid.UUID,
+    kind: TransferKind,
+    digest: bytes,
+    legs: Sequence[Leg],
+    order_id: uuid.UUID | None = None,
+    reference_id: uuid.UUID | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    must_cover: AccountKey | None = None,
+) -> Transfer:
+    """Lock the legs' accounts (ascending id), refuse overdrafts, write the transfer."""
+    rules.check_legs(legs)
+    ids = await store.ensure_accounts(conn, [leg.account for leg in legs])
+    balances = await store.lock_balances(conn, sorted(ids.values()))
+    by_key = {key: balances[account] for key, account in ids.items()}
+    short = rules.overdrawn(legs, by_key)
+    if must_cover is not None:
+        debit = sum(-leg.amount for leg in legs if leg.account == must_cover and leg.amount < 0)
+        if by_key.get(must_cover, 0) < debit:
+            short.append(must_cover)
+    if short:
+        raise InsufficientFunds()
+    stored = await store.write_transfer(
+        conn,
+        transfer_id=transfer_id,
+        kind=kind,
+        request_hash=digest,
+        order_id=order_id,
+        reference_id=reference_id,
+        metadata=dict(metadata or {}),
+        legs=legs,
+        ids=ids,
+        balances=balances,
+    )
+    await _announce(conn, stored)
+    return _view(stored, replayed=False)
+
+
+async def _announce(conn: asyncpg.Connection, t: store.StoredTransfer) -> None:
+    """Publish the new wallet balances of every buyer the transfer touched on `user:{id}`
+    (through the outbox: sent only if the caller commits)."""
+    touched = {
+        (leg.account.owner, leg.account.currency)
+        for leg in t.legs
+        if leg.account.kind in (AccountKind.BUYER_WALLET, AccountKind.BUYER_HELD)
+    }
+    for owner, currency in sorted(touched):
+        view = await wallet(conn, owner, currency)
+        await add_event(
+            conn,
+            "wallet.changed",
+            {
+                "user_id": str(owner),
+                "transfer_id": str(t.id),
+                "kind": t.kind.value,
+                "currency": currency,
+                "available": view.available,
+                "held": view.held,
+            },
+            channels=[f"user:{owner}"],
+        )
+
+
+# --- flows ----------------------------------------------------------------------------------
+
+
+async def topup(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    transfer_id: uuid.UUID,
+    metadata: Mapping[str, Any] | None = None,
+) -> Transfer:
+    """Top-up clearing → the user's wallet (after the payment provider accepted the charge)."""
+    amount, currency = _amount(amount), _currency(currency)
+    digest = rules.fingerprint(
+        TransferKind.TOPUP, {"user": user_id, "amount": amount, "currency": currency}
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.TOPUP, digest)) is not None:
+        return done
+    return await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.TOPUP, digest=digest,
+        legs=rules.topup_legs(user_id, amount, currency), metadata=metadata,
+    )
+
+
+async def hold_for_order(
+    conn: asyncpg.Connection,
+    *,
+    buyer_id: uuid.UUID,
+    order_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    transfer_id: uuid.UUID,
+) -> Transfer:
+    """Wallet → held funds, earmarked for `order_id`. Raises InsufficientFunds when the wallet
+    holds less than `amount`, HoldConflict when the order already has a hold."""
+    amount, currency = _amount(amount), _currency(currency)
+    digest = rules.fingerprint(
+        TransferKind.HOLD,
+        {"buyer": buyer_id, "order": order_id, "amount": amount, "currency": currency},
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.HOLD, digest)) is not None:
+        return done
+    existing = await store.lock_order_funds(conn, order_id)
+    if existing is not None:
+        raise HoldConflict(params={"state": existing["state"]})
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.HOLD, digest=digest,
+        legs=rules.hold_legs(buyer_id, amount, currency), order_id=order_id,
+    )
+    inserted = await store.insert_order_funds(
+        conn, order_id=order_id, buyer_id=buyer_id, currency=currency, held=amount,
+        hold_transfer=transfer_id,
+    )
+    if not inserted:  # a concurrent hold for the same order committed first
+        raise HoldConflict(params={"state": "held"})
+    return transfer
+
+
+async def release_hold(
+    conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+) -> Transfer | None:
+    """Held funds of `order_id` → the buyer's wallet (cancellation, expiry). Returns None when
+    nothing is held for the order (never held, already released or captured)."""
+    digest = rules.fingerprint(TransferKind.RELEASE, {"order": order_id})
+    if (done := await _replay(conn, transfer_id, TransferKind.RELEASE, digest)) is not None:
+        return done
+    funds = await store.lock_order_funds(conn, order_id)
+    if funds is None or funds["state"] != "held":
+        return None
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.RELEASE, digest=digest,
+        legs=rules.release_legs(funds["buyer_id"], funds["held"], funds["currency"]),
+        order_id=order_id, reference_id=funds["hold_transfer"],
+    )
+    await store.update_order_funds(conn, order_id, state="released")
+    return transfer
+
+
+async def capture_hold(
+    conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+) -> Transfer:
+    """Held funds of `order_id` → the order's escrow (payment). Raises UnknownOrderFunds or
+    HoldConflict (already released or captured)."""
+    digest = rules.fingerprint(TransferKind.CAPTURE, {"order": order_id})
+    if (done := await _replay(conn, transfer_id, TransferKind.CAPTURE, digest)) is not None:
+        return done
+    funds = await store.lock_order_funds(conn, order_id)
+    if funds is None:
+        raise UnknownOrderFunds()
+    if funds["state"] != "held":
+        raise HoldConflict(params={"state": funds["state"]})
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.CAPTURE, digest=digest,
+        legs=rules.capture_legs(funds["buyer_id"], order_id, funds["held"], funds["currency"]),
+        order_id=order_id, reference_id=funds["hold_transfer"],
+    )
+    await store.update_order_funds(
+        conn, order_id, state="captured", captured=funds["held"], capture_transfer=transfer_id
+    )
+    return transfer
+
+
+async def refund_order(
+    conn: asyncpg.Connection,
+    *,
+    order_id: uuid.UUID,
+    amount: int,
+    transfer_id: uuid.UUID,
+    reason: str,
+) -> Transfer:
+    """`amount` back to the buyer's wallet: from escrow before settlement; after settlement by
+    reversing the seller payable and the fee share. Never more than captured minus refunded
+    (RefundExceedsCaptured). Refunding an order that was only held is `release_hold`."""
+    amount, reason = _amount(amount), _reason(reason)
+    digest = rules.fingerprint(
+        TransferKind.REFUND, {"order": order_id, "amount": amount, "reason": reason}
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.REFUND, digest)) is not None:
+        return done
+    funds = await store.lock_order_funds(conn, order_id)
+    if funds is None:
+        raise UnknownOrderFunds()
+    refundable = funds["captured"] - funds["refunded"]
+    if funds["state"] not in ("captured", "settled") or amount > refundable:
+        raise RefundExceedsCaptured(params={"refundable": max(0, refundable)})
+    currency, buyer = funds["currency"], funds["buyer_id"]
+    changes: dict[str, Any] = {"refunded": funds["refunded"] + amount}
+    if funds["state"] == "captured":
+        legs = rules.refund_from_escrow_legs(order_id, buyer, amount, currency)
+        reference = funds["capture_transfer"]
+    else:
+        fee_part = rules.fee_share_of_refund(
+            settled=funds["settled"], fee=funds["fee"],
+            refunded_before=funds["refunded_after_settle"], amount=amount,
+        )
+        legs = rules.reversal_legs(order_id, funds["seller_id"], buyer, amount, fee_part, currency)
+        reference = funds["settle_transfer"]
+        changes["refunded_after_settle"] = funds["refunded_after_settle"] + amount
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.REFUND, digest=digest, legs=legs,
+        order_id=order_id, reference_id=reference, metadata={"reason": reason},
+    )
+    await store.update_order_funds(conn, order_id, **changes)
+    return transfer
+
+
+async def settle_order(
+    conn: asyncpg.Connection,
+    *,
+    order_id: uuid.UUID,
+    seller_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    fee_bps: int = DEFAULT_FEE_BPS,
+) -> Transfer:
+    """Everything left in the order's escrow → the seller's payable, minus the platform fee
+    (`fee_bps` basis points, rounded half up; pass `Settings.platform_fee_bps`) → platform fees.
+    Raises UnknownOrderFunds, or HoldConflict when the order is not captured or nothing is left
+    (fully refunded)."""
+    if not isinstance(fee_bps, int) or not 0 <= fee_bps <= rules.BPS_DENOMINATOR:
+        raise InvalidAmount([FieldError("fee_bps", "must be 0 to 10000")])
+    digest = rules.fingerprint(
+        TransferKind.SETTLE, {"order": order_id, "seller": seller_id, "bps": fee_bps}
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.SETTLE, digest)) is not None:
+        return done
+    funds = await store.lock_order_funds(conn, order_id)
+    if funds is None:
+        raise UnknownOrderFunds()
+    remaining = funds["captured"] - funds["refunded"]
+    if funds["state"] != "captured" or remaining <= 0:
+        state = "refunded" if funds["state"] == "captured" else funds["state"]
+        raise HoldConflict(params={"state": state})
+    fee = rules.fee_for(remaining, fee_bps)
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.SETTLE, digest=digest,
+        legs=rules.settle_legs(order_id, seller_id, remaining, fee, funds["currency"]),
+        order_id=order_id, reference_id=funds["capture_transfer"],
+        metadata={"fee_bps": fee_bps, "fee": fee},
+    )
+    await store.update_order_funds(
+        conn, order_id, state="settled", seller_id=seller_id, settled=remaining, fee=fee,
+        settle_transfer=transfer_id,
+    )
+    return transfer
+
+
+async def request_payout(
+    conn: asyncpg.Connection,
+    *,
+    seller_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    transfer_id: uuid.UUID,
+) -> Transfer:
+    """Seller payable → payout clearing (money on its way to the seller's bank). Raises
+    InsufficientFunds when the payable is smaller than `amount`."""
+    amount, currency = _amount(amount), _currency(currency)
+    digest = rules.fingerprint(
+        TransferKind.PAYOUT, {"seller": seller_id, "amount": amount, "currency": currency}
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.PAYOUT, digest)) is not None:
+        return done
+    payable = rules.user_account(AccountKind.SELLER_PAYABLE, seller_id, currency)
+    return await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.PAYOUT, digest=digest,
+        legs=rules.payout_legs(seller_id, amount, currency), must_cover=payable,
+    )
+
+
+async def adjust_wallet(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    reason: str,
+    admin_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+) -> Transfer:
+    """Admin correction of a wallet by signed `amount` against the adjustments account, with
+    the admin and reason recorded. A debit beyond the wallet raises InsufficientFunds."""
+    amount = _amount(amount, allow_negative=True)
+    currency, reason = _currency(currency), _reason(reason)
+    digest = rules.fingerprint(
+        TransferKind.ADJUSTMENT,
+        {"user": user_id, "amount": amount, "currency": currency, "reason": reason,
+         "admin": admin_id},
+    )
+    if (done := await _replay(conn, transfer_id, TransferKind.ADJUSTMENT, digest)) is not None:
+        return done
+    return await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.ADJUSTMENT, digest=digest,
+        legs=rules.adjustment_legs(user_id, amount, currency),
+        metadata={"reason": reason, "admin_id": str(admin_id)},
+    )
+
+
+# --- reads ----------------------------------------------------------------------------------
+
+
+async def wallet(
+    conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, currency: str
+) -> WalletView:
+    row = await conn.fetchrow(
+        """SELECT coalesce(sum(balance) FILTER (WHERE kind = 'buyer_wallet'), 0) AS available,
+                  coalesce(sum(balance) FILTER (WHERE kind = 'buyer_held'), 0) AS held
+           FROM ledger_accounts
+           WHERE owner_id = $1 AND currency = $2 AND kind IN ('buyer_wallet', 'buyer_held')""",
+        user_id,
+        currency,
+    )
+    return WalletView(currency, int(row["available"]), int(row["held"]))
+
+
+async def order_escrow(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> int:
+    """The order's escrow balance (0 when nothing was ever captured)."""
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(balance), 0) FROM ledger_accounts "
+        "WHERE kind = 'order_escrow' AND owner_id = $1",
+        order_id,
+    )
+    return int(value)
+
+
+async def seller_payable(
+    conn: asyncpg.Connection | asyncpg.Pool, seller_id: uuid.UUID, currency: str
+) -> int:
+    return await store.balance_of(
+        conn, rules.user_account(AccountKind.SELLER_PAYABLE, seller_id, currency)
+    )
+
+
+async def order_funds(
+    conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """The order's funds record (state, held, captured, refunded, settled, fee), or None."""
+    row = await conn.fetchrow("SELECT * FROM ledger_order_funds WHERE order_id = $1", order_id)
+    return dict(row) if row is not None else None
