@@ -21,7 +21,9 @@ MAX_STOCK = 1_000_000
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Description = Annotated[str, msgspec.Meta(max_length=5000)]
 CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
-Sku = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Sku = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
 Price = Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE)]
 Stock = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK)]
 ImageUrl = Annotated[str, msgspec.Meta(min_length=9, max_length=MAX_URL)]
@@ -90,7 +92,8 @@ class ProductPage(msgspec.Struct):
 
 
 _BAD_HOSTS = frozenset({"localhost", "localhost.localdomain"})
-_HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 
 
 def image_problem(url: str) -> str | None:

@@ -13,6 +13,9 @@ before writing anything and then applies the returned `Effects` in one transacti
 seller return to stock).
 """
 
+# Per-language texts are class-level constants, as in core.errors (read-only by convention).
+# ruff: noqa: RUF012
+
 from __future__ import annotations
 
 import enum

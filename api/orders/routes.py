@@ -73,6 +73,41 @@ async def order_reply(pool: asyncpg.Pool, order_id: uuid.UUID, status: int = 200
     return JSONResponse(order_view(order, events), status_code=status)
 
 
+@endpoint(
+    "Orders visible to the caller, newest first (buyers: theirs; sellers: for their "
+    "products; riders: assigned to them; admins: all)",
+    tags=("orders",), responses={200: OrderPage}, auth=True, errors=(401, 422),
+    query={"state": "only this state", "limit": "1..100", "cursor": "next_cursor"},
+)
+async def list_orders(request: Request) -> Response:
+    rt = runtime(request)
+    who = await require(request)
+    q = request.query_params
+    state = parse_state(q["state"], "state").value if q.get("state") else None
+    scope = {
+        Role.BUYER: store.Scope(buyer_id=who.user_id, state=state),
+        Role.SELLER: store.Scope(seller_id=who.user_id, state=state),
+        Role.RIDER: store.Scope(rider_id=who.user_id, state=state),
+        Role.ADMIN: store.Scope(state=state),
+    }[who.role]
+    limit = parse_limit(q.get("limit"))
+    orders = await store.list_orders(rt.pool, scope, after=decode_cursor(q.get("cursor")),
+                                     limit=limit + 1)
+    more = len(orders) > limit
+    orders = orders[:limit]
+    cursor = encode_cursor(orders[-1].created_at, orders[-1].id) if more else None
+    return JSONResponse(OrderPage([order_view(o) for o in orders], cursor))
+
+@endpoint("One order with its lines and full event history", tags=("orders",),
+          responses={200: OrderView}, auth=True, errors=(401, 404))
+async def get_order(request: Request) -> Response:
+    rt = runtime(request)
+    who = await require(request)
+    order_id = order_id_of(request)
+    await related(rt.pool, order_id, who)
+    return await order_reply(rt.pool, order_id)
+
+
 def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
     async def move(request: Request, to_of: Any, reason: str | None) -> Response:
         """Transition the path's order for the caller; `to_of(order)` picks the target."""
@@ -89,40 +124,6 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
 
         order = await service.in_transaction(rt.pool, work)
         metrics.transitions.labels(order.state.value, "transition").inc()
-        return await order_reply(rt.pool, order_id)
-
-    @endpoint(
-        "Orders visible to the caller, newest first (buyers: theirs; sellers: for their "
-        "products; riders: assigned to them; admins: all)",
-        tags=("orders",), responses={200: OrderPage}, auth=True, errors=(401, 422),
-        query={"state": "only this state", "limit": "1..100", "cursor": "next_cursor"},
-    )
-    async def list_orders(request: Request) -> Response:
-        rt = runtime(request)
-        who = await require(request)
-        q = request.query_params
-        state = parse_state(q["state"], "state").value if q.get("state") else None
-        scope = {
-            Role.BUYER: store.Scope(buyer_id=who.user_id, state=state),
-            Role.SELLER: store.Scope(seller_id=who.user_id, state=state),
-            Role.RIDER: store.Scope(rider_id=who.user_id, state=state),
-            Role.ADMIN: store.Scope(state=state),
-        }[who.role]
-        limit = parse_limit(q.get("limit"))
-        orders = await store.list_orders(rt.pool, scope, after=decode_cursor(q.get("cursor")),
-                                         limit=limit + 1)
-        more = len(orders) > limit
-        orders = orders[:limit]
-        cursor = encode_cursor(orders[-1].created_at, orders[-1].id) if more else None
-        return JSONResponse(OrderPage([order_view(o) for o in orders], cursor))
-
-    @endpoint("One order with its lines and full event history", tags=("orders",),
-              responses={200: OrderView}, auth=True, errors=(401, 404))
-    async def get_order(request: Request) -> Response:
-        rt = runtime(request)
-        who = await require(request)
-        order_id = order_id_of(request)
-        await related(rt.pool, order_id, who)
         return await order_reply(rt.pool, order_id)
 
     @endpoint(

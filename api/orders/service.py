@@ -10,6 +10,9 @@ Ledger transfer ids are derived from the order id and the step (`transfer_id`), 
 step can never move money twice.
 """
 
+# Per-language texts are class-level constants, as in core.errors (read-only by convention).
+# ruff: noqa: RUF012
+
 from __future__ import annotations
 
 import uuid
@@ -60,12 +63,13 @@ class RiderUnavailable(Conflict):
 
 def channels(order: store.Order | asyncpg.Record) -> list[str]:
     """The real-time channels an order's changes are published on."""
-    get = (lambda k: order[k]) if isinstance(order, asyncpg.Record) else (
-        lambda k: getattr(order, k)
-    )
-    out = [f"order:{get('id')}", f"user:{get('buyer_id')}", f"user:{get('seller_id')}"]
-    if get("rider_id") is not None:
-        out.append(f"user:{get('rider_id')}")
+    if isinstance(order, store.Order):
+        ids = (order.id, order.buyer_id, order.seller_id, order.rider_id)
+    else:
+        ids = (order["id"], order["buyer_id"], order["seller_id"], order["rider_id"])
+    out = [f"order:{ids[0]}", f"user:{ids[1]}", f"user:{ids[2]}"]
+    if ids[3] is not None:
+        out.append(f"user:{ids[3]}")
     return out
 
 

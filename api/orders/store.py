@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from api.orders.machine import OrderState
 from api.paging import Cursor
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +198,9 @@ async def mark_settled(conn: asyncpg.Connection, order_id: uuid.UUID) -> asyncpg
 
 # --- stock counters --------------------------------------------------------------------------
 
-async def reserve_stock(conn: asyncpg.Connection, variant_id: uuid.UUID, quantity: int) -> int | None:
+async def reserve_stock(
+    conn: asyncpg.Connection, variant_id: uuid.UUID, quantity: int
+) -> int | None:
     """Reserve `quantity` units of a published variant if that many are available. Returns the
     variant's current price, or None when it cannot (the row lock is held until commit, so two
     buyers can never both take the last unit)."""

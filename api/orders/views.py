@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -83,7 +83,7 @@ class DeadLetterView(msgspec.Struct):
     id: int
     topic: str
     channels: list[str]
-    payload: dict[str, object]
+    payload: dict[str, Any]
     attempts: int
     last_error: str | None
     created_at: str
