@@ -47,10 +47,12 @@ async def test_admin_force_cancel_and_search(
 
     r = await client.get(f"/v1/admin/orders?buyer_id={buyer.id}&limit=1", headers=admin.headers)
     page = r.json()
-    assert len(page["items"]) == 1 and page["items"][0]["events"]
+    assert len(page["items"]) == 1
+    assert page["items"][0]["events"]
     r = await client.get(f"/v1/admin/orders?buyer_id={buyer.id}&cursor={page['next_cursor']}",
                          headers=admin.headers)
-    assert len(r.json()["items"]) == 1 and r.json()["next_cursor"] is None
+    assert len(r.json()["items"]) == 1
+    assert r.json()["next_cursor"] is None
     r = await client.get("/v1/admin/orders?state=refunded", headers=admin.headers)
     assert [o["id"] for o in r.json()["items"]] == [first]
     r = await client.get(f"/v1/admin/orders?order_id={second}", headers=admin.headers)

@@ -21,7 +21,8 @@ async def test_create_matches_contract_and_validates(
     assert r.status_code == 201, r.text
     body = r.json()
     assert set(body) >= {"id", "variants", "title", "currency", "status"}
-    assert body["status"] == "published" and body["currency"] == "EUR"
+    assert body["status"] == "published"
+    assert body["currency"] == "EUR"
     assert [(v["sku"], v["price"], v["stock"]) for v in body["variants"]] == [
         ("L-1", 4_500, 3), ("L-2", 5_000, 0)]
     assert all({"id", "sku", "price", "stock"} <= set(v) for v in body["variants"])
@@ -92,7 +93,8 @@ async def test_edit_publish_and_drafts(
 
     r = await client.post(f"/v1/products/{pid}/variants", headers=seller.headers,
                           json={"sku": "S2", "price": 300, "stock": 4})
-    assert r.status_code == 201 and len(r.json()["variants"]) == 2
+    assert r.status_code == 201
+    assert len(r.json()["variants"]) == 2
     r = await client.post(f"/v1/products/{pid}/variants", headers=seller.headers,
                           json={"sku": "S2", "price": 300, "stock": 4})
     assert (r.status_code, r.json()["code"]) == (409, "sku_taken")
@@ -137,7 +139,8 @@ async def test_search_and_cursor_pagination(
         if page["next_cursor"] is None:
             break
         cursor = page["next_cursor"]
-    assert len(seen) == 8 and len(set(seen)) == 8
+    assert len(seen) == 8
+    assert len(set(seen)) == 8
     assert "Hidden brass draft" not in seen
     for query in ("limit=101", "limit=0", "cursor=garbage!", "min_price=5&max_price=1",
                   "min_price=-1", "seller_id=nope", "q=" + "x" * 201):

@@ -73,7 +73,7 @@ async def test_flash_drop_sells_exactly_the_stock(
 
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: UNITS, 409: BUYERS - UNITS}, statuses
-    for (buyer_id, _), r in zip(buyers, responses, strict=True):
+    for (_buyer_id, _), r in zip(buyers, responses, strict=True):
         if r.status_code == 409:
             assert r.headers["content-type"] == "application/problem+json"
             problem = r.json()

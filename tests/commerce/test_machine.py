@@ -33,13 +33,19 @@ def facts(state: OrderState, *, settled: bool = False, until: datetime | None = 
 
 def test_happy_path_effects() -> None:
     pay = decide(facts(S.PENDING_PAYMENT), S.PAID, Actor.BUYER, now=NOW)
-    assert pay.capture_hold and pay.sell_stock and not pay.release_hold
+    assert pay.capture_hold
+    assert pay.sell_stock
+    assert not pay.release_hold
     cancel = decide(facts(S.PENDING_PAYMENT), S.CANCELLED, Actor.SYSTEM, now=NOW)
-    assert cancel.release_hold and cancel.release_stock and not cancel.refund
+    assert cancel.release_hold
+    assert cancel.release_stock
+    assert not cancel.refund
     refund = decide(facts(S.PAID), S.REFUNDED, Actor.BUYER, now=NOW)
-    assert refund.refund and refund.restock
+    assert refund.refund
+    assert refund.restock
     late = decide(facts(S.OUT_FOR_DELIVERY), S.REFUNDED, Actor.ADMIN, now=NOW)
-    assert late.refund and not late.restock  # the goods left the seller
+    assert late.refund
+    assert not late.restock
 
 
 def test_guards() -> None:
@@ -51,7 +57,8 @@ def test_guards() -> None:
         decide(facts(S.PACKED), S.OUT_FOR_DELIVERY, Actor.BUYER, now=NOW)
     with pytest.raises(InvalidTransition) as info:
         decide(facts(S.PAID), S.DELIVERED, Actor.ADMIN, now=NOW)
-    assert info.value.code == "invalid_transition" and info.value.status == 409
+    assert info.value.code == "invalid_transition"
+    assert info.value.status == 409
     assert cancel_target(S.PENDING_PAYMENT) is S.CANCELLED
     assert cancel_target(S.PACKED) is S.REFUNDED
 
@@ -65,9 +72,11 @@ def test_decide_agrees_with_the_table(frm: OrderState, to: OrderState, actor: Ac
     except InvalidTransition:
         assert allowed is None
     except TransitionNotAllowed:
-        assert allowed is not None and actor not in allowed
+        assert allowed is not None
+        assert actor not in allowed
     else:
-        assert allowed is not None and actor in allowed
+        assert allowed is not None
+        assert actor in allowed
         assert frm not in TERMINAL
 
 

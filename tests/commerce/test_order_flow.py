@@ -16,7 +16,8 @@ from tests.conftest import Register
 async def test_full_life_cycle_and_settlement(
     client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
-    seller, buyer, rider = await register("seller"), await register("buyer"), await register("rider")
+    seller, buyer = await register("seller"), await register("buyer")
+    rider = await register("rider")
     await fund(rt, buyer.id, 10_000)
     product = await make_product(client, seller, stock=3, price=1_250)
     variant = product["variants"][0]["id"]

@@ -82,6 +82,7 @@ class ServerProcess:
              "--http", "httptools", "--no-access-log", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+        log.close()  # the child has its own copy of the descriptor
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
