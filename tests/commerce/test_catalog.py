@@ -148,3 +148,15 @@ async def test_search_and_cursor_pagination(
         assert r.status_code == 422, query
     r = await client.get("/v1/products?mine=true")
     assert r.status_code == 401
+
+
+async def test_demo_seed_is_idempotent(client: httpx.AsyncClient, rt: Runtime) -> None:
+    from api import demo
+    from api.catalog.seed import DEMO_PRODUCTS
+
+    users = await demo.seed(rt.pool)
+    await demo.seed(rt.pool)
+    r = await client.get(f"/v1/products?seller_id={users.seller.id}")
+    items = r.json()["items"]
+    assert sorted(p["title"] for p in items) == sorted(t for t, *_ in DEMO_PRODUCTS)
+    assert all(p["status"] == "published" and p["variants"] for p in items)
