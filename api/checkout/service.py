@@ -58,13 +58,13 @@ async def place_orders(
     by = By(Actor.BUYER, buyer_id, "created")
     placed: list[tuple[uuid.UUID, int, PlacedOrder]] = []
     for group in split(items):
-        order_id, until = await store.insert_order(
+        row = await store.insert_order(
             conn, buyer_id=buyer_id, seller_id=group.seller_id, currency=group.currency,
             total=group.total, reservation_ttl_s=reservation_ttl_s,
             lines=[store.Line(i.variant_id, i.product_id, i.title, i.sku, i.price, i.quantity)
                    for i in group.items],
         )
-        row = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
+        order_id, until = row["id"], row["reserved_until"]
         await record(conn, row, kind="created", from_state=None,
                      to_state=OrderState.PENDING_PAYMENT.value, by=by, reason=None,
                      topic="order.created",

@@ -85,12 +85,12 @@ async def insert_order(
     total: int,
     reservation_ttl_s: int,
     lines: list[Line],
-) -> tuple[uuid.UUID, datetime]:
-    """Insert a pending_payment order and its lines. Returns (id, reserved_until)."""
+) -> asyncpg.Record:
+    """Insert a pending_payment order and its lines. Returns the order row."""
     row = await conn.fetchrow(
         """INSERT INTO orders (buyer_id, seller_id, state, currency, total, reserved_until)
            VALUES ($1, $2, 'pending_payment', $3, $4, now() + make_interval(secs => $5))
-           RETURNING id, reserved_until""",
+           RETURNING *""",
         buyer_id, seller_id, currency, total, float(reservation_ttl_s),
     )
     await conn.executemany(
@@ -99,7 +99,7 @@ async def insert_order(
         [(row["id"], ln.variant_id, ln.product_id, ln.title, ln.sku, ln.unit_price, ln.quantity)
          for ln in lines],
     )
-    return row["id"], row["reserved_until"]
+    return row
 
 
 async def get_order(conn: Conn, order_id: uuid.UUID) -> Order | None:
