@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api import health, problems
+from api.accounts import admin_routes as accounts_admin
 from api.accounts import routes as accounts
 from api.admin import routes as admin
 from api.cart import routes as cart
@@ -134,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield {"runtime": rt}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [*health.routes, *accounts.routes]
+    routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
     routes += [
         *catalog.routes,
         *cart.routes,
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestContext, metrics=metrics)],
-        exception_handlers=problems.handlers,  # type: ignore[arg-type]
+        exception_handlers=problems.handlers,
         lifespan=lifespan,
     )
     app.state.max_body_bytes = settings.max_body_bytes

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import asyncpg
+
 from core.config import Settings, SettingsError
 
 
@@ -78,9 +80,9 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     if len(password) < PASSWORD_MIN:
         sys.exit(f"souk: the password must be at least {PASSWORD_MIN} characters")
 
-    async def job(pool: object) -> object:
+    async def job(pool: asyncpg.Pool) -> object:
         return await store.create_user(
-            pool,  # type: ignore[arg-type]
+            pool,
             email=args.email,
             email_normalized=normalize_email(args.email),
             password_hash=await hash_password(password),
@@ -100,7 +102,7 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from api import demo
 
     users = asyncio.run(_with_pool(_settings(), demo.seed))
-    print("demo users (password: %s):" % demo.DEMO_PASSWORD)
+    print(f"demo users (password: {demo.DEMO_PASSWORD}):")
     for role in ("admin", "seller", "buyer", "rider"):
         user = getattr(users, role)
         print(f"  {role:7} {user.email}")
@@ -128,11 +130,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     s.add_argument("--graceful-s", type=int, default=10)
     s.set_defaults(fn=cmd_serve)
-    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(
-        fn=cmd_migrate
+    sub.add_parser("migrate", help="apply pending database migrations").set_defaults(fn=cmd_migrate)
+    a = sub.add_parser(
+        "create-admin", help="create an admin (password from SOUK_ADMIN_PASSWORD or a prompt)"
     )
-    a = sub.add_parser("create-admin", help="create an admin (password from SOUK_ADMIN_PASSWORD "
-                       "or a prompt)")
     a.add_argument("--email", required=True)
     a.add_argument("--display-name", default="Admin")
     a.set_defaults(fn=cmd_create_admin)

@@ -19,7 +19,7 @@ from core.auth import Role
 
 log = logging.getLogger("souk.demo")
 
-DEMO_PASSWORD = "souk-demo-password"
+DEMO_PASSWORD = "souk-demo-password"  # noqa: S105 - public demo data, documented
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,7 @@ async def _check(awaitable: object) -> str:
     return "ok"
 
 
-@endpoint(
-    "PostgreSQL and Redis are reachable", tags=("ops",), responses={200: Health, 503: Health}
-)
+@endpoint("PostgreSQL and Redis are reachable", tags=("ops",), responses={200: Health, 503: Health})
 async def readyz(request: Request) -> Response:
     rt = runtime(request)
     postgres, redis = await asyncio.gather(

@@ -91,17 +91,31 @@ def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
     ]
     if spec is None:
         summary = "Websocket endpoint" if isinstance(route, WebSocketRoute) else "Undocumented"
-        return {"summary": summary, "parameters": params, "responses": {"default": {
-            "description": "See README"}}}
+        return {
+            "summary": summary,
+            "parameters": params,
+            "responses": {"default": {"description": "See README"}},
+        }
     op: dict[str, Any] = {"summary": spec.summary, "tags": list(spec.tags)}
     params += [
-        {"name": name, "in": "query", "required": False, "schema": {"type": "string"},
-         "description": text}
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": text,
+        }
         for name, text in spec.query.items()
     ]
     if spec.idempotent_key:
-        params.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                       "schema": {"type": "string", "maxLength": 255}})
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        )
     if params:
         op["parameters"] = params
     if spec.auth:

@@ -1,1 +1,2 @@
-"""Server-authoritative live auctions: pure bidding engine, durable sequencing, closing, winner to order. (Auctions issue.)"""
+"""Server-authoritative live auctions: pure bidding engine, durable sequencing, closing, and
+the winner's order. (Auctions issue.)"""

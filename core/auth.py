@@ -142,7 +142,10 @@ class TokenService:
             "aud": self.audience,
         }
         return jwt.encode(
-            claims, self.keys.signing_key, algorithm=ALGORITHM, headers={"kid": self.keys.active_kid}
+            claims,
+            self.keys.signing_key,
+            algorithm=ALGORITHM,
+            headers={"kid": self.keys.active_kid},
         )
 
     def verify(self, token: str) -> Principal:

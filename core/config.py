@@ -223,7 +223,9 @@ class _Parser:
         self._problems.append(f"{name} must be a boolean (true/false), got {raw!r}")
         return default
 
-    def choice(self, name: str, options: tuple[str, ...], default: str, *, upper: bool = False) -> str:
+    def choice(
+        self, name: str, options: tuple[str, ...], default: str, *, upper: bool = False
+    ) -> str:
         raw = self._raw(name)
         if raw is None:
             return default

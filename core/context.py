@@ -39,6 +39,10 @@ class Runtime:
     def revoked_key(self, jti: str) -> str:
         return self.keys.key("revoked-jti", jti)
 
+    def suspended_key(self, user_id: object) -> str:
+        """Present while a suspended user's access tokens may still be unexpired."""
+        return self.keys.key("suspended-user", str(user_id))
+
 
 def runtime(conn: HTTPConnection) -> Runtime:
     rt: Runtime = conn.state.runtime
@@ -54,16 +58,20 @@ async def authenticate(conn: HTTPConnection) -> Principal:
         raise Unauthorized()
     rt = runtime(conn)
     principal = rt.tokens.verify(token)
-    if await is_revoked(rt, principal.jti):
-        raise TokenInvalid("The token was revoked by logout.")
+    if await is_revoked(rt, principal):
+        raise TokenInvalid("The token was revoked (logout or suspended account).")
     return principal
 
 
-async def is_revoked(rt: Runtime, jti: str) -> bool:
-    """Whether an access token was revoked by logout. Fails open if Redis does not answer: a
-    revoked token then lives at most until its expiry."""
+async def is_revoked(rt: Runtime, principal: Principal) -> bool:
+    """Whether an access token was revoked by logout or its user suspended (one Redis round
+    trip). Fails open if Redis does not answer: a revoked token then lives at most until its
+    expiry."""
     try:
-        return bool(await rt.redis.exists(rt.revoked_key(jti)))
+        found = await rt.redis.exists(
+            rt.revoked_key(principal.jti), rt.suspended_key(principal.user_id)
+        )
+        return bool(found)
     except (RedisError, OSError) as exc:
         log.warning("revocation check unavailable", extra={"error": repr(exc)})
         return False

@@ -114,10 +114,11 @@ async def migrate(
     """Apply pending migrations into `schema` (created if missing). Returns the versions applied
     by this call. Safe to call from several processes at once."""
     migrations = load_migrations(directory)
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    await conn.execute(f'SET search_path TO "{schema}"')
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
     try:
+        # Under the lock: CREATE SCHEMA IF NOT EXISTS itself races between sessions.
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(f'SET search_path TO "{schema}"')
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                    version integer PRIMARY KEY,

@@ -89,7 +89,11 @@ async def run_idempotent(
                 )
                 if row is None:  # pruned between the two statements: extremely rare; retry
                     return await run_idempotent(
-                        pool, user_id=user_id, scope=scope, key=key, fingerprint=fingerprint,
+                        pool,
+                        user_id=user_id,
+                        scope=scope,
+                        key=key,
+                        fingerprint=fingerprint,
                         work=work,
                     )
                 if bytes(row["request_hash"]) != fingerprint:

@@ -44,13 +44,29 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """Human-readable lines for development: time, level, logger, message, then the extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (
+            time.strftime("%H:%M:%S", time.localtime(record.created))
+            + f" {record.levelname:<7} {record.name}: {record.getMessage()}"
+        )
+        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and k[0] != "_"}
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route the root logger to stderr, as JSON lines or plain text. Idempotent."""
     handler = logging.StreamHandler(sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -186,12 +186,14 @@ class OutboxRelay:
                 return repr(exc)[:500]
         return None
 
-    async def _fail(self, conn: asyncpg.Connection, event_id: int, attempts: int, error: str) -> None:
+    async def _fail(
+        self, conn: asyncpg.Connection, event_id: int, attempts: int, error: str
+    ) -> None:
         backoff_s = min(300.0, 0.5 * 2**attempts)
         await conn.execute(
-            """UPDATE outbox SET attempts = $2, last_error = $3,
-                      next_attempt_at = now() + make_interval(secs => $4),
-                      dead_at = CASE WHEN $2 >= $5 THEN now() END
+            """UPDATE outbox SET attempts = $2::int, last_error = $3,
+                      next_attempt_at = now() + make_interval(secs => $4::float8),
+                      dead_at = CASE WHEN $2::int >= $5::int THEN now() END
                WHERE id = $1""",
             event_id,
             attempts,

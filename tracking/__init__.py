@@ -1,1 +1,2 @@
-"""Rider tracking: GPS ingest (websocket op and OsmAnd), validation filters, live positions and nearest-rider dispatch. (Tracking issue.)"""
+"""Rider tracking: GPS ingest (websocket op and OsmAnd), validation filters, live positions and
+nearest-rider dispatch. (Tracking issue.)"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -75,12 +76,16 @@ def user_view(user: store.User) -> UserView:
 
 
 async def _issue_pair(
-    rt: Runtime, user: store.User, *, family_id: uuid.UUID | None = None,
-    parent_id: uuid.UUID | None = None, conn: object = None,
+    rt: Runtime,
+    user: store.User,
+    *,
+    family_id: uuid.UUID | None = None,
+    parent_id: uuid.UUID | None = None,
+    conn: asyncpg.Connection | None = None,
 ) -> TokenPair:
     token, token_hash = store.new_refresh_token()
     await store.insert_refresh(
-        conn or rt.pool,  # type: ignore[arg-type]
+        conn or rt.pool,
         user_id=user.id,
         token_hash=token_hash,
         ttl_s=rt.settings.refresh_token_ttl_s,
@@ -134,8 +139,11 @@ async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     if not by_address.allowed:
         raise RateLimited(by_address.retry_after_s)
     by_account = await rt.limiter.take(
-        "login-account", account, capacity=s.login_rate_per_account,
-        window_s=s.login_rate_window_s, cost=0,
+        "login-account",
+        account,
+        capacity=s.login_rate_per_account,
+        window_s=s.login_rate_window_s,
+        cost=0,
     )
     if not by_account.allowed:
         raise RateLimited(by_account.retry_after_s, "Too many failed logins for this account.")
@@ -161,7 +169,9 @@ async def login(request: Request) -> Response:
     if user is None or not ok:
         s = rt.settings
         await rt.limiter.take(
-            "login-account", account, capacity=s.login_rate_per_account,
+            "login-account",
+            account,
+            capacity=s.login_rate_per_account,
             window_s=s.login_rate_window_s,
         )
         raise InvalidCredentials()
@@ -187,8 +197,11 @@ async def refresh(request: Request) -> Response:
             assert rotation.user is not None
             return JSONResponse(
                 await _issue_pair(
-                    rt, rotation.user, family_id=rotation.family_id,
-                    parent_id=rotation.token_id, conn=conn,
+                    rt,
+                    rotation.user,
+                    family_id=rotation.family_id,
+                    parent_id=rotation.token_id,
+                    conn=conn,
                 )
             )
     if rotation.outcome is store.RotateOutcome.REUSED:

@@ -44,7 +44,7 @@ class TokenPair(msgspec.Struct):
     access_token: str
     refresh_token: str
     expires_in: int
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
 
 
 class UserView(msgspec.Struct):
@@ -73,8 +73,6 @@ def validate_registration(body: RegisterBody, *, allowed_roles: frozenset[str]) 
     if not name or any(unicodedata.category(c).startswith("C") for c in name):
         errors.append(FieldError("display_name", "must be printable text"))
     if body.role not in allowed_roles:
-        errors.append(
-            FieldError("role", "must be one of " + ", ".join(sorted(allowed_roles)))
-        )
+        errors.append(FieldError("role", "must be one of " + ", ".join(sorted(allowed_roles))))
     if errors:
         raise ValidationFailed(errors)

@@ -66,7 +66,9 @@ async def create_user(
     return _user(row)
 
 
-async def user_by_email(conn: asyncpg.Connection | asyncpg.Pool, email_normalized: str) -> User | None:
+async def user_by_email(
+    conn: asyncpg.Connection | asyncpg.Pool, email_normalized: str
+) -> User | None:
     row = await conn.fetchrow("SELECT * FROM users WHERE email_normalized = $1", email_normalized)
     return _user(row) if row else None
 

@@ -14,8 +14,9 @@ async def test_register_login_me(client: httpx.AsyncClient, register: Register) 
     assert r.status_code == 200
     assert r.json()["role"] == "seller"
     assert r.json()["display_name"] == "Layla"
-    r = await client.post("/v1/auth/login", json={"email": seller.email.upper(),
-                                                  "password": seller.password})
+    r = await client.post(
+        "/v1/auth/login", json={"email": seller.email.upper(), "password": seller.password}
+    )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
@@ -25,21 +26,33 @@ async def test_register_login_me(client: httpx.AsyncClient, register: Register) 
 async def test_register_refuses_admin_role_and_duplicates(
     client: httpx.AsyncClient, register: Register
 ) -> None:
-    r = await client.post("/v1/auth/register", json={
-        "email": "boss@example.com", "password": "correct horse battery", "display_name": "B",
-        "role": "admin"})
+    r = await client.post(
+        "/v1/auth/register",
+        json={
+            "email": "boss@example.com",
+            "password": "correct horse battery",
+            "display_name": "B",
+            "role": "admin",
+        },
+    )
     assert r.status_code == 422
-    assert r.json()["errors"] == [{"field": "role", "message": "must be one of buyer, rider, seller"}]
+    assert r.json()["errors"] == [
+        {"field": "role", "message": "must be one of buyer, rider, seller"}
+    ]
     buyer = await register("buyer")
-    r = await client.post("/v1/auth/register", json={
-        "email": buyer.email, "password": "correct horse battery", "display_name": "B"})
+    r = await client.post(
+        "/v1/auth/register",
+        json={"email": buyer.email, "password": "correct horse battery", "display_name": "B"},
+    )
     assert r.status_code == 409
     assert r.json()["code"] == "email_taken"
 
 
 async def test_weak_password_and_bad_email(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/auth/register", json={
-        "email": "not-an-email", "password": "short", "display_name": "X"})
+    r = await client.post(
+        "/v1/auth/register",
+        json={"email": "not-an-email", "password": "short", "display_name": "X"},
+    )
     assert r.status_code == 422
     fields = {e["field"] for e in r.json()["errors"]}
     assert fields == {"email", "password"}
@@ -91,8 +104,9 @@ async def test_logout_revokes_access_and_refresh(
     client: httpx.AsyncClient, register: Register
 ) -> None:
     buyer = await register()
-    r = await client.post("/v1/auth/logout", headers=buyer.headers,
-                          json={"refresh_token": buyer.refresh_token})
+    r = await client.post(
+        "/v1/auth/logout", headers=buyer.headers, json={"refresh_token": buyer.refresh_token}
+    )
     assert r.status_code == 204
     r = await client.get("/v1/me", headers=buyer.headers)
     assert r.status_code == 401
@@ -105,8 +119,9 @@ async def test_logout_refuses_someone_elses_refresh_token(
     client: httpx.AsyncClient, register: Register
 ) -> None:
     a, b = await register(), await register()
-    r = await client.post("/v1/auth/logout", headers=a.headers,
-                          json={"refresh_token": b.refresh_token})
+    r = await client.post(
+        "/v1/auth/logout", headers=a.headers, json={"refresh_token": b.refresh_token}
+    )
     assert r.status_code == 422
     r = await client.post("/v1/auth/refresh", json={"refresh_token": b.refresh_token})
     assert r.status_code == 200
@@ -118,7 +133,9 @@ async def test_login_lockout_per_account(
     buyer = await register()
     limit = rt.settings.login_rate_per_account
     for _ in range(limit):
-        r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": "nope-nope"})
+        r = await client.post(
+            "/v1/auth/login", json={"email": buyer.email, "password": "nope-nope"}
+        )
         assert r.status_code == 401
     r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": buyer.password})
     assert r.status_code == 429
@@ -135,6 +152,7 @@ async def test_successful_logins_do_not_drain_account_bucket(
 ) -> None:
     buyer = await register()
     for _ in range(rt.settings.login_rate_per_account + 2):
-        r = await client.post("/v1/auth/login",
-                              json={"email": buyer.email, "password": buyer.password})
+        r = await client.post(
+            "/v1/auth/login", json={"email": buyer.email, "password": buyer.password}
+        )
         assert r.status_code == 200

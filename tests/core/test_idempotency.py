@@ -24,17 +24,28 @@ async def test_replay_same_body_runs_once(rt: Runtime) -> None:
 
     user = uuid.uuid4()
     fp = request_hash(b'{"a":1}')
-    first = await run_idempotent(rt.pool, user_id=user, scope="t", key="k1", fingerprint=fp, work=work)
-    again = await run_idempotent(rt.pool, user_id=user, scope="t", key="k1", fingerprint=fp, work=work)
+    first = await run_idempotent(
+        rt.pool, user_id=user, scope="t", key="k1", fingerprint=fp, work=work
+    )
+    again = await run_idempotent(
+        rt.pool, user_id=user, scope="t", key="k1", fingerprint=fp, work=work
+    )
     assert (first.status, first.body, first.replayed) == (201, {"n": 1}, False)
     assert (again.status, again.body, again.replayed) == (201, {"n": 1}, True)
     assert calls == 1
     with pytest.raises(IdempotencyKeyReused):
-        await run_idempotent(rt.pool, user_id=user, scope="t", key="k1",
-                             fingerprint=request_hash(b'{"a":2}'), work=work)
+        await run_idempotent(
+            rt.pool,
+            user_id=user,
+            scope="t",
+            key="k1",
+            fingerprint=request_hash(b'{"a":2}'),
+            work=work,
+        )
     # Keys are per user: another user may use the same key.
-    other = await run_idempotent(rt.pool, user_id=uuid.uuid4(), scope="t", key="k1",
-                                 fingerprint=fp, work=work)
+    other = await run_idempotent(
+        rt.pool, user_id=uuid.uuid4(), scope="t", key="k1", fingerprint=fp, work=work
+    )
     assert other.replayed is False
 
 
@@ -48,7 +59,9 @@ async def test_failed_work_stores_nothing(rt: Runtime) -> None:
 
     user, fp = uuid.uuid4(), request_hash(b"x")
     with pytest.raises(NotFound):
-        await run_idempotent(rt.pool, user_id=user, scope="t", key="k", fingerprint=fp, work=failing)
+        await run_idempotent(
+            rt.pool, user_id=user, scope="t", key="k", fingerprint=fp, work=failing
+        )
     out = await run_idempotent(rt.pool, user_id=user, scope="t", key="k", fingerprint=fp, work=ok)
     assert out.replayed is False and out.body == {"ok": True}
 
@@ -63,10 +76,12 @@ async def test_concurrent_duplicates_run_once(rt: Runtime) -> None:
         return 201, {"id": str(uuid.uuid4())}
 
     user, fp = uuid.uuid4(), request_hash(b"same")
-    outs = await asyncio.gather(*(
-        run_idempotent(rt.pool, user_id=user, scope="t", key="race", fingerprint=fp, work=slow)
-        for _ in range(5)
-    ))
+    outs = await asyncio.gather(
+        *(
+            run_idempotent(rt.pool, user_id=user, scope="t", key="race", fingerprint=fp, work=slow)
+            for _ in range(5)
+        )
+    )
     assert calls == 1
     assert len({o.body["id"] for o in outs}) == 1
     assert sum(not o.replayed for o in outs) == 1

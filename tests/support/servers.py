@@ -75,14 +75,31 @@ class ServerProcess:
     def start(self, *, log_dir: Path, timeout_s: float = 30.0) -> ServerProcess:
         env = {**os.environ, **settings_env(self.settings), **self.extra_env}
         self.log_path = log_dir / f"server-{self.port}.log"
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
-             "--http", "httptools", "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        log.close()  # the child has its own copy of the descriptor
+        with self.log_path.open("wb") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "api.app:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "httptools",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -94,7 +111,9 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-4000:]}")
+        raise RuntimeError(
+            f"server not ready in {timeout_s}s:\n{self.log_path.read_text()[-4000:]}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: the process dies without any cleanup (crash test)."""

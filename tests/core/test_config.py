@@ -1,0 +1,89 @@
+"""Settings parsing: defaults, every problem reported at once, secrets redacted."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.config import Settings, SettingsError
+
+BASE = {
+    "DATABASE_URL": "postgresql://souk:s3cret@db:5432/souk",
+    "REDIS_URL": "redis://:hunter2@cache:6379/0",
+}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env(BASE)
+    assert s.database_schema == "public"
+    assert s.migrate_on_start is True
+    assert s.payment_provider == "none"
+    assert s.access_token_ttl_s == 900
+
+
+def test_every_problem_is_reported_together() -> None:
+    env = {
+        "DATABASE_URL": "mysql://x",
+        "DATABASE_POOL_MAX": "lots",
+        "ACCESS_TOKEN_TTL_S": "5",
+        "MIGRATE_ON_START": "maybe",
+        "SOUK_ENV": "staging",
+    }
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    text = str(info.value)
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL is required",
+        "DATABASE_POOL_MAX",
+        "ACCESS_TOKEN_TTL_S",
+        "MIGRATE_ON_START",
+        "SOUK_ENV",
+    ):
+        assert name in text
+
+
+def test_demo_payments_refused_in_production() -> None:
+    with pytest.raises(SettingsError, match="PAYMENT_PROVIDER=demo"):
+        Settings.from_env({**BASE, "SOUK_ENV": "prod", "PAYMENT_PROVIDER": "demo"})
+
+
+def test_schema_and_prefix_are_validated() -> None:
+    with pytest.raises(SettingsError, match="DATABASE_SCHEMA"):
+        Settings.from_env({**BASE, "DATABASE_SCHEMA": 'x"; drop'})
+    with pytest.raises(SettingsError, match="REDIS_PREFIX"):
+        Settings.from_env({**BASE, "REDIS_PREFIX": "a b"})
+
+
+def test_secrets_are_redacted() -> None:
+    s = Settings.from_env({**BASE, "ENCRYPTION_KEYS": "k1:c2VjcmV0c2VjcmV0"})
+    text = repr(s) + str(s.safe_dict())
+    assert "s3cret" not in text
+    assert "hunter2" not in text
+    assert "c2VjcmV0c2VjcmV0" not in text
+    assert "souk:***@db" in text
+    assert s.encryption_keys == {"k1": "c2VjcmV0c2VjcmV0"}
+
+
+def test_bad_key_map() -> None:
+    with pytest.raises(SettingsError, match="ENCRYPTION_KEYS"):
+        Settings.from_env({**BASE, "ENCRYPTION_KEYS": "nocolon"})
+
+
+def test_log_formatters_carry_extras_and_request_id() -> None:
+    import logging
+
+    import orjson
+
+    from core.logs import JsonFormatter, TextFormatter, request_id
+
+    record = logging.LogRecord("souk.t", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+    record.route = "/v1/me"
+    token = request_id.set("rid-123")
+    try:
+        data = orjson.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert data["msg"] == "hello you"
+    assert data["route"] == "/v1/me"
+    assert data["request_id"] == "rid-123"
+    assert "route=/v1/me" in TextFormatter().format(record)

@@ -1,0 +1,96 @@
+"""The dependency rules of ARCHITECTURE.md, enforced by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("core", "realtime", "auctions", "streaming", "tracking", "api", "loadtests")
+DOMAINS = ("realtime", "auctions", "streaming", "tracking")
+IO_LIBRARIES = ("asyncio", "redis", "asyncpg", "aiortc", "starlette", "uvicorn", "websockets")
+# Modules holding pure rules: no I/O libraries, time enters as an argument.
+PURE_NAMES = (
+    "rules.py",
+    "engine.py",
+    "protocol.py",
+    "channels.py",
+    "filters.py",
+    "model.py",
+    "machine.py",
+    "session.py",
+)
+FORBIDDEN_MODULE_NAMES = {
+    "redis.py",
+    "types.py",
+    "logging.py",
+    "queue.py",
+    "asyncio.py",
+    "json.py",
+    "http.py.bak",
+    "asyncpg.py",
+    "websockets.py",
+    "uuid.py",
+}
+
+
+def modules() -> list[Path]:
+    return [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+
+
+def imported_packages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def owner(path: Path) -> str:
+    return path.relative_to(ROOT).parts[0]
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_dependency_direction(path: Path) -> None:
+    pkg = owner(path)
+    imports = imported_packages(path) & set(PACKAGES)
+    if pkg == "core":
+        assert imports <= {"core"}, f"core must import no in-repo package: {imports}"
+    elif pkg in DOMAINS:
+        assert imports <= {"core", pkg}, f"{pkg} may import only core: {imports - {'core', pkg}}"
+    elif pkg == "loadtests":
+        assert "api" not in imports or path.name.startswith("seed"), "load tests drive the API"
+    assert "api" not in imports or pkg == "api" or pkg == "loadtests"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in modules() if p.name in PURE_NAMES and owner(p) != "loadtests"],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_pure_modules_do_no_io(path: Path) -> None:
+    imports = imported_packages(path)
+    assert not imports & set(IO_LIBRARIES), (
+        f"pure module imports I/O: {imports & set(IO_LIBRARIES)}"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "time.time(" not in text and "datetime.now(" not in text, "time must be an argument"
+
+
+def test_no_module_shadows_stdlib_or_dependency() -> None:
+    bad = [str(p.relative_to(ROOT)) for p in modules() if p.name in FORBIDDEN_MODULE_NAMES]
+    assert not bad
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_packages_resolve_inside_repo(pkg: str) -> None:
+    """Top-level names like `realtime` also exist on PyPI: ours must win."""
+    spec = importlib.util.find_spec(pkg)
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin).resolve().is_relative_to(ROOT)
