@@ -6,8 +6,9 @@
 
 Without `--url` it starts `uvicorn --factory api.app:create_app` on 127.0.0.1 in a fresh schema
 (dropped afterwards). Setup goes through the HTTP API (seller, product, buyers, carts) except
-wallet funding, which calls the ledger directly. Each worker is one buyer (distinct buyers: no
-cart lock contention) looping add-to-cart → checkout (→ pay with `--pay`) until the time is up.
+wallet funding (loadtests/seed_wallets.py calls the ledger directly). Each worker is one
+buyer (distinct buyers: no cart lock contention) looping add-to-cart → checkout (→ pay with
+`--pay`) until the time is up.
 
 `--hot` makes every worker buy the same variant (a flash drop with ample stock: the stock row is
 the hot spot); otherwise each worker buys its own variant. The run is bounded by `--duration`
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +34,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from loadtests.seed_wallets import fund_wallets
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNDS = 10**9
 
@@ -44,6 +48,12 @@ class Stats:
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -89,20 +99,6 @@ async def register(c: httpx.AsyncClient, role: str) -> tuple[str, dict[str, str]
     return body["user"]["id"], {"Authorization": f"Bearer {body['access_token']}"}
 
 
-async def fund(dsn: str, schema: str, buyers: list[str]) -> None:
-    from api.ledger import service as ledger
-    from core.db import create_pool
-
-    pool = await create_pool(dsn, schema=schema, min_size=1, max_size=1)
-    try:
-        for b in buyers:
-            async with pool.acquire() as conn, conn.transaction():
-                await ledger.topup(conn, user_id=uuid.UUID(b), amount=FUNDS, currency="USD",
-                                   transfer_id=uuid.uuid4())
-    finally:
-        await pool.close()
-
-
 async def worker(c: httpx.AsyncClient, headers: dict[str, str], variant: str, until: float,
                  stats: Stats, pay: bool) -> None:
     while time.monotonic() < until:
@@ -146,7 +142,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             if url is None:
                 from core.auth import generate_key
-                from tests.support.servers import free_port
 
                 generate_key(Path(key_dir), "bench")
                 port = free_port()
@@ -163,7 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 r.raise_for_status()
                 variants = [v["id"] for v in r.json()["variants"]]
                 buyers = [await register(c, "buyer") for _ in range(args.concurrency)]
-                await fund(dsn, schema, [b for b, _ in buyers])
+                await fund_wallets(dsn, schema, [b for b, _ in buyers], amount=FUNDS)
                 stats = Stats()
                 started = time.monotonic()
                 until = started + args.duration
