@@ -4,9 +4,6 @@ Sellers create and edit their own products; anyone may browse published ones. A 
 visible to its seller (and admins) only; to everybody else it does not exist (404).
 """
 
-# Per-language texts are class-level constants, as in core.errors (read-only by convention).
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import uuid

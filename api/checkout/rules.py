@@ -1,8 +1,5 @@
 """Pure checkout rules: how a cart splits into orders, and checkout's errors and shapes."""
 
-# Per-language texts are class-level constants, as in core.errors (read-only by convention).
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import uuid

@@ -10,11 +10,9 @@ before writing anything and then applies the returned `Effects` in one transacti
 
 `cancelled` happens before payment (the hold and the stock reservation are released);
 `refunded` after it (the captured money goes back to the buyer; units that never left the
-seller return to stock).
+seller return to stock). Refunding a delivered order that was already settled is allowed (admins
+only): the ledger then reverses the seller's payable and the fee share.
 """
-
-# Per-language texts are class-level constants, as in core.errors (read-only by convention).
-# ruff: noqa: RUF012
 
 from __future__ import annotations
 
@@ -97,7 +95,7 @@ class Facts:
 
     state: OrderState
     reserved_until: datetime | None
-    settled: bool
+    settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +133,6 @@ def decide(facts: Facts, to: OrderState, actor: Actor, *, now: datetime) -> Effe
         facts.reserved_until is None or facts.reserved_until <= now
     ):
         raise InvalidTransition(frm.value, to.value, "The reservation of this order expired.")
-    if frm is S.DELIVERED and to is S.REFUNDED and facts.settled:
-        raise InvalidTransition(
-            frm.value, to.value, "This order was already settled to the seller."
-        )
     return _effects(frm, to)
 
 

@@ -10,9 +10,6 @@ Ledger transfer ids are derived from the order id and the step (`transfer_id`), 
 step can never move money twice.
 """
 
-# Per-language texts are class-level constants, as in core.errors (read-only by convention).
-# ruff: noqa: RUF012
-
 from __future__ import annotations
 
 import uuid

@@ -118,6 +118,17 @@ async def _lines(conn: Conn, order_id: uuid.UUID) -> tuple[Line, ...]:
     return tuple(Line(**dict(r)) for r in rows)
 
 
+async def parties(
+    conn: Conn, order_id: uuid.UUID
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID | None] | None:
+    """(buyer, seller, rider) of an order, or None: what the real-time hub needs to decide who
+    may read the `order:{id}` channel (buyer, seller, assigned rider, admins)."""
+    row = await conn.fetchrow(
+        "SELECT buyer_id, seller_id, rider_id FROM orders WHERE id = $1", order_id
+    )
+    return None if row is None else (row["buyer_id"], row["seller_id"], row["rider_id"])
+
+
 async def db_now(conn: Conn) -> datetime:
     now: datetime = await conn.fetchval("SELECT now()")
     return now

@@ -51,8 +51,11 @@ def test_happy_path_effects() -> None:
 def test_guards() -> None:
     with pytest.raises(InvalidTransition):
         decide(facts(S.PENDING_PAYMENT, until=NOW), S.PAID, Actor.BUYER, now=NOW)
-    with pytest.raises(InvalidTransition):
-        decide(facts(S.DELIVERED, settled=True), S.REFUNDED, Actor.ADMIN, now=NOW)
+    settled = decide(facts(S.DELIVERED, settled=True), S.REFUNDED, Actor.ADMIN, now=NOW)
+    assert settled.refund
+    assert not settled.restock
+    with pytest.raises(TransitionNotAllowed):
+        decide(facts(S.DELIVERED, settled=True), S.REFUNDED, Actor.SELLER, now=NOW)
     with pytest.raises(TransitionNotAllowed):
         decide(facts(S.PACKED), S.OUT_FOR_DELIVERY, Actor.BUYER, now=NOW)
     with pytest.raises(InvalidTransition) as info:

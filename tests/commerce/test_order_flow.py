@@ -257,3 +257,36 @@ async def test_expired_reservations_are_released_once(
     w = await wallet(rt, buyer.id)
     assert (w.available, w.held) == (4_000, 1_000)
     await assert_consistent(rt.pool)
+
+
+async def test_admin_refunds_a_settled_order(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    from api.ledger import service as ledger
+    from api.orders import store
+
+    admin, seller, buyer = await register("admin"), await register("seller"), await register()
+    await fund(rt, buyer.id, 2_000)
+    product = await make_product(client, seller, price=2_000)
+    oid = (await buy(client, buyer, product["variants"][0]["id"])).json()["orders"][0]["id"]
+    await client.post(f"/v1/orders/{oid}/pay", headers=buyer.headers)
+    for to in ("packed", "out_for_delivery", "delivered"):
+        r = await client.post(f"/v1/admin/orders/{oid}/transition",
+                              json={"to": to, "reason": "ops"}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+    metrics = CommerceMetrics(rt.metrics.registry.__class__())
+    assert await jobs.settle_delivered(rt.pool, metrics, hold_s=0, fee_bps=500, batch=5) == 1
+    assert await ledger.seller_payable(rt.pool, uuid.UUID(seller.id), "USD") == 1_900
+    r = await client.post(f"/v1/orders/{oid}/transitions", json={"to": "refunded"},
+                          headers=seller.headers)
+    assert (r.status_code, r.json()["code"]) == (403, "transition_not_allowed")
+    r = await client.post(f"/v1/admin/orders/{oid}/cancel", json={"reason": "never arrived"},
+                          headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "refunded"
+    w = await wallet(rt, buyer.id)
+    assert (w.available, w.held) == (2_000, 0)
+    assert await ledger.seller_payable(rt.pool, uuid.UUID(seller.id), "USD") == 0
+    assert await store.parties(rt.pool, uuid.UUID(oid)) == (
+        uuid.UUID(buyer.id), uuid.UUID(seller.id), None)
+    await assert_consistent(rt.pool)
