@@ -28,6 +28,8 @@ from api.admin import routes as admin
 from api.cart import routes as cart
 from api.catalog import routes as catalog
 from api.checkout import routes as checkout
+from api.ledger import routes as ledger
+from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
 from api.orders import jobs as order_jobs
@@ -136,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.info("souk stopping")
 
     routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
+    routes += ledger.routes
     routes += [
         *catalog.routes,
         *cart.routes,
@@ -159,5 +162,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
+    # Payout bank details are encrypted with these; malformed keys fail start-up here.
+    app.state.payout_keys = KeyBox.from_config(
+        settings.encryption_keys, settings.encryption_active_kid
+    )
     app.state.metrics = metrics
     return app

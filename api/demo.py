@@ -15,6 +15,7 @@ import asyncpg
 from api.accounts import store
 from api.accounts.passwords import hash_password
 from api.accounts.rules import normalize_email
+from api.ledger.demo import fund_demo_buyer
 from core.auth import Role
 
 log = logging.getLogger("souk.demo")
@@ -39,7 +40,7 @@ async def _catalog(pool: asyncpg.Pool, users: DemoUsers) -> None:
     await seed_demo_catalog(pool, users.seller.id, "USD")
 
 
-STEPS: list[DemoStep] = [_catalog]
+STEPS: list[DemoStep] = [fund_demo_buyer, _catalog]
 
 
 async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> store.User:

@@ -157,13 +157,12 @@ async def _post(
 ) -> Transfer:
     """Lock the legs' accounts (ascending id), refuse overdrafts, write the transfer."""
     rules.check_legs(legs)
-    ids = await store.ensure_accounts(conn, [leg.account for leg in legs])
-    balances = await store.lock_balances(conn, sorted(ids.values()))
-    by_key = {key: balances[account] for key, account in ids.items()}
-    short = rules.overdrawn(legs, by_key)
+    accounts = await store.lock_accounts(conn, [leg.account for leg in legs])
+    balances = {key: acc.balance for key, acc in accounts.items()}
+    short = rules.overdrawn(legs, balances)
     if must_cover is not None:
         debit = sum(-leg.amount for leg in legs if leg.account == must_cover and leg.amount < 0)
-        if by_key.get(must_cover, 0) < debit:
+        if balances.get(must_cover, 0) < debit:
             short.append(must_cover)
     if short:
         raise InsufficientFunds()
@@ -176,8 +175,7 @@ async def _post(
         reference_id=reference_id,
         metadata=dict(metadata or {}),
         legs=legs,
-        ids=ids,
-        balances=balances,
+        accounts=accounts,
     )
     await _announce(conn, stored)
     return _view(stored, replayed=False)

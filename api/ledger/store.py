@@ -75,26 +75,30 @@ async def get_transfer(conn: asyncpg.Connection, transfer_id: uuid.UUID) -> Stor
     )
 
 
-async def ensure_accounts(
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    id: int
+    balance: int
+
+
+_LOCK_ACCOUNTS = """
+    SELECT a.id, a.kind, a.owner_id, a.currency, a.balance FROM ledger_accounts a
+    JOIN unnest($1::text[], $2::uuid[], $3::text[]) AS k(kind, owner_id, currency)
+      ON a.kind = k.kind AND a.owner_id = k.owner_id AND a.currency = k.currency
+    ORDER BY a.id FOR UPDATE OF a"""
+
+
+async def lock_accounts(
     conn: asyncpg.Connection, keys: Sequence[AccountKey]
-) -> dict[AccountKey, int]:
-    """The ids of the accounts for `keys`, creating missing ones (zero balance)."""
-    kinds = [k.kind.value for k in keys]
-    owners = [k.owner for k in keys]
-    currencies = [k.currency for k in keys]
-    rows = await conn.fetch(
-        """SELECT id, kind, owner_id, currency FROM ledger_accounts
-           JOIN unnest($1::text[], $2::uuid[], $3::text[]) AS k(kind, owner_id, currency)
-           USING (kind, owner_id, currency)""",
-        kinds,
-        owners,
-        currencies,
-    )
-    found = {_key(r): r["id"] for r in rows}
-    missing = [k for k in keys if k not in found]
-    if missing:
+) -> dict[AccountKey, LockedAccount]:
+    """Lock the accounts for `keys` in ascending id order (creating missing ones with a zero
+    balance first) and return their ids and balances. One round trip when all exist."""
+    columns = ([k.kind.value for k in keys], [k.owner for k in keys], [k.currency for k in keys])
+    rows = await conn.fetch(_LOCK_ACCOUNTS, *columns)
+    if len(rows) < len(keys):
+        found = {_key(r) for r in rows}
         # Sorted so concurrent creators insert in the same order (no unique-index deadlock).
-        missing.sort()
+        missing = sorted(k for k in keys if k not in found)
         await conn.execute(
             """INSERT INTO ledger_accounts (kind, owner_id, currency)
                SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[])
@@ -103,30 +107,12 @@ async def ensure_accounts(
             [k.owner for k in missing],
             [k.currency for k in missing],
         )
-        rows = await conn.fetch(
-            """SELECT id, kind, owner_id, currency FROM ledger_accounts
-               JOIN unnest($1::text[], $2::uuid[], $3::text[]) AS k(kind, owner_id, currency)
-               USING (kind, owner_id, currency)""",
-            [k.kind.value for k in missing],
-            [k.owner for k in missing],
-            [k.currency for k in missing],
-        )
-        found.update({_key(r): r["id"] for r in rows})
-    return found
+        rows = await conn.fetch(_LOCK_ACCOUNTS, *columns)
+    return {_key(r): LockedAccount(r["id"], r["balance"]) for r in rows}
 
 
 def _key(row: asyncpg.Record) -> AccountKey:
     return AccountKey(AccountKind(row["kind"]), row["owner_id"], row["currency"])
-
-
-async def lock_balances(conn: asyncpg.Connection, ids: Sequence[int]) -> dict[int, int]:
-    """Lock the accounts (ascending id) and return their balances."""
-    rows = await conn.fetch(
-        "SELECT id, balance FROM ledger_accounts WHERE id = ANY($1::bigint[]) ORDER BY id "
-        "FOR UPDATE",
-        list(ids),
-    )
-    return {r["id"]: r["balance"] for r in rows}
 
 
 async def write_transfer(
@@ -139,40 +125,36 @@ async def write_transfer(
     reference_id: uuid.UUID | None,
     metadata: dict[str, Any],
     legs: Sequence[Leg],
-    ids: dict[AccountKey, int],
-    balances: dict[int, int],
+    accounts: dict[AccountKey, LockedAccount],
 ) -> StoredTransfer:
-    """Insert the transfer and its entries and move the balances. The accounts must already be
-    locked (`lock_balances`) and `legs` checked."""
+    """Insert the transfer and its entries and move the balances, in one statement. The
+    accounts must already be locked (`lock_accounts`) and `legs` checked."""
+    account_ids = [accounts[leg.account].id for leg in legs]
+    amounts = [leg.amount for leg in legs]
+    after = [accounts[leg.account].balance + leg.amount for leg in legs]
     created_at = await conn.fetchval(
-        """INSERT INTO ledger_transfers (id, kind, request_hash, order_id, reference_id, metadata)
-           VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at""",
+        """WITH t AS (
+               INSERT INTO ledger_transfers (id, kind, request_hash, order_id, reference_id,
+                                             metadata)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at),
+           e AS (
+               INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after)
+               SELECT t.id, d.* FROM t,
+                   unnest($7::bigint[], $8::bigint[], $9::bigint[]) AS d(account, amount, after)),
+           u AS (
+               UPDATE ledger_accounts a SET balance = a.balance + d.amount
+               FROM unnest($7::bigint[], $8::bigint[]) AS d(id, amount) WHERE a.id = d.id)
+           SELECT created_at FROM t""",
         transfer_id,
         kind.value,
         request_hash,
         order_id,
         reference_id,
         metadata,
-    )
-    account_ids = [ids[leg.account] for leg in legs]
-    amounts = [leg.amount for leg in legs]
-    after = [balances[ids[leg.account]] + leg.amount for leg in legs]
-    await conn.execute(
-        """INSERT INTO ledger_entries (transfer_id, account_id, amount, balance_after)
-           SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::bigint[])""",
-        transfer_id,
         account_ids,
         amounts,
         after,
     )
-    await conn.execute(
-        """UPDATE ledger_accounts a SET balance = a.balance + d.amount
-           FROM unnest($1::bigint[], $2::bigint[]) AS d(id, amount) WHERE a.id = d.id""",
-        account_ids,
-        amounts,
-    )
-    for account_id, value in zip(account_ids, after, strict=True):
-        balances[account_id] = value
     return StoredTransfer(
         id=transfer_id,
         kind=kind,
