@@ -5,10 +5,9 @@
     .venv/bin/python -m loadtests.checkout_bench --duration 15 --concurrency 32
 
 Without `--url` it starts `uvicorn --factory api.app:create_app` on 127.0.0.1 in a fresh schema
-(dropped afterwards). Setup goes through the HTTP API (seller, product, buyers, carts) except
-wallet funding (loadtests/seed_wallets.py calls the ledger directly). Each worker is one
-buyer (distinct buyers: no cart lock contention) looping add-to-cart → checkout (→ pay with
-`--pay`) until the time is up.
+(dropped afterwards). Setup goes through the HTTP API (seller, product, buyers, demo top-ups,
+carts). Each worker is one buyer (distinct buyers: no cart lock contention) looping
+add-to-cart → checkout (→ pay with `--pay`) until the time is up.
 
 `--hot` makes every worker buy the same variant (a flash drop with ample stock: the stock row is
 the hot spot); otherwise each worker buys its own variant. The run is bounded by `--duration`
@@ -33,8 +32,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-
-from loadtests.seed_wallets import fund_wallets
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNDS = 10**9
@@ -158,7 +155,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 r.raise_for_status()
                 variants = [v["id"] for v in r.json()["variants"]]
                 buyers = [await register(c, "buyer") for _ in range(args.concurrency)]
-                await fund_wallets(dsn, schema, [b for b, _ in buyers], amount=FUNDS)
+                for _, h in buyers:  # the demo payment provider credits at once
+                    r = await c.post("/v1/wallet/topups", json={"amount": FUNDS},
+                                     headers={**h, "Idempotency-Key": uuid.uuid4().hex})
+                    r.raise_for_status()
                 stats = Stats()
                 started = time.monotonic()
                 until = started + args.duration
