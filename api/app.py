@@ -28,6 +28,7 @@ from api.admin import routes as admin
 from api.cart import routes as cart
 from api.catalog import routes as catalog
 from api.checkout import routes as checkout
+from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
 from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
@@ -138,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             log.info("souk stopping")
 
     routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
-    routes += ledger.routes
+    routes += [*ledger.routes, *ledger_admin.routes]
     routes += [
         *catalog.routes,
         *cart.routes,

@@ -45,6 +45,17 @@ class HoldConflict(Conflict):
     }
 
 
+class PayoutNotPending(Conflict):
+    """The payout already resolved (paid or failed), or does not exist."""
+
+    code = "payout_not_pending"
+    titles = {"en": "Payout not pending", "ar": "الصرف ليس قيد الانتظار"}
+    details = {
+        "en": "The payout is {state}; it can no longer change.",
+        "ar": "الصرف في حالة {state}؛ لم يعد بالإمكان تغييره.",
+    }
+
+
 class UnknownOrderFunds(Conflict):
     """No hold was ever placed for the order."""
 
@@ -76,4 +87,15 @@ class EncryptionUnavailable(ServiceUnavailable):
     details = {
         "en": "This server has no encryption keys configured; payout details cannot be stored.",
         "ar": "لا توجد مفاتيح تشفير على هذا الخادم؛ لا يمكن حفظ بيانات الصرف.",
+    }
+
+
+class PayoutDetailsUnreadable(AppError):
+    """Stored payout details failed authentication (tampered) or their key was removed."""
+
+    code = "payout_details_unreadable"
+    titles = {"en": "Payout details unreadable", "ar": "تعذّرت قراءة بيانات الصرف"}
+    details = {
+        "en": "The stored payout details cannot be decrypted; set them again.",
+        "ar": "تعذّر فك تشفير بيانات الصرف المحفوظة؛ أدخلها من جديد.",
     }

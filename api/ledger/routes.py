@@ -1,9 +1,10 @@
-"""HTTP routes of the wallet ledger: wallet, statement, seller payouts, admin adjustments and
-the ledger check. Every route acts on the caller's own accounts (no id in the path) except the
-admin routes, which are admin-only."""
+"""HTTP routes of the wallet ledger for buyers and sellers: wallet, top-ups, statement, payout
+details, payouts, balance. Every route acts on the caller's own accounts (no id in the path), so
+no user can name another's; admin routes are in `admin_routes`."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -12,19 +13,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.accounts import store as accounts
 from api.ledger import payout_details, rules, service, store
-from api.ledger.crypto import KeyBox
-from api.ledger.errors import EncryptionUnavailable, PaymentProviderUnavailable
+from api.ledger.crypto import DecryptionFailed, KeyBox
+from api.ledger.errors import (
+    EncryptionUnavailable,
+    PaymentProviderUnavailable,
+    PayoutDetailsUnreadable,
+)
 from api.ledger.payments import provider_for
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from core.http import JSONResponse, Schema, endpoint, parse_json
 from core.idempotency import check_key, request_hash, run_idempotent
-from core.ids import parse_uuid
 
-_KEY_NAMESPACE = uuid.UUID("6f1c2b52-3d4e-4c8a-9a57-2f5b8f0e7a10")
+log = logging.getLogger("souk.ledger")
+KEY_NAMESPACE = uuid.UUID("6f1c2b52-3d4e-4c8a-9a57-2f5b8f0e7a10")
 STATEMENT_PAGE_MAX = 100
 STATEMENT_PAGE_DEFAULT = 50
 
@@ -41,12 +45,6 @@ class TopupBody(Schema):
 
 class PayoutBody(Schema):
     amount: Amount
-    currency: CurrencyCode | None = None
-
-
-class AdjustmentBody(Schema):
-    amount: SignedAmount
-    reason: Reason
     currency: CurrencyCode | None = None
 
 
@@ -95,11 +93,11 @@ class PayoutOut(msgspec.Struct):
     balance: SellerBalanceOut
 
 
-def _transfer_out(t: service.Transfer) -> dict[str, Any]:
+def transfer_out(t: service.Transfer) -> dict[str, Any]:
     return t.as_json()
 
 
-def _currency(request: Request, given: str | None = None) -> str:
+def currency_param(request: Request, given: str | None = None) -> str:
     value = (
         given
         or request.query_params.get("currency")
@@ -110,12 +108,12 @@ def _currency(request: Request, given: str | None = None) -> str:
     return value
 
 
-def _transfer_id(user_id: uuid.UUID, scope: str, key: str | None) -> uuid.UUID:
+def transfer_id_for(user_id: uuid.UUID, scope: str, key: str | None) -> uuid.UUID:
     """The ledger transfer id for an HTTP request: derived from the Idempotency-Key, so the
     same key always names the same transfer (random when no key is sent)."""
     if key is None:
         return uuid.uuid4()
-    return uuid.uuid5(_KEY_NAMESPACE, f"{user_id}:{scope}:{key}")
+    return uuid.uuid5(KEY_NAMESPACE, f"{user_id}:{scope}:{key}")
 
 
 def _key_box(request: Request) -> KeyBox:
@@ -134,12 +132,12 @@ async def topup(request: Request) -> Response:
     principal = await require(request, Role.BUYER)
     rt = runtime(request)
     body = await parse_json(request, TopupBody)
-    currency = _currency(request, body.currency)
+    currency = currency_param(request, body.currency)
     provider = provider_for(rt.settings.payment_provider)
     if provider is None:
         raise PaymentProviderUnavailable()
     key = check_key(request.headers.get("idempotency-key"))
-    transfer_id = _transfer_id(principal.user_id, "wallet.topup", key)
+    transfer_id = transfer_id_for(principal.user_id, "wallet.topup", key)
 
     async def work(conn: Any) -> tuple[int, Any]:
         charge = await provider.charge(
@@ -152,7 +150,7 @@ async def topup(request: Request) -> Response:
             metadata={"provider": charge.provider, "provider_ref": charge.reference},
         )
         view = await service.wallet(conn, principal.user_id, currency)
-        return 201, {"transfer": _transfer_out(transfer), "wallet": _wallet_out(view)}
+        return 201, {"transfer": transfer_out(transfer), "wallet": wallet_out(view)}
 
     outcome = await run_idempotent(
         rt.pool, user_id=principal.user_id, scope="wallet.topup", key=key,
@@ -161,7 +159,7 @@ async def topup(request: Request) -> Response:
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
-def _wallet_out(view: service.WalletView) -> dict[str, Any]:
+def wallet_out(view: service.WalletView) -> dict[str, Any]:
     return {"currency": view.currency, "available": view.available, "held": view.held}
 
 
@@ -171,8 +169,8 @@ def _wallet_out(view: service.WalletView) -> dict[str, Any]:
 )
 async def get_wallet(request: Request) -> Response:
     principal = await require(request)
-    view = await service.wallet(runtime(request).pool, principal.user_id, _currency(request))
-    return JSONResponse(_wallet_out(view))
+    view = await service.wallet(runtime(request).pool, principal.user_id, currency_param(request))
+    return JSONResponse(wallet_out(view))
 
 
 @endpoint(
@@ -187,9 +185,9 @@ async def get_wallet(request: Request) -> Response:
 async def statement(request: Request) -> Response:
     principal = await require(request)
     rt = runtime(request)
-    currency = _currency(request)
-    limit = _int_param(request, "limit", STATEMENT_PAGE_DEFAULT, 1, STATEMENT_PAGE_MAX)
-    cursor = _int_param(request, "cursor", None, 1, 2**62)
+    currency = currency_param(request)
+    limit = int_param(request, "limit", STATEMENT_PAGE_DEFAULT, 1, STATEMENT_PAGE_MAX)
+    cursor = int_param(request, "cursor", None, 1, 2**62)
     key = rules.user_account(rules.AccountKind.BUYER_WALLET, principal.user_id, currency)
     account = await store.account_id(rt.pool, key)
     rows = [] if account is None else await store.statement(
@@ -212,7 +210,7 @@ async def statement(request: Request) -> Response:
     return JSONResponse({"currency": currency, "entries": entries, "next_cursor": next_cursor})
 
 
-def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> Any:
+def int_param(request: Request, name: str, default: int | None, low: int, high: int) -> Any:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
@@ -245,7 +243,13 @@ async def put_payout_details(request: Request) -> Response:
 )
 async def get_payout_details(request: Request) -> Response:
     principal = await require(request, Role.SELLER)
-    loaded = await payout_details.load(runtime(request).pool, _key_box(request), principal.user_id)
+    try:
+        loaded = await payout_details.load(
+            runtime(request).pool, _key_box(request), principal.user_id
+        )
+    except DecryptionFailed:
+        log.error("payout details failed to decrypt", extra={"seller_id": str(principal.user_id)})
+        raise PayoutDetailsUnreadable() from None
     if loaded is None:
         raise NotFound("No payout details are set.")
     return JSONResponse(payout_details.view(*loaded))
@@ -269,9 +273,9 @@ async def request_payout(request: Request) -> Response:
     principal = await require(request, Role.SELLER)
     rt = runtime(request)
     body = await parse_json(request, PayoutBody)
-    currency = _currency(request, body.currency)
+    currency = currency_param(request, body.currency)
     key = check_key(request.headers.get("idempotency-key"))
-    transfer_id = _transfer_id(principal.user_id, "seller.payout", key)
+    transfer_id = transfer_id_for(principal.user_id, "seller.payout", key)
 
     async def work(conn: Any) -> tuple[int, Any]:
         if not await payout_details.exists(conn, principal.user_id):
@@ -282,7 +286,7 @@ async def request_payout(request: Request) -> Response:
         )
         payable = await service.seller_payable(conn, principal.user_id, currency)
         return 201, {
-            "transfer": _transfer_out(transfer),
+            "transfer": transfer_out(transfer),
             "balance": {"currency": currency, "payable": payable},
         }
 
@@ -293,6 +297,40 @@ async def request_payout(request: Request) -> Response:
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
+class PayoutItem(msgspec.Struct):
+    id: str
+    amount: int
+    currency: str
+    state: str
+    created_at: str
+    updated_at: str
+
+
+class PayoutList(msgspec.Struct):
+    payouts: list[PayoutItem]
+
+
+def iso(value: Any) -> str:
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+@endpoint(
+    "The caller's most recent payouts (newest first) and their state", tags=("seller",),
+    responses={200: PayoutList}, auth=True, roles=("seller",), errors=(401, 403, 422),
+    query={"limit": "1 to 100 (default 50)"},
+)
+async def list_payouts(request: Request) -> Response:
+    principal = await require(request, Role.SELLER)
+    limit = int_param(request, "limit", 50, 1, 100)
+    rows = await store.payouts_of(runtime(request).pool, principal.user_id, limit=limit)
+    return JSONResponse({"payouts": [
+        {"id": str(r["id"]), "amount": r["amount"], "currency": r["currency"],
+         "state": r["state"], "created_at": iso(r["created_at"]),
+         "updated_at": iso(r["updated_at"])}
+        for r in rows
+    ]})
+
+
 @endpoint(
     "The caller's payable balance (settled sales minus fees and payouts)", tags=("seller",),
     responses={200: SellerBalanceOut}, auth=True, roles=("seller",), errors=(401, 403, 422),
@@ -300,55 +338,9 @@ async def request_payout(request: Request) -> Response:
 )
 async def seller_balance(request: Request) -> Response:
     principal = await require(request, Role.SELLER)
-    currency = _currency(request)
+    currency = currency_param(request)
     payable = await service.seller_payable(runtime(request).pool, principal.user_id, currency)
     return JSONResponse({"currency": currency, "payable": payable})
-
-
-@endpoint(
-    "Adjust a user's wallet with a reason (a ledger entry against the adjustments account)",
-    tags=("admin",), body=AdjustmentBody, responses={201: TopupOut}, auth=True,
-    roles=("admin",), errors=(400, 401, 402, 403, 404, 409, 415, 422), idempotency_key=True,
-)
-async def adjust_wallet(request: Request) -> Response:
-    principal = await require(request, Role.ADMIN)
-    rt = runtime(request)
-    user_id = parse_uuid(request.path_params["user_id"])
-    if user_id is None or await accounts.user_by_id(rt.pool, user_id) is None:
-        raise NotFound("No such user.")
-    body = await parse_json(request, AdjustmentBody)
-    if body.amount == 0:
-        raise ValidationFailed([FieldError("amount", "must not be zero")])
-    currency = _currency(request, body.currency)
-    key = check_key(request.headers.get("idempotency-key"))
-    transfer_id = _transfer_id(principal.user_id, f"admin.adjust:{user_id}", key)
-
-    async def work(conn: Any) -> tuple[int, Any]:
-        transfer = await service.adjust_wallet(
-            conn, user_id=user_id, amount=body.amount, currency=currency, reason=body.reason,
-            admin_id=principal.user_id, transfer_id=transfer_id,
-        )
-        view = await service.wallet(conn, user_id, currency)
-        return 201, {"transfer": _transfer_out(transfer), "wallet": _wallet_out(view)}
-
-    outcome = await run_idempotent(
-        rt.pool, user_id=principal.user_id, scope=f"admin.adjust:{user_id}", key=key,
-        fingerprint=request_hash(str(body.amount), currency, body.reason), work=work,
-    )
-    return JSONResponse(outcome.body, status_code=outcome.status)
-
-
-@endpoint(
-    "Reconcile the ledger: recompute balances from entries and report every mismatch",
-    tags=("admin",), responses={200: None}, auth=True, roles=("admin",), errors=(401, 403),
-)
-async def ledger_check(request: Request) -> Response:
-    await require(request, Role.ADMIN)
-    async with runtime(request).pool.acquire() as conn, conn.transaction(
-        isolation="repeatable_read", readonly=True
-    ):
-        report = await store.audit(conn)
-    return JSONResponse(report)
 
 
 routes = [
@@ -358,7 +350,6 @@ routes = [
     Route("/v1/seller/payout-details", get_payout_details, methods=["GET"]),
     Route("/v1/seller/payout-details", put_payout_details, methods=["PUT"]),
     Route("/v1/seller/payouts", request_payout, methods=["POST"]),
+    Route("/v1/seller/payouts", list_payouts, methods=["GET"]),
     Route("/v1/seller/balance", seller_balance, methods=["GET"]),
-    Route("/v1/admin/wallets/{user_id}/adjustments", adjust_wallet, methods=["POST"]),
-    Route("/v1/admin/ledger/check", ledger_check, methods=["GET"]),
 ]

@@ -63,6 +63,7 @@ class TransferKind(enum.StrEnum):
     REFUND = "refund"
     SETTLE = "settle"
     PAYOUT = "payout"
+    PAYOUT_REVERSAL = "payout_reversal"
     ADJUSTMENT = "adjustment"
 
 
@@ -226,6 +227,15 @@ def payout_legs(seller: uuid.UUID, amount: int, currency: str) -> list[Leg]:
     return two_legs(
         user_account(AccountKind.SELLER_PAYABLE, seller, currency),
         system_account(AccountKind.PAYOUT_CLEARING, currency, seller),
+        amount,
+    )
+
+
+def payout_reversal_legs(seller: uuid.UUID, amount: int, currency: str) -> list[Leg]:
+    """A failed payout comes back from payout clearing to the seller's payable."""
+    return two_legs(
+        system_account(AccountKind.PAYOUT_CLEARING, currency, seller),
+        user_account(AccountKind.SELLER_PAYABLE, seller, currency),
         amount,
     )
 

@@ -29,10 +29,12 @@ from typing import Any
 import asyncpg
 
 from api.ledger import rules, store
+from api.ledger.balances import WalletView, order_escrow, order_funds, seller_payable, wallet
 from api.ledger.errors import (
     HoldConflict,
     InsufficientFunds,
     InvalidAmount,
+    PayoutNotPending,
     RefundExceedsCaptured,
     UnknownOrderFunds,
 )
@@ -48,8 +50,11 @@ __all__ = [
     "WalletView",
     "adjust_wallet",
     "capture_hold",
+    "complete_payout",
+    "fail_payout",
     "hold_for_order",
     "order_escrow",
+    "order_funds",
     "refund_order",
     "release_hold",
     "request_payout",
@@ -91,13 +96,6 @@ class Transfer:
             "reference_id": str(self.reference_id) if self.reference_id else None,
             "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class WalletView:
-    currency: str
-    available: int
-    held: int
 
 
 def _view(t: store.StoredTransfer, *, replayed: bool) -> Transfer:
@@ -410,10 +408,52 @@ async def request_payout(
     if (done := await _replay(conn, transfer_id, TransferKind.PAYOUT, digest)) is not None:
         return done
     payable = rules.user_account(AccountKind.SELLER_PAYABLE, seller_id, currency)
-    return await _post(
+    transfer = await _post(
         conn, transfer_id=transfer_id, kind=TransferKind.PAYOUT, digest=digest,
         legs=rules.payout_legs(seller_id, amount, currency), must_cover=payable,
     )
+    await store.insert_payout(
+        conn, payout_id=transfer_id, seller_id=seller_id, amount=amount, currency=currency
+    )
+    return transfer
+
+
+async def complete_payout(conn: asyncpg.Connection, *, payout_id: uuid.UUID) -> bool:
+    """The bank confirmed the payout: it resolves as paid (the money stays in payout clearing,
+    which totals what left the platform). False if it was not pending (already resolved, or
+    unknown)."""
+    payout = await store.lock_payout(conn, payout_id)
+    if payout is None or payout["state"] != "requested":
+        return False
+    await store.resolve_payout(conn, payout_id, "paid")
+    return True
+
+
+async def fail_payout(
+    conn: asyncpg.Connection, *, payout_id: uuid.UUID, transfer_id: uuid.UUID, reason: str
+) -> Transfer:
+    """The bank refused the payout: a payout_reversal transfer (referencing it) returns the
+    amount to the seller's payable. Raises PayoutNotPending if it already resolved."""
+    reason = _reason(reason)
+    digest = rules.fingerprint(
+        TransferKind.PAYOUT_REVERSAL, {"payout": payout_id, "reason": reason}
+    )
+    done = await _replay(conn, transfer_id, TransferKind.PAYOUT_REVERSAL, digest)
+    if done is not None:
+        return done
+    payout = await store.lock_payout(conn, payout_id)
+    if payout is None:
+        raise PayoutNotPending(params={"state": "unknown"})
+    if payout["state"] != "requested":
+        raise PayoutNotPending(params={"state": payout["state"]})
+    transfer = await _post(
+        conn, transfer_id=transfer_id, kind=TransferKind.PAYOUT_REVERSAL, digest=digest,
+        legs=rules.payout_reversal_legs(payout["seller_id"], payout["amount"],
+                                        payout["currency"]),
+        reference_id=payout_id, metadata={"reason": reason},
+    )
+    await store.resolve_payout(conn, payout_id, "failed", transfer_id)
+    return transfer
 
 
 async def adjust_wallet(
@@ -442,46 +482,3 @@ async def adjust_wallet(
         legs=rules.adjustment_legs(user_id, amount, currency),
         metadata={"reason": reason, "admin_id": str(admin_id)},
     )
-
-
-# --- reads ----------------------------------------------------------------------------------
-
-
-async def wallet(
-    conn: asyncpg.Connection | asyncpg.Pool, user_id: uuid.UUID, currency: str
-) -> WalletView:
-    row = await conn.fetchrow(
-        """SELECT coalesce(sum(balance) FILTER (WHERE kind = 'buyer_wallet'), 0) AS available,
-                  coalesce(sum(balance) FILTER (WHERE kind = 'buyer_held'), 0) AS held
-           FROM ledger_accounts
-           WHERE owner_id = $1 AND currency = $2 AND kind IN ('buyer_wallet', 'buyer_held')""",
-        user_id,
-        currency,
-    )
-    return WalletView(currency, int(row["available"]), int(row["held"]))
-
-
-async def order_escrow(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> int:
-    """The order's escrow balance (0 when nothing was ever captured)."""
-    value = await conn.fetchval(
-        "SELECT coalesce(sum(balance), 0) FROM ledger_accounts "
-        "WHERE kind = 'order_escrow' AND owner_id = $1",
-        order_id,
-    )
-    return int(value)
-
-
-async def seller_payable(
-    conn: asyncpg.Connection | asyncpg.Pool, seller_id: uuid.UUID, currency: str
-) -> int:
-    return await store.balance_of(
-        conn, rules.user_account(AccountKind.SELLER_PAYABLE, seller_id, currency)
-    )
-
-
-async def order_funds(
-    conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """The order's funds record (state, held, captured, refunded, settled, fee), or None."""
-    row = await conn.fetchrow("SELECT * FROM ledger_order_funds WHERE order_id = $1", order_id)
-    return dict(row) if row is not None else None

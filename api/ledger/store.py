@@ -229,6 +229,51 @@ async def update_order_funds(
     )
 
 
+# --- payouts -------------------------------------------------------------------------------
+
+
+async def insert_payout(
+    conn: asyncpg.Connection, *, payout_id: uuid.UUID, seller_id: uuid.UUID, amount: int,
+    currency: str,
+) -> None:
+    await conn.execute(
+        "INSERT INTO ledger_payouts (id, seller_id, amount, currency) VALUES ($1, $2, $3, $4)",
+        payout_id,
+        seller_id,
+        amount,
+        currency,
+    )
+
+
+async def lock_payout(conn: asyncpg.Connection, payout_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM ledger_payouts WHERE id = $1 FOR UPDATE", payout_id)
+
+
+async def resolve_payout(
+    conn: asyncpg.Connection, payout_id: uuid.UUID, state: str,
+    reversal: uuid.UUID | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE ledger_payouts SET state = $2, reversal_transfer = $3, updated_at = now()
+           WHERE id = $1 AND state = 'requested'""",
+        payout_id,
+        state,
+        reversal,
+    )
+
+
+async def payouts_of(
+    conn: asyncpg.Connection | asyncpg.Pool, seller_id: uuid.UUID, *, limit: int
+) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT id, amount, currency, state, created_at, updated_at FROM ledger_payouts
+           WHERE seller_id = $1 ORDER BY created_at DESC, id LIMIT $2""",
+        seller_id,
+        limit,
+    )
+    return rows
+
+
 # --- reads ----------------------------------------------------------------------------------
 
 

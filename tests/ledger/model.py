@@ -40,6 +40,7 @@ class LedgerModel:
     held: dict[uuid.UUID, int] = field(default_factory=dict)
     payable: dict[uuid.UUID, int] = field(default_factory=dict)
     orders: dict[uuid.UUID, OrderModel] = field(default_factory=dict)
+    payouts: dict[uuid.UUID, tuple[uuid.UUID, int, str]] = field(default_factory=dict)
     fees: int = 0
     topped_up: int = 0
     paid_out: int = 0
@@ -96,9 +97,20 @@ class LedgerModel:
         self.fees += o.fee
         self.payable[seller] = self.payable.get(seller, 0) + o.settled - o.fee
 
-    def payout(self, seller: uuid.UUID, amount: int) -> None:
+    def payout(self, seller: uuid.UUID, amount: int, payout_id: uuid.UUID) -> None:
         self.payable[seller] -= amount
         self.paid_out += amount
+        self.payouts[payout_id] = (seller, amount, "requested")
+
+    def resolve_payout(self, payout_id: uuid.UUID, fail: bool) -> bool:
+        seller, amount, state = self.payouts[payout_id]
+        if state != "requested":
+            return False
+        self.payouts[payout_id] = (seller, amount, "failed" if fail else "paid")
+        if fail:
+            self.payable[seller] += amount
+            self.paid_out -= amount
+        return True
 
     def adjust(self, user: uuid.UUID, amount: int) -> None:
         self.available[user] = self.available.get(user, 0) + amount

@@ -37,7 +37,7 @@ async def _topup(client: httpx.AsyncClient, headers: dict[str, str], amount: int
 
 
 async def test_topup_is_idempotent_and_credits_the_wallet(
-    client: httpx.AsyncClient, register: Register
+    client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
     buyer = await register("buyer")
     first = await _topup(client, buyer.headers, 2_500, key="topup-1")
@@ -49,6 +49,13 @@ async def test_topup_is_idempotent_and_credits_the_wallet(
     reused = await _topup(client, buyer.headers, 2_600, key="topup-1")
     assert reused.status_code == 409
     assert reused.json()["code"] == "idempotency_key_reused"
+    # The ledger transfer id is derived from the key: even after the key store forgot the
+    # request (pruned after 24 h), a retry cannot credit twice.
+    await rt.pool.execute("DELETE FROM idempotency_keys")
+    late = await _topup(client, buyer.headers, 2_500, key="topup-1")
+    assert late.status_code == 201
+    assert late.json()["transfer"]["id"] == first.json()["transfer"]["id"]
+    assert late.json()["wallet"]["available"] == 2_500
     assert (await _topup(client, buyer.headers, 100)).status_code == 201  # key is optional
     wallet = await client.get("/v1/wallet", headers=buyer.headers)
     assert wallet.json() == {"currency": "USD", "available": 2_600, "held": 0}
@@ -183,6 +190,16 @@ async def test_payout_details_are_encrypted_at_rest_masked_and_never_logged(
     assert row["kid"] == "k1"
     assert b"DE89" not in bytes(row["ciphertext"])
     assert b"Layla" not in bytes(row["ciphertext"])
+    # A row copied onto another seller does not decrypt (bound by associated data).
+    other = await register("seller")
+    await rt.pool.execute(
+        "INSERT INTO seller_payout_details (seller_id, kid, nonce, ciphertext) "
+        "SELECT $2, kid, nonce, ciphertext FROM seller_payout_details WHERE seller_id = $1",
+        uuid.UUID(seller.id), uuid.UUID(other.id))
+    stolen = await client.get("/v1/seller/payout-details", headers=other.headers)
+    assert stolen.status_code == 500
+    assert stolen.json()["code"] == "payout_details_unreadable"
+    assert "3000" not in stolen.text
     bad = await client.put("/v1/seller/payout-details",
                            json={**DETAILS, "account_number": "12!"}, headers=seller.headers)
     assert bad.status_code == 422
@@ -278,3 +295,57 @@ async def test_routes_are_documented(client: httpx.AsyncClient) -> None:
                  "/v1/admin/wallets/{user_id}/adjustments", "/v1/admin/ledger/check"):
         assert path in doc["paths"], path
     assert set(doc["paths"]["/v1/seller/payout-details"]) >= {"get", "put"}
+
+
+async def test_payout_listing_and_admin_resolution(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    seller, other, admin = await register("seller"), await register("seller"), await register(
+        "admin")
+    await client.put("/v1/seller/payout-details", json=DETAILS, headers=seller.headers)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        # Give the seller a payable through a settled order.
+        buyer, order = uuid.uuid4(), uuid.uuid4()
+        await ledger.topup(conn, user_id=buyer, amount=5_000, currency="USD",
+                           transfer_id=uuid.uuid4())
+        await ledger.hold_for_order(conn, buyer_id=buyer, order_id=order, amount=5_000,
+                                    currency="USD", transfer_id=uuid.uuid4())
+        await ledger.capture_hold(conn, order_id=order, transfer_id=uuid.uuid4())
+        await ledger.settle_order(conn, order_id=order, seller_id=uuid.UUID(seller.id),
+                                  transfer_id=uuid.uuid4(), fee_bps=0)
+    ids = []
+    for n in range(2):
+        r = await client.post("/v1/seller/payouts", json={"amount": 2_000},
+                              headers={**seller.headers, "Idempotency-Key": f"po{n}"})
+        assert r.status_code == 201
+        ids.append(r.json()["transfer"]["id"])
+    listed = (await client.get("/v1/seller/payouts", headers=seller.headers)).json()["payouts"]
+    assert sorted(p["id"] for p in listed) == sorted(ids)
+    assert {p["state"] for p in listed} == {"requested"}
+    assert (await client.get("/v1/seller/payouts", headers=other.headers)).json() == {
+        "payouts": []}
+    for path in (f"/v1/admin/payouts/{ids[0]}/complete", f"/v1/admin/payouts/{ids[1]}/fail"):
+        r = await client.post(path, json={"reason": "x"}, headers=seller.headers)
+        assert r.status_code == 403
+    done = await client.post(f"/v1/admin/payouts/{ids[0]}/complete", headers=admin.headers)
+    assert done.json() == {"id": ids[0], "state": "paid"}
+    assert (await client.post(f"/v1/admin/payouts/{ids[0]}/complete",
+                              headers=admin.headers)).status_code == 200  # already paid
+    h = {**admin.headers, "Idempotency-Key": "fail-1"}
+    failed = await client.post(f"/v1/admin/payouts/{ids[1]}/fail",
+                               json={"reason": "IBAN closed"}, headers=h)
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["reversal"]["amount"] == 2_000
+    late = await client.post(f"/v1/admin/payouts/{ids[0]}/fail", json={"reason": "x"},
+                             headers=admin.headers)
+    assert late.status_code == 409
+    assert late.json()["code"] == "payout_not_pending"
+    again = await client.post(f"/v1/admin/payouts/{ids[1]}/complete", headers=admin.headers)
+    assert again.status_code == 409
+    for path in (f"/v1/admin/payouts/{uuid.uuid4()}/complete", "/v1/admin/payouts/x/complete"):
+        assert (await client.post(path, headers=admin.headers)).status_code == 404
+    balance = (await client.get("/v1/seller/balance", headers=seller.headers)).json()
+    assert balance["payable"] == 5_000 - 2_000
+    states = {p["id"]: p["state"] for p in
+              (await client.get("/v1/seller/payouts", headers=seller.headers)).json()["payouts"]}
+    assert states == {ids[0]: "paid", ids[1]: "failed"}

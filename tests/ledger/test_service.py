@@ -257,3 +257,62 @@ async def test_concurrent_holds_on_one_wallet_never_overdraw(rt: Runtime) -> Non
     assert sum(outcomes) == 3  # floor(1000 / 300)
     assert await ledger.wallet(rt.pool, buyer, USD) == ledger.WalletView(USD, 100, 900)
     await assert_ledger_sound(rt.pool)
+
+
+async def test_wallet_changes_are_announced_through_the_outbox_only_on_commit(
+    rt: Runtime,
+) -> None:
+    buyer = uuid.uuid4()
+    with pytest.raises(RuntimeError):  # noqa: PT012 - the failure must follow the transfer
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await ledger.topup(conn, user_id=buyer, amount=10, currency=USD, transfer_id=tid())
+            raise RuntimeError("caller fails after the transfer: everything rolls back")
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await ledger.topup(conn, user_id=buyer, amount=300, currency=USD, transfer_id=tid())
+        await ledger.hold_for_order(conn, buyer_id=buyer, order_id=uuid.uuid4(), amount=120,
+                                    currency=USD, transfer_id=tid())
+    rows = await rt.pool.fetch(
+        "SELECT channels, payload FROM outbox WHERE topic = 'wallet.changed' ORDER BY id"
+    )
+    assert [r["channels"] for r in rows] == [[f"user:{buyer}"]] * 2
+    assert [(r["payload"]["kind"], r["payload"]["available"], r["payload"]["held"])
+            for r in rows] == [("topup", 300, 0), ("hold", 180, 120)]
+
+
+async def test_payout_resolves_once_and_a_failed_payout_returns_to_the_seller(
+    rt: Runtime,
+) -> None:
+    from api.ledger.errors import PayoutNotPending
+
+    buyer, seller, order = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with rt.pool.acquire() as conn:
+        await ledger.topup(conn, user_id=buyer, amount=1_000, currency=USD, transfer_id=tid())
+        await ledger.hold_for_order(conn, buyer_id=buyer, order_id=order, amount=1_000,
+                                    currency=USD, transfer_id=tid())
+        await ledger.capture_hold(conn, order_id=order, transfer_id=tid())
+        await ledger.settle_order(conn, order_id=order, seller_id=seller, transfer_id=tid(),
+                                  fee_bps=0)
+        paid, failed = tid(), tid()
+        await ledger.request_payout(conn, seller_id=seller, amount=400, currency=USD,
+                                    transfer_id=paid)
+        await ledger.request_payout(conn, seller_id=seller, amount=600, currency=USD,
+                                    transfer_id=failed)
+        assert await ledger.seller_payable(conn, seller, USD) == 0
+        assert await ledger.complete_payout(conn, payout_id=paid) is True
+        assert await ledger.complete_payout(conn, payout_id=paid) is False
+        reversal_id = tid()
+        reversal = await ledger.fail_payout(conn, payout_id=failed, transfer_id=reversal_id,
+                                            reason="bank rejected the account")
+        assert reversal.reference_id == failed
+        again = await ledger.fail_payout(conn, payout_id=failed, transfer_id=reversal_id,
+                                         reason="bank rejected the account")
+        assert again.replayed
+        assert await ledger.seller_payable(conn, seller, USD) == 600
+        with pytest.raises(PayoutNotPending):
+            await ledger.fail_payout(conn, payout_id=paid, transfer_id=tid(), reason="late")
+        with pytest.raises(PayoutNotPending):
+            await ledger.fail_payout(conn, payout_id=failed, transfer_id=tid(), reason="twice")
+        assert await ledger.complete_payout(conn, payout_id=failed) is False
+        states = dict(await conn.fetch("SELECT id, state FROM ledger_payouts"))
+        assert states == {paid: "paid", failed: "failed"}
+    await assert_ledger_sound(rt.pool)

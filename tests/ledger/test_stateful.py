@@ -31,7 +31,12 @@ from hypothesis.stateful import (
 
 from api.ledger import service as ledger
 from api.ledger import store
-from api.ledger.errors import HoldConflict, InsufficientFunds, RefundExceedsCaptured
+from api.ledger.errors import (
+    HoldConflict,
+    InsufficientFunds,
+    PayoutNotPending,
+    RefundExceedsCaptured,
+)
 from core.config import Settings
 from core.db import create_pool, migrate_dsn
 from core.errors import IdempotencyKeyReused
@@ -184,13 +189,30 @@ class LedgerMachine(RuleBasedStateMachine):
     def payout(self, s: int, amount: int) -> None:
         seller = self.sellers[s]
         try:
-            self.call(ledger.request_payout, seller_id=seller, amount=amount,
-                      currency=self.currency)
+            t = self.call(ledger.request_payout, seller_id=seller, amount=amount,
+                          currency=self.currency)
         except InsufficientFunds:
             assert self.model.payable.get(seller, 0) < amount
             return
         assert self.model.payable.get(seller, 0) >= amount
-        self.model.payout(seller, amount)
+        self.model.payout(seller, amount, t.id)
+
+    @precondition(lambda self: self.model.payouts)
+    @rule(i=st.integers(min_value=0), fail=st.booleans())
+    def resolve_payout(self, i: int, fail: bool) -> None:
+        """The bank confirms (paid) or refuses (reversed to the seller) a payout, once."""
+        payout_id = list(self.model.payouts)[i % len(self.model.payouts)]
+        pending = self.model.payouts[payout_id][2] == "requested"
+        if not fail:
+            assert run(in_tx(ledger.complete_payout, payout_id=payout_id)) == pending
+        else:
+            try:
+                self.call(ledger.fail_payout, payout_id=payout_id, reason="bank refused")
+            except PayoutNotPending:
+                assert not pending
+                return
+            assert pending
+        assert self.model.resolve_payout(payout_id, fail) == pending
 
     @rule(b=st.integers(0, 2), amount=st.integers(-3_000, 3_000).filter(bool))
     def adjust(self, b: int, amount: int) -> None:
