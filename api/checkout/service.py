@@ -31,6 +31,7 @@ from api.ledger import service as ledger
 from api.orders import store
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By, record, transfer_id
+from core.errors import NotFound
 
 
 def _iso(value: object) -> str:
@@ -55,6 +56,45 @@ async def place_orders(
              ln.quantity)
         for ln in lines
     ]
+    placed = await _place(conn, buyer_id, items, reservation_ttl_s, list_price=True)
+    await cart_store.clear(conn, buyer_id)
+    return placed
+
+
+async def place_item_order(
+    conn: asyncpg.Connection,
+    *,
+    buyer_id: uuid.UUID,
+    variant_id: uuid.UUID,
+    unit_price: int,
+    quantity: int = 1,
+    reservation_ttl_s: int,
+) -> PlacedOrder:
+    """One order for one variant at a price fixed elsewhere (an auction's hammer price), with
+    the same guarantees as a checkout: stock reserved, total held on the wallet, one `created`
+    event, all in the caller's transaction. Raises NotFound, ProductUnavailable, OutOfStock or
+    InsufficientFunds; the caller must then roll back. Call it once per winning (the caller's
+    idempotency: e.g. a unique auction id on its own row in the same transaction)."""
+    row = await conn.fetchrow(
+        """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
+                  p.status = 'published' AS published
+           FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1""",
+        variant_id,
+    )
+    if row is None:
+        raise NotFound()
+    if unit_price <= 0 or quantity <= 0:
+        raise ValueError("unit_price and quantity must be positive")
+    item = Item(row["id"], row["product_id"], row["seller_id"], row["currency"], row["title"],
+                row["sku"], unit_price, quantity)
+    [placed] = await _place(conn, buyer_id, [item], reservation_ttl_s, list_price=False)
+    return placed
+
+
+async def _place(
+    conn: asyncpg.Connection, buyer_id: uuid.UUID, items: list[Item], reservation_ttl_s: int,
+    *, list_price: bool,
+) -> list[PlacedOrder]:
     by = By(Actor.BUYER, buyer_id, "created")
     placed: list[tuple[uuid.UUID, int, PlacedOrder]] = []
     for group in split(items):
@@ -79,13 +119,14 @@ async def place_orders(
             conn, buyer_id=buyer_id, order_id=order_id, amount=total, currency=view.currency,
             transfer_id=transfer_id(order_id, "hold"),
         )
+    # Hot rows last, in ascending id: the stock rows of a flash drop stay locked only until
+    # the commit that follows.
     for item in sorted(items, key=lambda i: i.variant_id):
         price = await store.reserve_stock(conn, item.variant_id, item.quantity)
         if price is None:
             raise OutOfStock(params={"sku": item.sku},
                              extra={"variant_id": str(item.variant_id)})
-        if price != item.price:
+        if list_price and price != item.price:
             raise PriceChanged(params={"sku": item.sku},
                                extra={"variant_id": str(item.variant_id)})
-    await cart_store.clear(conn, buyer_id)
     return [view for _, _, view in sorted(placed, key=lambda p: p[2].seller_id)]

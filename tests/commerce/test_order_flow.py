@@ -296,3 +296,31 @@ async def test_admin_refunds_a_settled_order(
     assert await store.parties(rt.pool, uuid.UUID(oid)) == (
         uuid.UUID(buyer.id), uuid.UUID(seller.id), None)
     await assert_consistent(rt.pool)
+
+
+async def test_order_for_an_auction_win(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    import pytest
+
+    from api.checkout.rules import OutOfStock
+    from api.checkout.service import place_item_order
+
+    seller, buyer = await register("seller"), await register("buyer")
+    await fund(rt, buyer.id, 5_000)
+    product = await make_product(client, seller, stock=1, price=1_000)
+    variant = uuid.UUID(product["variants"][0]["id"])
+    async with rt.pool.acquire() as conn, conn.transaction():
+        placed = await place_item_order(conn, buyer_id=uuid.UUID(buyer.id), variant_id=variant,
+                                        unit_price=3_700, reservation_ttl_s=600)
+    assert (placed.total, placed.state) == (3_700, "pending_payment")
+    w = await wallet(rt, buyer.id)
+    assert (w.available, w.held) == (1_300, 3_700)
+    with pytest.raises(OutOfStock):
+        async with rt.pool.acquire() as conn, conn.transaction():
+            await place_item_order(conn, buyer_id=uuid.UUID(buyer.id), variant_id=variant,
+                                   unit_price=100, reservation_ttl_s=600)
+    r = await client.post(f"/v1/orders/{placed.id}/pay", headers=buyer.headers)
+    assert r.status_code == 200
+    assert r.json()["lines"][0]["unit_price"] == 3_700
+    await assert_consistent(rt.pool)
