@@ -90,3 +90,19 @@ async def test_dead_letters_list_and_replay(
     assert r.status_code == 404  # no longer dead
     assert (await client.get("/v1/admin/dead-letters", headers=admin.headers)).json()[
         "items"] == []
+
+
+async def test_order_history_is_append_only(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    import asyncpg
+    import pytest
+
+    seller, buyer = await register("seller"), await register()
+    await fund(rt, buyer.id, 1_000)
+    product = await make_product(client, seller, price=1_000)
+    await buy(client, buyer, product["variants"][0]["id"])
+    for sql in ("UPDATE order_events SET reason = 'edited'", "DELETE FROM order_events"):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await rt.pool.execute(sql)
+    assert await rt.pool.fetchval("SELECT count(*) FROM order_events") == 1
