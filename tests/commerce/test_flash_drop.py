@@ -95,6 +95,10 @@ async def test_flash_drop_sells_exactly_the_stock(
     assert len(wallets) == BUYERS
     for row in wallets:
         assert row["balance"] == (0 if row["owner_id"] in winners else PRICE)
+    losers = [h for (b, h) in buyers if b not in winners]
+    for h in losers[:25]:  # and as the buyers themselves see it
+        r = await client.get("/v1/wallet", headers=h)
+        assert (r.json()["available"], r.json()["held"]) == (PRICE, 0)
     stock = await rt.pool.fetchrow("SELECT on_hand, reserved, sold FROM variants WHERE id = $1",
                                    uuid.UUID(variant))
     assert dict(stock) == {"on_hand": UNITS, "reserved": UNITS, "sold": 0}

@@ -324,3 +324,27 @@ async def test_order_for_an_auction_win(
     assert r.status_code == 200
     assert r.json()["lines"][0]["unit_price"] == 3_700
     await assert_consistent(rt.pool)
+
+
+async def test_two_checkouts_of_one_cart_make_one_set_of_orders(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    import asyncio
+
+    from tests.commerce.helpers import add_to_cart
+
+    seller, buyer = await register("seller"), await register("buyer")
+    await fund(rt, buyer.id, 5_000)
+    product = await make_product(client, seller, stock=5)
+    await add_to_cart(client, buyer, product["variants"][0]["id"], 2)
+    first, second = await asyncio.gather(*(
+        client.post("/v1/checkout", json={}, headers={**buyer.headers, "Idempotency-Key": k})
+        for k in ("tab-1", "tab-2")
+    ))
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    loser = first if first.status_code == 409 else second
+    assert loser.json()["code"] == "cart_empty"
+    assert await rt.pool.fetchval("SELECT count(*) FROM orders") == 1
+    w = await wallet(rt, buyer.id)
+    assert (w.available, w.held) == (3_000, 2_000)
+    await assert_consistent(rt.pool)
