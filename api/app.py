@@ -30,6 +30,7 @@ from api.catalog import routes as catalog
 from api.checkout import routes as checkout
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
+from api.ledger import settlement
 from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
@@ -134,6 +135,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
             for name, task in commerce_jobs(settings, rt, commerce_metrics):
                 await stack.enter_async_context(running(task, name))
+            await stack.enter_async_context(running(
+                settlement.run_settlements(
+                    rt.pool, fee_bps=settings.platform_fee_bps,
+                    interval_s=settings.settlement_interval_s,
+                ),
+                "ledger-settlements",
+            ))
             log.info("souk started", extra={"settings": settings.safe_dict()})
             yield {"runtime": rt}
             log.info("souk stopping")

@@ -48,12 +48,16 @@ def summarize(name: str, latencies: list[float], elapsed: float, per_op: int = 1
             f"p50 {p50:.2f} ms, p99 {p99:.2f} ms per operation")
 
 
+CPU_NOTES: list[str] = []
+
+
 async def drive(
     seconds: float, concurrency: int, op: Callable[[int], Awaitable[None]]
 ) -> tuple[list[float], float]:
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
     start = time.perf_counter()
+    cpu_start = time.process_time()
 
     async def worker(n: int) -> None:
         i = 0
@@ -64,7 +68,9 @@ async def drive(
             i += 1
 
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return latencies, time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    CPU_NOTES.append(f"{100 * (time.process_time() - cpu_start) / elapsed:.0f}%")
+    return latencies, elapsed
 
 
 async def service_level(pool: asyncpg.Pool, args: argparse.Namespace) -> list[str]:
@@ -193,6 +199,7 @@ async def main(args: argparse.Namespace) -> None:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         finally:
             await conn.close()
+    lines.append("benchmark client CPU per measurement (of one core): " + ", ".join(CPU_NOTES))
     print("\n".join(lines))
 
 

@@ -23,7 +23,7 @@ CREATE TABLE ledger_accounts (
 CREATE TABLE ledger_transfers (
     id           uuid PRIMARY KEY,  -- chosen by the client: the idempotency key
     kind         text NOT NULL CHECK (kind IN ('topup', 'hold', 'release', 'capture', 'refund',
-                      'settle', 'payout', 'payout_reversal', 'adjustment')),
+                      'settle', 'payout', 'adjustment')),
     request_hash bytea NOT NULL,
     order_id     uuid,
     reference_id uuid REFERENCES ledger_transfers (id),  -- the transfer this one corrects
@@ -98,21 +98,6 @@ CREATE TABLE ledger_order_funds (
     updated_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ledger_order_funds_buyer ON ledger_order_funds (buyer_id);
-
--- Payouts in flight: requested (money in payout clearing), then paid (the bank confirmed) or
--- failed (a payout_reversal transfer returned it to the seller's payable). Resolves once.
-CREATE TABLE ledger_payouts (
-    id                uuid PRIMARY KEY REFERENCES ledger_transfers (id),  -- the payout transfer
-    seller_id         uuid NOT NULL,
-    amount            bigint NOT NULL CHECK (amount > 0),
-    currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
-    state             text NOT NULL DEFAULT 'requested'
-                          CHECK (state IN ('requested', 'paid', 'failed')),
-    reversal_transfer uuid REFERENCES ledger_transfers (id),
-    created_at        timestamptz NOT NULL DEFAULT now(),
-    updated_at        timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX ledger_payouts_seller ON ledger_payouts (seller_id, created_at DESC);
 
 -- A seller's payout bank details, AES-256-GCM encrypted (api/ledger/crypto.py). `kid` names the
 -- key so keys can rotate; the associated data binds a ciphertext to its seller.

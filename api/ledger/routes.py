@@ -32,14 +32,16 @@ KEY_NAMESPACE = uuid.UUID("6f1c2b52-3d4e-4c8a-9a57-2f5b8f0e7a10")
 STATEMENT_PAGE_MAX = 100
 STATEMENT_PAGE_DEFAULT = 50
 
+TOPUP_MAX = 10_000_000  # 100,000.00 per top-up
 Amount = Annotated[int, msgspec.Meta(ge=1, le=rules.MAX_AMOUNT)]
+TopupAmount = Annotated[int, msgspec.Meta(ge=1, le=TOPUP_MAX)]
 SignedAmount = Annotated[int, msgspec.Meta(ge=-rules.MAX_AMOUNT, le=rules.MAX_AMOUNT)]
 CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=rules.MAX_REASON)]
 
 
 class TopupBody(Schema):
-    amount: Amount
+    amount: TopupAmount
     currency: CurrencyCode | None = None
 
 

@@ -1,4 +1,5 @@
-"""Ledger tests run with payout-detail encryption keys configured (two keys, k1 active)."""
+"""Ledger tests run with payout-detail encryption keys configured (two keys, k1 active), and
+with the app's settlement loop slowed down so tests drive `settle_due` themselves."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ KEYS = {kid: base64.b64encode(os.urandom(32)).decode() for kid in ("k1", "k2")}
 
 @pytest.fixture
 async def settings(key_dir: Path) -> AsyncIterator[Settings]:
-    s = make_settings(key_dir, encryption_keys=dict(KEYS), encryption_active_kid="k1")
+    s = make_settings(
+        key_dir, encryption_keys=dict(KEYS), encryption_active_kid="k1",
+        settlement_interval_s=3_600,
+    )
     yield s
     await drop_isolation(s)

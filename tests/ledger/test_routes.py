@@ -4,6 +4,7 @@ authorisation between users."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -68,7 +69,7 @@ async def test_topup_is_idempotent_and_credits_the_wallet(
 @pytest.mark.parametrize(
     "body",
     [{"amount": 0}, {"amount": -1}, {"amount": 1.5}, {"amount": "10"}, {"amount": 10,
-     "currency": "usd"}, {"amount": 10, "extra": 1}, {"amount": 10**15}],
+     "currency": "usd"}, {"amount": 10, "extra": 1}, {"amount": 10**15}, {"amount": 10_000_001}],
 )
 async def test_topup_validation(
     client: httpx.AsyncClient, register: Register, body: dict[str, Any]
@@ -349,3 +350,16 @@ async def test_payout_listing_and_admin_resolution(
     states = {p["id"]: p["state"] for p in
               (await client.get("/v1/seller/payouts", headers=seller.headers)).json()["payouts"]}
     assert states == {ids[0]: "paid", ids[1]: "failed"}
+
+
+async def test_concurrent_topups_with_one_key_credit_once(
+    client: httpx.AsyncClient, register: Register
+) -> None:
+    buyer = await register("buyer")
+    responses = await asyncio.gather(*(
+        _topup(client, buyer.headers, 1_000, key="storm") for _ in range(10)
+    ))
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.json()["transfer"]["id"] for r in responses}) == 1
+    wallet = (await client.get("/v1/wallet", headers=buyer.headers)).json()
+    assert wallet["available"] == 1_000

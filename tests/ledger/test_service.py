@@ -316,3 +316,13 @@ async def test_payout_resolves_once_and_a_failed_payout_returns_to_the_seller(
         states = dict(await conn.fetch("SELECT id, state FROM ledger_payouts"))
         assert states == {paid: "paid", failed: "failed"}
     await assert_ledger_sound(rt.pool)
+
+
+async def test_demo_seed_funds_the_demo_buyer_once(rt: Runtime) -> None:
+    from api.demo import seed
+    from api.ledger.demo import DEMO_WALLET_CENTS
+
+    users = await seed(rt.pool)
+    await seed(rt.pool)
+    view = await ledger.wallet(rt.pool, users.buyer.id, "USD")
+    assert view == ledger.WalletView("USD", DEMO_WALLET_CENTS, 0)

@@ -51,6 +51,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
     if s.jwt_active_kid:
         env["JWT_ACTIVE_KID"] = s.jwt_active_kid
+    if s.encryption_keys:
+        env["ENCRYPTION_KEYS"] = ",".join(f"{k}:{v}" for k, v in s.encryption_keys.items())
+    if s.encryption_active_kid:
+        env["ENCRYPTION_ACTIVE_KID"] = s.encryption_active_kid
+    env["PLATFORM_FEE_BPS"] = str(s.platform_fee_bps)
+    env["SETTLEMENT_HOLD_S"] = str(s.settlement_hold_s)
+    env["SETTLEMENT_INTERVAL_S"] = str(s.settlement_interval_s)
     return env
 
 
