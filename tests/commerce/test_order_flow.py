@@ -348,3 +348,34 @@ async def test_two_checkouts_of_one_cart_make_one_set_of_orders(
     w = await wallet(rt, buyer.id)
     assert (w.available, w.held) == (3_000, 2_000)
     await assert_consistent(rt.pool)
+
+
+async def test_settlement_tolerates_the_ledger_scheduler_settling_first(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    from datetime import UTC, datetime
+
+    from api.ledger import settlement
+
+    admin, seller, buyer = await register("admin"), await register("seller"), await register()
+    await fund(rt, buyer.id, 1_000)
+    product = await make_product(client, seller, price=1_000)
+    oid = (await buy(client, buyer, product["variants"][0]["id"])).json()["orders"][0]["id"]
+    await client.post(f"/v1/orders/{oid}/pay", headers=buyer.headers)
+    for to in ("packed", "out_for_delivery", "delivered"):
+        await client.post(f"/v1/admin/orders/{oid}/transition", json={"to": to, "reason": "x"},
+                          headers=admin.headers)
+    async with rt.pool.acquire() as conn, conn.transaction():
+        await settlement.schedule_settlement(conn, order_id=uuid.UUID(oid),
+                                             seller_id=uuid.UUID(seller.id),
+                                             due_at=datetime.now(UTC))
+    report = await settlement.settle_due(rt.pool, now=datetime.now(UTC), fee_bps=0)
+    assert report.settled == 1
+    metrics = CommerceMetrics(rt.metrics.registry.__class__())
+    assert await jobs.settle_delivered(rt.pool, metrics, hold_s=0, fee_bps=0, batch=5) == 1
+    r = await client.get(f"/v1/orders/{oid}", headers=seller.headers)
+    assert r.json()["settled_at"] is not None
+    from api.ledger import service as ledger
+
+    assert await ledger.seller_payable(rt.pool, uuid.UUID(seller.id), "USD") == 1_000
+    await assert_consistent(rt.pool)
