@@ -69,12 +69,16 @@ async def place_item_order(
     unit_price: int,
     quantity: int = 1,
     reservation_ttl_s: int,
+    hold: bool = True,
 ) -> PlacedOrder:
     """One order for one variant at a price fixed elsewhere (an auction's hammer price), with
     the same guarantees as a checkout: stock reserved, total held on the wallet, one `created`
     event, all in the caller's transaction. Raises NotFound, ProductUnavailable, OutOfStock or
     InsufficientFunds; the caller must then roll back. Call it once per winning (the caller's
-    idempotency: e.g. a unique auction id on its own row in the same transaction)."""
+    idempotency: e.g. a unique auction id on its own row in the same transaction).
+
+    `hold=False` leaves the wallet alone: the caller takes the payment itself (an auction
+    winner whose wallet may be short gets the order anyway, and a payment window)."""
     row = await conn.fetchrow(
         """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
                   p.status = 'published' AS published
@@ -87,13 +91,15 @@ async def place_item_order(
         raise ValueError("unit_price and quantity must be positive")
     item = Item(row["id"], row["product_id"], row["seller_id"], row["currency"], row["title"],
                 row["sku"], unit_price, quantity)
-    [placed] = await _place(conn, buyer_id, [item], reservation_ttl_s, list_price=False)
+    [placed] = await _place(
+        conn, buyer_id, [item], reservation_ttl_s, list_price=False, hold=hold
+    )
     return placed
 
 
 async def _place(
     conn: asyncpg.Connection, buyer_id: uuid.UUID, items: list[Item], reservation_ttl_s: int,
-    *, list_price: bool,
+    *, list_price: bool, hold: bool = True,
 ) -> list[PlacedOrder]:
     by = By(Actor.BUYER, buyer_id, "created")
     placed: list[tuple[uuid.UUID, int, PlacedOrder]] = []
@@ -114,7 +120,7 @@ async def _place(
             currency=group.currency, seller_id=str(group.seller_id), reserved_until=_iso(until),
         )))
     placed.sort(key=lambda p: p[0])  # the ledger asks for a stable order across transfers
-    for order_id, total, view in placed:
+    for order_id, total, view in placed if hold else []:
         await ledger.hold_for_order(
             conn, buyer_id=buyer_id, order_id=order_id, amount=total, currency=view.currency,
             transfer_id=transfer_id(order_id, "hold"),
