@@ -24,12 +24,18 @@ from starlette.routing import BaseRoute, Route
 from api import health, problems
 from api.accounts import admin_routes as accounts_admin
 from api.accounts import routes as accounts
+from api.admin import routes as admin
+from api.cart import routes as cart
+from api.catalog import routes as catalog
+from api.checkout import routes as checkout
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
-from api.ledger import settlement
 from api.ledger.crypto import KeyBox
 from api.middleware import RequestContext
 from api.openapi import build_document
+from api.orders import jobs as order_jobs
+from api.orders import routes as orders
+from api.orders.metrics import CommerceMetrics
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -88,11 +94,34 @@ async def running(coro: Any, name: str) -> AsyncIterator[asyncio.Task[Any]]:
             await task
 
 
+def commerce_jobs(
+    settings: Settings, rt: Runtime, metrics: CommerceMetrics
+) -> list[tuple[str, Any]]:
+    """The commerce background loops (reservation expiry, seller settlement) as coroutines."""
+    s = settings
+    return [
+        (order_jobs.EXPIRY, order_jobs.run_periodically(
+            order_jobs.EXPIRY, s.reservation_sweep_interval_s,
+            lambda: order_jobs.expire_reservations(rt.pool, metrics, batch=s.commerce_job_batch),
+            metrics,
+        )),
+        (order_jobs.SETTLEMENT, order_jobs.run_periodically(
+            order_jobs.SETTLEMENT, s.settlement_interval_s,
+            lambda: order_jobs.settle_delivered(
+                rt.pool, metrics, hold_s=s.settlement_hold_s, fee_bps=s.platform_fee_bps,
+                batch=s.commerce_job_batch,
+            ),
+            metrics,
+        )),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application. Reads the environment when `settings` is None."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = Metrics()
+    commerce_metrics = CommerceMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -103,23 +132,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             app.state.relay = relay
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
-            await stack.enter_async_context(running(
-                settlement.run_settlements(
-                    rt.pool, fee_bps=settings.platform_fee_bps,
-                    interval_s=settings.settlement_interval_s,
-                ),
-                "ledger-settlements",
-            ))
+            for name, task in commerce_jobs(settings, rt, commerce_metrics):
+                await stack.enter_async_context(running(task, name))
             log.info("souk started", extra={"settings": settings.safe_dict()})
             yield {"runtime": rt}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [
-        *health.routes,
-        *accounts.routes,
-        *accounts_admin.routes,
-        *ledger.routes,
-        *ledger_admin.routes,
+    routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
+    routes += [*ledger.routes, *ledger_admin.routes]
+    routes += [
+        *catalog.routes,
+        *cart.routes,
+        *checkout.make_routes(commerce_metrics),
+        *orders.make_routes(commerce_metrics),
+        *admin.make_routes(commerce_metrics),
     ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})

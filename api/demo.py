@@ -32,7 +32,15 @@ class DemoUsers:
 
 
 DemoStep = Callable[[asyncpg.Pool, DemoUsers], Awaitable[None]]
-STEPS: list[DemoStep] = [fund_demo_buyer]
+
+
+async def _catalog(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    from api.catalog.seed import seed_demo_catalog
+
+    await seed_demo_catalog(pool, users.seller.id, "USD")
+
+
+STEPS: list[DemoStep] = [fund_demo_buyer, _catalog]
 
 
 async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> store.User:

@@ -1,2 +1,2 @@
-"""Server-authoritative live auctions: pure bidding engine, durable sequencing, closing, and
-the winner's order. (Auctions issue.)"""
+"""Server-authoritative live auctions: pure bidding engine, durable sequencing, closing and
+the winner's order (the auctions issue)."""

@@ -64,8 +64,20 @@ class Settings:
     encryption_keys: Mapping[str, str] = field(default_factory=dict)
     encryption_active_kid: str | None = None
     platform_fee_bps: int = 800
+    # Commerce: how long checkout holds stock and money, and the background jobs' pace.
+    reservation_ttl_s: int = 600
+    reservation_sweep_interval_s: int = 5
     settlement_hold_s: int = 3 * 86_400
-    settlement_interval_s: int = 30
+    settlement_interval_s: int = 60
+    commerce_job_batch: int = 100
+    # Auctions (auctions/): per-user bid rate, wallet rule for bidding, winner payment window,
+    # closing poll interval and group-commit batch bound.
+    auction_bid_rate: int = 20
+    auction_bid_rate_window_s: int = 10
+    auction_bid_deposit: int = 0
+    auction_payment_window_s: int = 900
+    auction_close_poll_ms: int = 250
+    auction_max_batch: int = 500
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -125,10 +137,25 @@ class Settings:
             encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
             encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
             platform_fee_bps=parser.integer("PLATFORM_FEE_BPS", 800, low=0, high=5_000),
+            reservation_ttl_s=parser.integer("RESERVATION_TTL_S", 600, low=10, high=86_400),
+            reservation_sweep_interval_s=parser.integer(
+                "RESERVATION_SWEEP_INTERVAL_S", 5, low=1, high=3600
+            ),
             settlement_hold_s=parser.integer(
                 "SETTLEMENT_HOLD_S", 3 * 86_400, low=0, high=90 * 86_400
             ),
-            settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 30, low=1, high=3_600),
+            settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 60, low=1, high=86_400),
+            commerce_job_batch=parser.integer("COMMERCE_JOB_BATCH", 100, low=1, high=10_000),
+            auction_bid_rate=parser.integer("AUCTION_BID_RATE", 20, low=1, high=100_000),
+            auction_bid_rate_window_s=parser.integer(
+                "AUCTION_BID_RATE_WINDOW_S", 10, low=1, high=3_600
+            ),
+            auction_bid_deposit=parser.integer("AUCTION_BID_DEPOSIT", 0, low=0, high=10**12),
+            auction_payment_window_s=parser.integer(
+                "AUCTION_PAYMENT_WINDOW_S", 900, low=0, high=30 * 86_400
+            ),
+            auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
+            auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,

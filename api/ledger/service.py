@@ -12,9 +12,8 @@ Call contract, for every function that moves money:
 - Raises `InsufficientFunds` (402), `RefundExceedsCaptured` (409), `HoldConflict` (409),
   `UnknownOrderFunds` (409), `PayoutNotPending` (409), `InvalidAmount` (422),
   `IdempotencyKeyReused` (409) — all AppErrors with stable codes.
-- Settlement after delivery: schedule it with `api.ledger.settlement.schedule_settlement` (the
-  app's settlement loop calls `settle_order` when the holding period is over), or call
-  `settle_order` directly with `fee_bps=Settings.platform_fee_bps`.
+- Settlement after delivery: the orders settlement job (`api.orders.jobs.settle_delivered`)
+  calls `settle_order` with `fee_bps=Settings.platform_fee_bps` once the holding period is over.
 - Holds are per order: `hold_for_order` places at most one hold per order; `release_hold` and
   `capture_hold` move exactly that order's held amount, once.
 - Locks are taken in one order (transfer id, order funds row, accounts by id). A caller that

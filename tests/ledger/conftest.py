@@ -1,5 +1,5 @@
 """Ledger tests run with payout-detail encryption keys configured (two keys, k1 active), and
-with the app's settlement loop slowed down so tests drive `settle_due` themselves."""
+with the app's settlement job slowed down so tests drive settlements themselves."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Operator endpoints (role admin): order intervention and the dead-letter list."""

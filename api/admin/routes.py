@@ -1,0 +1,187 @@
+"""HTTP routes under /v1/admin (admins only; every route checks the role first).
+
+Forced transitions and cancellations take a mandatory reason and are recorded as `admin`
+events, so the order's history says who intervened and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from api.orders import machine, service, store
+from api.orders.machine import Actor, OrderState
+from api.orders.metrics import CommerceMetrics
+from api.orders.routes import ORDER_ERRORS, order_id_of, order_reply, parse_state
+from api.orders.views import (
+    AdminCancelBody,
+    AdminTransitionBody,
+    DeadLetterPage,
+    DeadLetterView,
+    OrderPage,
+    order_view,
+)
+from api.paging import decode_cursor, encode_cursor, parse_limit
+from core import outbox
+from core.auth import Role
+from core.context import require, runtime
+from core.errors import FieldError, NotFound, ValidationFailed
+from core.http import JSONResponse, endpoint, parse_json
+from core.ids import parse_uuid
+
+
+def _uuid_query(request: Request, name: str) -> uuid.UUID | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    value = parse_uuid(raw)
+    if value is None:
+        raise ValidationFailed([FieldError(name, "must be a UUID")])
+    return value
+
+
+@endpoint(
+    "Search orders with their event history (admins)", tags=("admin",),
+    responses={200: OrderPage}, auth=True, roles=("admin",), errors=(401, 403, 422),
+    query={"state": "state", "buyer_id": "uuid", "seller_id": "uuid", "rider_id": "uuid",
+           "order_id": "uuid", "limit": "1..50", "cursor": "next_cursor"},
+)
+async def search_orders(request: Request) -> Response:
+    rt = runtime(request)
+    await require(request, Role.ADMIN)
+    q = request.query_params
+    only = _uuid_query(request, "order_id")
+    if only is not None:
+        order = await store.get_order(rt.pool, only)
+        found = [order] if order is not None else []
+        cursor = None
+    else:
+        scope = store.Scope(
+            buyer_id=_uuid_query(request, "buyer_id"),
+            seller_id=_uuid_query(request, "seller_id"),
+            rider_id=_uuid_query(request, "rider_id"),
+            state=parse_state(q["state"], "state").value if q.get("state") else None,
+        )
+        limit = parse_limit(q.get("limit"), maximum=50)
+        found = await store.list_orders(
+            rt.pool, scope, after=decode_cursor(q.get("cursor")), limit=limit + 1
+        )
+        more = len(found) > limit
+        found = found[:limit]
+        cursor = encode_cursor(found[-1].created_at, found[-1].id) if more else None
+    events = await store.events_for(rt.pool, [o.id for o in found])
+    full = [await store.get_order(rt.pool, o.id) for o in found]
+    return JSONResponse(OrderPage(
+        [order_view(o, events[o.id]) for o in full if o is not None], cursor
+    ))
+
+
+@endpoint(
+    "Background deliveries that failed every retry (outbox dead letters), newest first",
+    tags=("admin",), responses={200: DeadLetterPage}, auth=True, roles=("admin",),
+    errors=(401, 403, 422), query={"limit": "1..100", "cursor": "next_cursor"},
+)
+async def dead_letters(request: Request) -> Response:
+    rt = runtime(request)
+    await require(request, Role.ADMIN)
+    limit = parse_limit(request.query_params.get("limit"))
+    cursor_raw = request.query_params.get("cursor")
+    before: int | None = None
+    if cursor_raw:
+        if not cursor_raw.isdigit() or len(cursor_raw) > 19:
+            raise ValidationFailed([FieldError("cursor", "not a cursor from this API")])
+        before = int(cursor_raw)
+    rows = await rt.pool.fetch(
+        """SELECT id, topic, channels, payload, attempts, last_error, created_at, dead_at
+           FROM outbox WHERE dead_at IS NOT NULL AND ($1::bigint IS NULL OR id < $1)
+           ORDER BY id DESC LIMIT $2""",
+        before, limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+
+    def iso(t: datetime) -> str:
+        return t.isoformat().replace("+00:00", "Z")
+
+    items = [
+        DeadLetterView(r["id"], r["topic"], list(r["channels"]), r["payload"],
+                       r["attempts"], r["last_error"], iso(r["created_at"]),
+                       iso(r["dead_at"]))
+        for r in rows
+    ]
+    return JSONResponse(DeadLetterPage(items, str(rows[-1]["id"]) if more else None))
+
+@endpoint(
+    "Replay one dead letter: it goes back to the relay's queue with fresh attempts",
+    tags=("admin",), responses={202: None}, auth=True, roles=("admin",),
+    errors=(401, 403, 404),
+)
+async def replay(request: Request) -> Response:
+    rt = runtime(request)
+    await require(request, Role.ADMIN)
+    raw = request.path_params["event_id"]
+    if not raw.isdigit() or len(raw) > 19:
+        raise NotFound()
+    async with rt.pool.acquire() as conn:
+        if not await outbox.replay(conn, int(raw)):
+            raise NotFound()
+    return JSONResponse({"id": int(raw), "replayed": True}, status_code=202)
+
+
+def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
+    async def force(
+        request: Request,
+        target: OrderState | Callable[[store.Order], OrderState],
+        reason: str,
+    ) -> Response:
+        rt = runtime(request)
+        who = await require(request, Role.ADMIN)
+        order_id = order_id_of(request)
+
+        async def work(conn: asyncpg.Connection) -> store.Order:
+            order = await store.get_order(conn, order_id)
+            if order is None:
+                raise NotFound()
+            to = target if isinstance(target, OrderState) else target(order)
+            return await service.transition(
+                conn, order_id, to, by=service.By(Actor.ADMIN, who.user_id, "admin"),
+                reason=reason,
+            )
+
+        order = await service.in_transaction(rt.pool, work)
+        metrics.transitions.labels(order.state.value, "admin").inc()
+        return await order_reply(rt.pool, order_id)
+
+    @endpoint(
+        "Force an order transition with a reason (recorded as an admin event)",
+        tags=("admin",), body=AdminTransitionBody, auth=True, roles=("admin",),
+        errors=ORDER_ERRORS,
+    )
+    async def force_transition(request: Request) -> Response:
+        await require(request, Role.ADMIN)
+        body = await parse_json(request, AdminTransitionBody)
+        return await force(request, parse_state(body.to), body.reason)
+
+    @endpoint(
+        "Cancel an order with a reason: releases the hold before payment, refunds after",
+        tags=("admin",), body=AdminCancelBody, auth=True, roles=("admin",),
+        errors=ORDER_ERRORS,
+    )
+    async def admin_cancel(request: Request) -> Response:
+        await require(request, Role.ADMIN)
+        body = await parse_json(request, AdminCancelBody)
+        return await force(request, lambda o: machine.cancel_target(o.state), body.reason)
+
+    return [
+        Route("/v1/admin/orders", search_orders, methods=["GET"]),
+        Route("/v1/admin/orders/{order_id}/transition", force_transition, methods=["POST"]),
+        Route("/v1/admin/orders/{order_id}/cancel", admin_cancel, methods=["POST"]),
+        Route("/v1/admin/dead-letters", dead_letters, methods=["GET"]),
+        Route("/v1/admin/dead-letters/{event_id}/replay", replay, methods=["POST"]),
+    ]

@@ -1,0 +1,125 @@
+"""The auctions package's ports (`auctions/ports.py`), implemented over the ledger and commerce.
+
+The winner's payment reuses the order's own ledger transfers: the auction's hold and capture are
+issued under the order's canonical transfer ids (`api.orders.service.transfer_id`), so when
+`mark_paid` then runs the ordinary `pending_payment → paid` transition (which captures), the
+ledger recognises the same transfer and replays it. One capture, one code path for orders.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+
+from api.checkout.service import place_item_order
+from api.ledger import service as ledger
+from api.orders import service as orders
+from api.orders.machine import Actor, OrderState
+from api.orders.service import By
+from auctions.ports import VariantInfo
+
+# Commerce's reservation job must not cancel an unpaid auction order before the auction's own
+# payment-window rule does (which announces it): give the reservation this much more time.
+_RESERVATION_MARGIN_S = 300
+
+
+class LedgerFunds:
+    """`auctions.ports.Funds` over `api.ledger.service`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def available(
+        self, conn: asyncpg.Connection | None, user_id: uuid.UUID, currency: str
+    ) -> int:
+        view = await ledger.wallet(conn or self._pool, user_id, currency)
+        return int(view.available)
+
+    async def hold_for_order(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        buyer_id: uuid.UUID,
+        order_id: uuid.UUID,
+        amount: int,
+        currency: str,
+        transfer_id: uuid.UUID,
+    ) -> None:
+        await ledger.hold_for_order(
+            conn, buyer_id=buyer_id, order_id=order_id, amount=amount, currency=currency,
+            transfer_id=orders.transfer_id(order_id, "hold"),
+        )
+
+    async def capture_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        await ledger.capture_hold(
+            conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "capture")
+        )
+
+    async def release_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        await ledger.release_hold(
+            conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "release")
+        )
+
+
+class CommerceOrders:
+    """`auctions.ports.Orders` over checkout and the order state machine."""
+
+    def __init__(self, *, payment_window_s: int) -> None:
+        self._reservation_s = payment_window_s + _RESERVATION_MARGIN_S
+
+    async def create_auction_order(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        auction_id: uuid.UUID,
+        buyer_id: uuid.UUID,
+        seller_id: uuid.UUID,
+        variant_id: uuid.UUID,
+        amount: int,
+        currency: str,
+    ) -> uuid.UUID:
+        placed = await place_item_order(
+            conn, buyer_id=buyer_id, variant_id=variant_id, unit_price=amount,
+            reservation_ttl_s=self._reservation_s, hold=False,
+        )
+        return uuid.UUID(placed.id)
+
+    async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
+        if await _state(conn, order_id) is OrderState.PENDING_PAYMENT:
+            await orders.transition(
+                conn, order_id, OrderState.PAID, by=By(Actor.SYSTEM, None, "system"),
+                reason="auction won and paid from the wallet",
+            )
+
+    async def cancel_unpaid(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, reason: str
+    ) -> None:
+        if await _state(conn, order_id) is OrderState.PENDING_PAYMENT:
+            await orders.transition(
+                conn, order_id, OrderState.CANCELLED, by=By(Actor.SYSTEM, None, "system"),
+                reason=reason,
+            )
+
+
+async def _state(conn: asyncpg.Connection, order_id: uuid.UUID) -> OrderState | None:
+    value = await conn.fetchval("SELECT state FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    return OrderState(value) if value is not None else None
+
+
+class CatalogVariants:
+    """`auctions.ports.VariantLookup` over the catalog tables."""
+
+    async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
+        row = await conn.fetchrow(
+            """SELECT p.seller_id, p.currency FROM variants v JOIN products p ON p.id = v.product_id
+               WHERE v.id = $1""",
+            variant_id,
+        )
+        if row is None:
+            return None
+        return VariantInfo(variant_id, row["seller_id"], row["currency"])

@@ -1,0 +1,1 @@
+"""A cart per buyer: variants and quantities waiting for checkout."""

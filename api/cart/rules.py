@@ -1,0 +1,49 @@
+"""Pure cart rules and shapes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from core.http import Schema
+
+MAX_LINES = 50
+MAX_QUANTITY = 99
+
+
+class AddItemBody(Schema):
+    """Adds `quantity` to the line of `variant_id` (the line's total is capped)."""
+
+    variant_id: Annotated[str, msgspec.Meta(min_length=32, max_length=36)]
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] = 1
+
+
+class CartLineView(msgspec.Struct):
+    variant_id: str
+    product_id: str
+    seller_id: str
+    title: str
+    sku: str
+    price: int
+    currency: str
+    quantity: int
+    available: int
+    line_total: int
+
+
+class CartTotal(msgspec.Struct):
+    currency: str
+    amount: int
+
+
+class CartView(msgspec.Struct):
+    items: list[CartLineView]
+    totals: list[CartTotal]
+
+
+def totals(lines: list[CartLineView]) -> list[CartTotal]:
+    by_currency: dict[str, int] = {}
+    for line in lines:
+        by_currency[line.currency] = by_currency.get(line.currency, 0) + line.line_total
+    return [CartTotal(c, a) for c, a in sorted(by_currency.items())]

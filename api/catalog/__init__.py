@@ -1,0 +1,1 @@
+"""Catalog: sellers' products with variants, images as URLs, publish/unpublish, buyer search."""

@@ -1,0 +1,180 @@
+"""Pure catalog rules: request shapes with their limits, image URL checks, views. No I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from core.errors import FieldError, ValidationFailed
+from core.http import Schema
+
+MAX_VARIANTS = 50
+MAX_IMAGES = 10
+MAX_URL = 2048
+MAX_PRICE = 10_000_000_000  # 100 million in major units: far beyond any live-commerce item
+MAX_STOCK = 1_000_000
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Description = Annotated[str, msgspec.Meta(max_length=5000)]
+CurrencyCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+Sku = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+]
+Price = Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE)]
+Stock = Annotated[int, msgspec.Meta(ge=0, le=MAX_STOCK)]
+ImageUrl = Annotated[str, msgspec.Meta(min_length=9, max_length=MAX_URL)]
+Images = Annotated[list[ImageUrl], msgspec.Meta(max_length=MAX_IMAGES)]
+Status = Literal["draft", "published"]
+
+
+class VariantIn(Schema):
+    sku: Sku
+    price: Price
+    stock: Stock
+
+
+class CreateProductBody(Schema):
+    title: Title
+    variants: Annotated[list[VariantIn], msgspec.Meta(min_length=1, max_length=MAX_VARIANTS)]
+    description: Description = ""
+    currency: CurrencyCode | None = None
+    images: Images = msgspec.field(default_factory=list)
+    status: Status = "published"
+
+
+class PatchProductBody(Schema):
+    """The fields a seller may change on a product (an allow-list: anything else is refused)."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    images: Images | msgspec.UnsetType = msgspec.UNSET
+
+
+class PatchVariantBody(Schema):
+    """`stock` sets the units available for sale; units reserved by open orders stay reserved."""
+
+    sku: Sku | msgspec.UnsetType = msgspec.UNSET
+    price: Price | msgspec.UnsetType = msgspec.UNSET
+    stock: Stock | msgspec.UnsetType = msgspec.UNSET
+
+
+class VariantView(msgspec.Struct, omit_defaults=True):
+    id: str
+    sku: str
+    price: int
+    stock: int
+    on_hand: int | None = None
+    reserved: int | None = None
+    sold: int | None = None
+
+
+class ProductView(msgspec.Struct):
+    id: str
+    seller_id: str
+    title: str
+    description: str
+    currency: str
+    status: str
+    images: list[str]
+    min_price: int
+    variants: list[VariantView]
+    created_at: str
+    updated_at: str
+
+
+class ProductPage(msgspec.Struct):
+    items: list[ProductView]
+    next_cursor: str | None
+
+
+_BAD_HOSTS = frozenset({"localhost", "localhost.localdomain"})
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+
+
+def image_problem(url: str) -> str | None:
+    """Why `url` is not acceptable as a product image, or None. We never fetch these URLs, but
+    clients do: only public https URLs with a DNS host name are accepted (no credentials, no IP
+    literals, no local names)."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not contain spaces or control characters"
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return "must be an https URL"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry credentials"
+    host = (parts.hostname or "").lower()
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return "must use a host name, not an IP address"
+    if host in _BAD_HOSTS or host.endswith(".local") or not _HOST_RE.match(host):
+        return "must use a public host name"
+    return None
+
+
+def check_images(images: list[str], field: str = "images") -> None:
+    errors = [
+        FieldError(f"{field}.{i}", problem)
+        for i, url in enumerate(images)
+        if (problem := image_problem(url)) is not None
+    ]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def check_create(body: CreateProductBody) -> None:
+    """Refuse what the schema cannot express: blank titles, duplicate SKUs, bad image URLs."""
+    errors: list[FieldError] = []
+    if not body.title.strip():
+        errors.append(FieldError("title", "must not be blank"))
+    seen: set[str] = set()
+    for i, v in enumerate(body.variants):
+        if v.sku in seen:
+            errors.append(FieldError(f"variants.{i}.sku", "duplicate SKU in this product"))
+        seen.add(v.sku)
+    errors.extend(
+        FieldError(f"images.{i}", p)
+        for i, url in enumerate(body.images)
+        if (p := image_problem(url)) is not None
+    )
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def check_patch(body: PatchProductBody) -> None:
+    if isinstance(body.title, str) and not body.title.strip():
+        raise ValidationFailed([FieldError("title", "must not be blank")])
+    if isinstance(body.images, list):
+        check_images(body.images)
+
+
+def check_price_range(low: int | None, high: int | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValidationFailed([FieldError("min_price", "must not exceed max_price")])
+
+
+def parse_money_query(raw: str | None, field: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_PRICE:
+        raise ValidationFailed([FieldError(field, f"must be an integer from 0 to {MAX_PRICE}")])
+    return value
+
+
+def parse_search(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > 200:
+        raise ValidationFailed([FieldError("q", "must be at most 200 characters")])
+    return raw.strip()

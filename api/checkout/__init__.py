@@ -1,0 +1,1 @@
+"""Checkout: cart → one order per seller, stock reserved and money held in one transaction."""

@@ -1,0 +1,1 @@
+"""Orders: the state machine, history, transitions with their money and stock effects."""

@@ -1,0 +1,104 @@
+"""What auctions need from other domains, injected by the composition root (`api/app.py`).
+
+`auctions` never imports `api` or `realtime`; these Protocols say what it calls. `twins.py`
+holds in-memory implementations for unit tests and for running the package alone; they never
+stand in for PostgreSQL or Redis.
+
+Calls that take `conn` run inside the auction's own PostgreSQL transaction, so the auction
+change and the other domain's change commit together (or not at all).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+
+
+class Publisher(Protocol):
+    """The real-time hub: publish `data` on `channel` (e.g. `auction:{id}`) to every watcher.
+    Must hand publications of one channel to the bus in call order; may raise on bus failure
+    (the service logs and carries on: the bid is already durable)."""
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None: ...
+
+
+class Funds(Protocol):
+    """The wallet ledger, for bid checks and the winner's payment."""
+
+    async def available(
+        self, conn: asyncpg.Connection | None, user_id: uuid.UUID, currency: str
+    ) -> int:
+        """Spendable balance (posted credits - debits - pending holds) in cents."""
+        ...
+
+    async def hold_for_order(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        buyer_id: uuid.UUID,
+        order_id: uuid.UUID,
+        amount: int,
+        currency: str,
+        transfer_id: uuid.UUID,
+    ) -> None:
+        """Hold `amount` of the buyer's wallet for the order; idempotent by `transfer_id`.
+        Raises an AppError with code `insufficient_funds` when the wallet cannot cover it."""
+        ...
+
+    async def capture_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        """Capture the order's hold into escrow; idempotent by `transfer_id`."""
+        ...
+
+    async def release_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        """Release the order's hold; idempotent by `transfer_id`."""
+        ...
+
+
+class Orders(Protocol):
+    """Commerce orders."""
+
+    async def create_auction_order(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        auction_id: uuid.UUID,
+        buyer_id: uuid.UUID,
+        seller_id: uuid.UUID,
+        variant_id: uuid.UUID,
+        amount: int,
+        currency: str,
+    ) -> uuid.UUID:
+        """Create (or return, if it exists: idempotent by `auction_id`) the order in
+        `pending_payment` for the hammer price; returns its id."""
+        ...
+
+    async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
+        """`pending_payment → paid` once the wallet hold is captured (idempotent)."""
+        ...
+
+    async def cancel_unpaid(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, reason: str
+    ) -> None:
+        """`pending_payment → cancelled` when the payment window ran out (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class VariantInfo:
+    variant_id: uuid.UUID
+    seller_id: uuid.UUID
+    currency: str
+
+
+class VariantLookup(Protocol):
+    """Commerce catalog: who sells a variant and in which currency (None if unknown)."""
+
+    async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
+        ...

@@ -1,0 +1,206 @@
+"""HTTP routes for auctions (`/v1/auctions...`).
+
+`build_routes(service_of)` takes how to reach the process's AuctionService from a request (the
+composition root puts it in the lifespan state), so this module imports nothing from `api`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from auctions.errors import AuctionNotFound
+from auctions.model import MAX_PRICE, BidKind
+from auctions.service import AuctionService, NewAuction
+from auctions.store import to_ms
+from core.auth import Role
+from core.context import authenticate, require
+from core.errors import FieldError, ValidationFailed
+from core.http import JSONResponse, Schema, endpoint, parse_json
+from core.idempotency import check_key
+from core.ids import parse_uuid
+
+Price = Annotated[int, msgspec.Meta(ge=1, le=MAX_PRICE)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+MAX_PAGE = 500
+# Idempotency-Key → bid_id: the same key always names the same bid of the same bidder.
+_KEY_NAMESPACE = uuid.UUID("2d7e3b8a-93a4-4d0e-8f1e-5c1c0f3a7b11")
+
+
+class CreateAuctionBody(Schema):
+    variant_id: uuid.UUID
+    start_price: Price
+    duration_s: Annotated[int, msgspec.Meta(ge=5, le=7 * 86_400)]
+    show_id: uuid.UUID | None = None
+    soft_close_s: Annotated[int, msgspec.Meta(ge=0, le=600)] = 10
+    reserve_price: Price | None = None
+    buy_now_price: Price | None = None
+    starts_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    increments: (
+        Annotated[
+            list[Annotated[list[Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE)]],
+                           msgspec.Meta(min_length=2, max_length=2)]],
+            msgspec.Meta(min_length=1, max_length=32),
+        ]
+        | None
+    ) = None
+
+
+class BidBody(Schema):
+    amount: Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE)]
+    kind: BidKind = BidKind.MAX
+    bid_id: uuid.UUID | None = None
+
+
+class ReasonBody(Schema):
+    reason: Reason
+
+
+class AuctionView(msgspec.Struct):
+    id: str
+    state: str
+    price: int
+    leader: str | None
+    seq: int
+    ends_at: str
+    ends_at_ms: int
+    currency: str
+    min_next_bid: int | None
+    reserve_met: bool
+    buy_now_price: int | None
+
+
+class BidAckView(msgspec.Struct):
+    accepted: bool
+    seq: int
+    amount: int
+    price: int
+    ends_at: int
+    leading: bool
+    replayed: bool
+
+
+ServiceOf = Callable[[Request], AuctionService]
+
+
+def _default_service(request: Request) -> AuctionService:
+    svc: AuctionService = request.state.auctions
+    return svc
+
+
+def _auction_id(request: Request) -> uuid.UUID:
+    value = parse_uuid(request.path_params["auction_id"])
+    if value is None:
+        raise AuctionNotFound()
+    return value
+
+
+def _page(request: Request) -> tuple[int, int]:
+    try:
+        after = int(request.query_params.get("after", "0"))
+        limit = int(request.query_params.get("limit", "100"))
+    except ValueError:
+        raise ValidationFailed([FieldError("after", "after and limit are integers")]) from None
+    if after < 0 or not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed([FieldError("limit", f"after >= 0, limit 1 to {MAX_PAGE}")])
+    return after, limit
+
+
+def build_routes(service_of: ServiceOf = _default_service) -> list[Route]:
+    @endpoint("Create an auction for one of your variants", tags=("auctions",),
+              body=CreateAuctionBody, responses={201: AuctionView}, auth=True,
+              roles=("seller",), errors=(400, 401, 403, 413, 415, 422))
+    async def create(request: Request) -> Response:
+        principal = await require(request, Role.SELLER)
+        body = await parse_json(request, CreateAuctionBody)
+        svc = service_of(request)
+        row = await svc.create(principal, NewAuction(
+            variant_id=body.variant_id, start_price=body.start_price,
+            duration_s=body.duration_s, show_id=body.show_id, soft_close_s=body.soft_close_s,
+            reserve_price=body.reserve_price, buy_now_price=body.buy_now_price,
+            starts_at_ms=to_ms(body.starts_at) if body.starts_at else None,
+            increments=tuple((s[0], s[1]) for s in body.increments) if body.increments else None,
+        ))
+        return JSONResponse(await svc.view(row.auction.rules.auction_id), status_code=201)
+
+    @endpoint("An auction's public state", tags=("auctions",), responses={200: AuctionView},
+              errors=(404,))
+    async def show(request: Request) -> Response:
+        return JSONResponse(await service_of(request).view(_auction_id(request)))
+
+    @endpoint("Accepted bids, in seq order (public; no maxima)", tags=("auctions",),
+              query={"after": "seq to start after (default 0)", "limit": "1 to 500"},
+              errors=(404, 422))
+    async def bids(request: Request) -> Response:
+        after, limit = _page(request)
+        items = await service_of(request).bids(_auction_id(request), after=after, limit=limit)
+        return JSONResponse({"items": items, "next_after": items[-1]["seq"] if items else after})
+
+    @endpoint("Place a bid (same rules as the websocket `bid` op)", tags=("auctions",),
+              body=BidBody, responses={201: BidAckView}, auth=True, roles=("buyer",),
+              errors=(401, 402, 403, 404, 409, 422, 429, 503), idempotency_key=True)
+    async def place(request: Request) -> Response:
+        principal = await require(request, Role.BUYER)
+        body = await parse_json(request, BidBody)
+        key = check_key(request.headers.get("idempotency-key"))
+        bid_id = body.bid_id
+        if bid_id is None:
+            if key is None:
+                raise ValidationFailed([FieldError("bid_id",
+                                                   "send bid_id or an Idempotency-Key header")])
+            bid_id = uuid.uuid5(_KEY_NAMESPACE, key)
+        ack = await service_of(request).place_bid(
+            principal, _auction_id(request), amount=body.amount, bid_id=bid_id, kind=body.kind
+        )
+        return JSONResponse(ack.frame(), status_code=200 if ack.replayed else 201)
+
+    @endpoint("Cancel an auction (admin, with a reason)", tags=("auctions", "admin"),
+              body=ReasonBody, responses={200: AuctionView}, auth=True, roles=("admin",),
+              errors=(401, 403, 404, 409, 422))
+    async def cancel(request: Request) -> Response:
+        principal = await require(request, Role.ADMIN)
+        body = await parse_json(request, ReasonBody)
+        svc = service_of(request)
+        auction_id = _auction_id(request)
+        await svc.cancel(principal, auction_id, body.reason)
+        return JSONResponse(await svc.view(auction_id))
+
+    @endpoint("Void an accepted bid (admin, with a reason); the price is recomputed",
+              tags=("auctions", "admin"), body=ReasonBody, auth=True, roles=("admin",),
+              errors=(401, 403, 404, 409, 422))
+    async def void(request: Request) -> Response:
+        principal = await require(request, Role.ADMIN)
+        body = await parse_json(request, ReasonBody)
+        svc = service_of(request)
+        auction_id = _auction_id(request)
+        seq: int = request.path_params["seq"]
+        left_out = await svc.void_bid(principal, auction_id, seq, body.reason)
+        view: dict[str, Any] = await svc.view(auction_id)
+        return JSONResponse(view | {"voided_seqs": left_out})
+
+    @endpoint("Every bid attempt and its outcome (admin audit)", tags=("auctions", "admin"),
+              auth=True, roles=("admin",), query={"after": "attempt id", "limit": "1 to 500"},
+              errors=(401, 403, 404, 422))
+    async def attempts(request: Request) -> Response:
+        principal = await authenticate(request)
+        after, limit = _page(request)
+        items = await service_of(request).attempts(principal, _auction_id(request),
+                                                   after=after, limit=limit)
+        return JSONResponse({"items": items, "next_after": items[-1]["id"] if items else after})
+
+    return [
+        Route("/v1/auctions", create, methods=["POST"]),
+        Route("/v1/auctions/{auction_id}", show, methods=["GET"]),
+        Route("/v1/auctions/{auction_id}/bids", bids, methods=["GET"]),
+        Route("/v1/auctions/{auction_id}/bids", place, methods=["POST"]),
+        Route("/v1/auctions/{auction_id}/cancel", cancel, methods=["POST"]),
+        Route("/v1/auctions/{auction_id}/bids/{seq:int}/void", void, methods=["POST"]),
+        Route("/v1/auctions/{auction_id}/attempts", attempts, methods=["GET"]),
+    ]

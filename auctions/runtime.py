@@ -1,0 +1,72 @@
+"""Start and stop the auction machinery of one process (for the composition root).
+
+Wiring in `api/app.py` (lifespan, after the Runtime, the hub, the ledger and commerce exist):
+
+    auctions = await stack.enter_async_context(running_auctions(
+        rt.pool, limiter=rt.limiter, settings=settings_from(settings),
+        publisher=hub,          # async publish(channel, data): the realtime hub's publisher
+        funds=ledger_port,      # available / hold_for_order / capture_hold / release_hold
+        orders=orders_port,     # create_auction_order / mark_paid / cancel_unpaid
+        variants=catalog_port,  # variant(conn, variant_id) -> VariantInfo(seller, currency)
+    ))
+    hub_ops["bid"] = auctions.bid_op()   # (principal | None, frame) -> result dict
+    yield {"runtime": rt, "auctions": auctions, ...}
+
+and in the route list: `*auctions.routes.build_routes()` (reads `request.state.auctions`).
+The ports are Protocols in `auctions/ports.py`; small adapters over the ledger and commerce
+functions are enough. Every process runs the same: the closing scheduler runs in each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+
+from auctions.ports import Funds, Orders, Publisher, VariantLookup
+from auctions.scheduler import CloseScheduler
+from auctions.service import AuctionService, AuctionSettings
+from core.config import Settings
+from core.ratelimit import RateLimiter
+
+
+def settings_from(settings: Settings) -> AuctionSettings:
+    return AuctionSettings(
+        bid_rate=settings.auction_bid_rate,
+        bid_rate_window_s=settings.auction_bid_rate_window_s,
+        bid_deposit=settings.auction_bid_deposit,
+        payment_window_s=settings.auction_payment_window_s,
+        close_poll_s=settings.auction_close_poll_ms / 1000,
+        max_batch=settings.auction_max_batch,
+    )
+
+
+@asynccontextmanager
+async def running_auctions(
+    pool: asyncpg.Pool,
+    *,
+    limiter: RateLimiter | None,
+    settings: AuctionSettings,
+    publisher: Publisher,
+    funds: Funds,
+    orders: Orders,
+    variants: VariantLookup,
+) -> AsyncIterator[AuctionService]:
+    """The service, with its closing scheduler running in the background until exit."""
+    service = AuctionService(
+        pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
+        limiter=limiter, settings=settings,
+    )
+    scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
+    service.sequencer.on_closed(lambda _auction_id: scheduler.wake())
+    task = asyncio.create_task(scheduler.run(), name="auction-scheduler")
+    try:
+        yield service
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.aclose()

@@ -1,0 +1,179 @@
+"""Closing auctions exactly once, and settling the winner.
+
+Every process runs `CloseScheduler.run()`. Each pass:
+1. finds live auctions whose end has passed by the database clock and closes each one as its
+   single writer (`sequencer.exclusive`: advisory lock + row lock, then the engine's `close`
+   guarded by "still live and due"). Whichever process gets there first closes it; the others
+   find it closed and do nothing. A process that dies mid-auction leaves nothing to clean up:
+   the next pass of any surviving process (or of the restarted one) closes it.
+2. settles sold auctions (in their own transaction, retried by later passes until done):
+   - the order: `Orders.create_auction_order` in `pending_payment` for the hammer price
+     (idempotent by auction id, and recorded on the auction row in the same transaction, so
+     exactly one order per sold auction);
+   - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (transfer ids derived from
+     the auction id, so retries are idempotent), then `Orders.mark_paid`;
+   - payment-window rule (Whatnot): if the wallet cannot pay, the auction is marked
+     `awaiting_payment` with `payment_due_at = closed_at + payment window`; the winner is told on
+     `user:{id}` and the capture is retried every `retry_s` until then. When the window runs
+     out, the order is cancelled (`Orders.cancel_unpaid`), the auction's payment is `failed`,
+     `payment_failed` is announced on `auction:{id}`, and the item may be relisted by the
+     seller (a new auction for the same variant).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import asyncpg
+
+from auctions import engine, store
+from auctions.model import Event, Outcome, State
+from auctions.sequencer import exclusive
+from auctions.service import AuctionService
+from core.errors import AppError
+
+log = logging.getLogger("souk.auctions.scheduler")
+
+_HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
+_CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
+_RELEASE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a03")
+
+
+def transfer_id(kind: uuid.UUID, auction_id: uuid.UUID) -> uuid.UUID:
+    """Deterministic ledger transfer id for one step of one auction's payment."""
+    return uuid.uuid5(kind, str(auction_id))
+
+
+class CloseScheduler:
+    def __init__(
+        self, service: AuctionService, *, poll_s: float = 0.25, retry_s: float = 30.0,
+        batch: int = 50,
+    ) -> None:
+        self._svc = service
+        self._poll = poll_s
+        self._retry_s = retry_s
+        self._batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Run a pass now (e.g. after a buy-it-now closed an auction)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Close and settle until cancelled; database errors are logged and retried."""
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("auction scheduler pass failed", extra={"error": repr(exc)})
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
+
+    async def run_once(self) -> tuple[int, int]:
+        """One pass; returns (auctions closed by this process, auctions settled)."""
+        pool = self._svc.pool
+        closed = 0
+        for auction_id in await store.due_ids(pool, limit=self._batch):
+            if await self.close(auction_id):
+                closed += 1
+        settled = 0
+        for auction_id in await store.unsettled_ids(pool, limit=self._batch):
+            if await self.settle(auction_id):
+                settled += 1
+        return closed, settled
+
+    async def close(self, auction_id: uuid.UUID) -> bool:
+        """Close one auction if it is still live and due. True if this call closed it."""
+
+        async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
+            a = row.auction
+            if a.state not in engine.LIVE_STATES or now < a.ends_at:
+                return []
+            closed, events = engine.close(a, now)
+            await store.save_state(conn, closed)
+            return events
+
+        events = await exclusive(self._svc.pool, self._svc.publisher, auction_id, work)
+        return bool(events)
+
+    async def settle(self, auction_id: uuid.UUID) -> bool:
+        """Create the winner's order and take the payment (see module doc). True when this call
+        changed something."""
+        svc = self._svc
+        notify: list[tuple[str, dict[str, object]]] = []
+
+        async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
+            a = row.auction
+            if a.state is not State.CLOSED or a.outcome is not Outcome.SOLD or a.leader is None:
+                return []
+            if row.order_id is not None and row.payment_state != "awaiting_payment":
+                return []
+            r = a.rules
+            order_id = row.order_id or await svc.orders.create_auction_order(
+                conn, auction_id=r.auction_id, buyer_id=a.leader, seller_id=r.seller_id,
+                variant_id=row.variant_id, amount=a.price, currency=r.currency,
+            )
+            try:
+                async with conn.transaction():  # savepoint: a refused payment undoes only itself
+                    await svc.funds.hold_for_order(
+                        conn, buyer_id=a.leader, order_id=order_id, amount=a.price,
+                        currency=r.currency, transfer_id=transfer_id(_HOLD, auction_id),
+                    )
+                    await svc.funds.capture_hold(
+                        conn, order_id=order_id, transfer_id=transfer_id(_CAPTURE, auction_id)
+                    )
+                    await svc.orders.mark_paid(conn, order_id=order_id)
+            except AppError as exc:
+                closed_at = a.closed_at if a.closed_at is not None else now
+                due = row.payment_due_at or closed_at + svc.settings.payment_window_s * 1000
+                if now >= due:
+                    await svc.orders.cancel_unpaid(conn, order_id=order_id,
+                                                   reason="auction payment window expired")
+                    await store.set_settlement(conn, auction_id, order_id=order_id,
+                                               payment_state="failed", payment_due_at=due)
+                    notify.append((f"auction:{auction_id}", {
+                        "type": "payment_failed", "auction_id": str(auction_id), "seq": a.seq}))
+                else:
+                    await store.set_settlement(conn, auction_id, order_id=order_id,
+                                               payment_state="awaiting_payment",
+                                               payment_due_at=due)
+                    if row.payment_state is None:
+                        notify.append((f"user:{a.leader}", {
+                            "type": "auction_payment_due", "auction_id": str(auction_id),
+                            "order_id": str(order_id), "amount": a.price,
+                            "currency": r.currency, "due_at": due, "reason": exc.code}))
+                return []
+            await store.set_settlement(conn, auction_id, order_id=order_id,
+                                       payment_state="captured", payment_due_at=None)
+            notify.append((f"user:{a.leader}", {
+                "type": "auction_won", "auction_id": str(auction_id), "order_id": str(order_id),
+                "amount": a.price, "currency": r.currency}))
+            return []
+
+        if not await self._settle_due(auction_id):
+            return False
+        await exclusive(svc.pool, svc.publisher, auction_id, work)
+        for channel, data in notify:
+            try:
+                await svc.publisher.publish(channel, data)
+            except Exception as exc:
+                log.warning("auction notify failed", extra={"error": repr(exc)})
+        return bool(notify)
+
+    async def _settle_due(self, auction_id: uuid.UUID) -> bool:
+        """Awaiting-payment auctions are retried every `retry_s`, not on every pass."""
+        value = await self._svc.pool.fetchval(
+            """SELECT payment_state IS DISTINCT FROM 'awaiting_payment'
+                      OR updated_at <= clock_timestamp() - make_interval(secs => $2)
+                      OR payment_due_at <= clock_timestamp()
+               FROM auctions WHERE id = $1""",
+            auction_id, self._retry_s,
+        )
+        return bool(value)

@@ -1,0 +1,368 @@
+"""Durable, ordered bid sequencing with group commit.
+
+Each process keeps one writer task per auction it is receiving bids for. Bids queue in memory
+(bounded); the writer takes everything queued (up to `max_batch`) and records it in ONE
+PostgreSQL transaction:
+
+    acquire a connection
+    BEGIN
+      SELECT auction ... FOR UPDATE, pg_advisory_lock(auction), the DB clock
+                                       -- single writer; the session advisory lock orders
+                                       -- commit + publication across processes
+      look up (bidder, bid_id) already accepted        -- idempotent retries
+      engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
+      one statement: INSERT accepted bids, INSERT attempts, UPDATE auction (unnest arrays)
+    COMMIT
+    publish the public events, in seq order (bounded by `publish_timeout_s`)
+    answer the bidders
+    release the connection             -- asyncpg's reset unlocks the advisory lock
+
+So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
+While one batch commits, the next one accumulates, so throughput grows with load while latency
+stays about one commit (no artificial batching window). Two processes writing the same auction
+serialise on the advisory lock and the row lock; each batch sees the state the previous one
+committed, so seq stays gapless and identical everywhere.
+
+Nothing is kept in Redis here: a Redis loss cannot lose or reorder a bid (see BENCHMARKS.md,
+"Auctions", for the measured alternative that sequences in a Redis function).
+
+Time: the batch takes `now` from the database clock when it locks the row, so every process
+agrees; a bid that arrives just before the end but is sequenced after it is refused
+(`auction_not_open`) — the sequencer's clock, not arrival, decides.
+
+If the process dies after COMMIT and before publishing, those publications are lost (the bids
+are not): watchers see the gap in `seq` on the next publication and reload the history over
+REST (`GET /v1/auctions/{id}/bids?after=`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from auctions import engine, store, wire
+from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected
+from auctions.model import Bid, BidKind, BidRecord, Event
+from auctions.ports import Publisher
+from core.errors import AppError, IdempotencyKeyReused, ServiceUnavailable
+
+log = logging.getLogger("souk.auctions")
+
+
+@dataclass(frozen=True, slots=True)
+class BidAck:
+    """The answer to an accepted bid (also returned, unchanged, to a retry)."""
+
+    seq: int
+    amount: int  # the bid as recorded (a one-tap bid resolved to its amount)
+    price: int  # the auction price right after it
+    ends_at: int
+    leading: bool
+    replayed: bool = False
+
+    def frame(self) -> dict[str, object]:
+        return {
+            "accepted": True, "seq": self.seq, "amount": self.amount, "price": self.price,
+            "ends_at": self.ends_at, "leading": self.leading, "replayed": self.replayed,
+        }
+
+
+@dataclass(slots=True)
+class BidRequest:
+    bidder: uuid.UUID
+    amount: int
+    kind: BidKind
+    bid_id: uuid.UUID
+    received_at: float = field(default_factory=time.monotonic)
+    # Set when the shell already refused it (rate limit, funds): only the audit row is written.
+    refused: str | None = None
+    future: asyncio.Future[BidAck] | None = None
+
+
+def advisory_key(auction_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one auction."""
+    return int.from_bytes(auction_id.bytes[:8], "big", signed=True) ^ 0x41554354  # "AUCT"
+
+
+@dataclass
+class SequencerStats:
+    batches: int = 0
+    bids: int = 0
+    largest_batch: int = 0
+
+
+class Sequencer:
+    """Per-process entry point: `await submit(auction_id, request)` → BidAck or raises."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        max_batch: int = 500,
+        max_queue: int = 5_000,
+        idle_s: float = 30.0,
+        publish_timeout_s: float = 2.0,
+        durable: bool = True,
+        on_closed: Callable[[uuid.UUID], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._max_batch = max_batch
+        self._max_queue = max_queue
+        self._idle_s = idle_s
+        self._publish_timeout_s = publish_timeout_s
+        self._writers: dict[uuid.UUID, _Writer] = {}
+        self._durable = durable  # False only in the "cost of durability" benchmark
+        self._on_closed = on_closed
+        self.stats = SequencerStats()
+
+    async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
+        """Queue a bid and wait until it is committed (or refused). Raises BidRejected
+        subclasses, AuctionNotFound, IdempotencyKeyReused (same bid_id, different bid),
+        BidQueueFull when the auction has `max_queue` bids waiting, ServiceUnavailable when the
+        database fails."""
+        loop = asyncio.get_running_loop()
+        request.future = loop.create_future()
+        self._writer(auction_id).put(request)
+        return await request.future
+
+    def on_closed(self, callback: Callable[[uuid.UUID], None]) -> None:
+        """Call `callback(auction_id)` after a batch closed an auction (buy it now)."""
+        self._on_closed = callback
+
+    def record_refusal(self, auction_id: uuid.UUID, request: BidRequest) -> None:
+        """Audit a bid the shell refused before sequencing; best effort (dropped when full)."""
+        with contextlib.suppress(BidQueueFull):
+            self._writer(auction_id).put(request)
+
+    def _writer(self, auction_id: uuid.UUID) -> _Writer:
+        writer = self._writers.get(auction_id)
+        if writer is None:
+            writer = _Writer(self, auction_id)
+            self._writers[auction_id] = writer
+        return writer
+
+    def _forget(self, auction_id: uuid.UUID, writer: _Writer) -> None:
+        if self._writers.get(auction_id) is writer:
+            del self._writers[auction_id]
+
+    async def aclose(self) -> None:
+        """Stop every writer (queued bids are refused with ServiceUnavailable)."""
+        writers = list(self._writers.values())
+        self._writers.clear()
+        for w in writers:
+            await w.stop()
+
+
+class _Writer:
+    def __init__(self, seq: Sequencer, auction_id: uuid.UUID) -> None:
+        self._s = seq
+        self.auction_id = auction_id
+        self._queue: asyncio.Queue[BidRequest] = asyncio.Queue(seq._max_queue)
+        self._names: dict[uuid.UUID, str] = {}
+        self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
+
+    def put(self, request: BidRequest) -> None:
+        try:
+            self._queue.put_nowait(request)
+        except asyncio.QueueFull:
+            raise BidQueueFull() from None
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), ServiceUnavailable())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                # that lands as the queue hands over an item (stop() would then hang).
+                async with asyncio.timeout(self._s._idle_s):
+                    first = await self._queue.get()
+            except TimeoutError:
+                if self._queue.empty():  # no await between the check and the removal
+                    self._s._forget(self.auction_id, self)
+                    return
+                continue
+            batch = [first]
+            while len(batch) < self._s._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                for r in batch:
+                    _fail(r, ServiceUnavailable())
+                raise
+            except AppError as exc:
+                for r in batch:
+                    _fail(r, exc)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("bid batch not recorded", extra={"error": repr(exc)})
+                for r in batch:
+                    _fail(r, ServiceUnavailable())
+
+    async def _commit(self, batch: list[BidRequest]) -> None:
+        s = self._s
+        async with s._pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                outcome = await self._apply(conn, batch)
+            except BaseException:
+                await tx.rollback()
+                raise
+            events, answers, closed = outcome
+            if s._durable:
+                await tx.commit()
+                await self._publish(conn, events)
+                _answer(answers)
+            else:  # benchmark only ("cost of durability"): answer, then commit
+                _answer(answers)
+                await tx.commit()
+                await self._publish(conn, events)
+        s.stats.batches += 1
+        s.stats.bids += len(batch)
+        s.stats.largest_batch = max(s.stats.largest_batch, len(batch))
+        if closed and s._on_closed is not None:
+            s._on_closed(self.auction_id)
+
+    async def _apply(
+        self, conn: asyncpg.Connection, batch: list[BidRequest]
+    ) -> tuple[list[Event], list[tuple[BidRequest, BidAck | BaseException]], bool]:
+        locked = await store.lock(conn, self.auction_id, advisory_key(self.auction_id))
+        if locked is None:
+            raise AuctionNotFound()
+        row, now = locked
+        state = row.auction
+        before_state = state.state
+        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
+        known = await store.find_bids(conn, self.auction_id, keys)
+        records: list[BidRecord] = []
+        attempts: list[store.Attempt] = []
+        events: list[Event] = []
+        answers: list[tuple[BidRequest, BidAck | BaseException]] = []
+        for r in batch:
+            if r.refused is not None:
+                attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
+                                              r.refused, None, now))
+                continue
+            previous = known.get((r.bidder, r.bid_id))
+            if previous is not None:
+                answer: BidAck | BaseException = _replayed(previous, r)
+                outcome = "duplicate" if isinstance(answer, BidAck) else answer_code(answer)
+                attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
+                                              outcome, previous.seq, now))
+                answers.append((r, answer))
+                continue
+            try:
+                placed = engine.place_bid(state, Bid(r.bidder, r.amount, r.kind, r.bid_id), now)
+            except BidRejected as exc:
+                attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
+                                              exc.code, None, now))
+                answers.append((r, exc))
+                continue
+            state = placed.state
+            rec = placed.record
+            records.append(rec)
+            known[(r.bidder, r.bid_id)] = rec
+            events.extend(placed.events)
+            attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
+                                          "accepted", rec.seq, now))
+            answers.append((r, _ack(rec, state.leader)))
+        changed = bool(records) or state.state is not before_state
+        await store.write_batch(conn, self.auction_id, state if changed else None, records,
+                                attempts)
+        closed = state.state is not before_state and state.state not in engine.LIVE_STATES
+        return events, answers, closed
+
+    async def _publish(self, conn: asyncpg.Connection, events: list[Event]) -> None:
+        if not events:
+            return
+        missing = wire.people(events) - self._names.keys()
+        if missing:
+            if len(self._names) > 10_000:
+                self._names.clear()
+            self._names.update(await store.display_names(conn, missing))
+        topic = wire.channel(self.auction_id)
+        payloads = [wire.event_payload(self.auction_id, e, self._names) for e in events]
+        try:
+            async with asyncio.timeout(self._s._publish_timeout_s):
+                for payload in payloads:
+                    await self._s._publisher.publish(topic, payload)
+        except Exception as exc:  # the bids are durable; watchers recover over REST
+            log.warning("auction publish failed", extra={"error": repr(exc)})
+
+
+def _ack(rec: BidRecord, leader: uuid.UUID | None, *, replayed: bool = False) -> BidAck:
+    return BidAck(
+        seq=rec.seq, amount=rec.amount, price=rec.price_after, ends_at=rec.ends_at_after,
+        leading=rec.leader_after == rec.bidder, replayed=replayed,
+    )
+
+
+def _replayed(previous: BidRecord, r: BidRequest) -> BidAck | BaseException:
+    """The first answer again, if the retry is the same bid; else the key was reused."""
+    same_kind = previous.kind is r.kind or (
+        r.kind is BidKind.NEXT and previous.kind is BidKind.EXACT
+    )
+    same_amount = previous.amount == r.amount or r.kind in (BidKind.NEXT, BidKind.BUY_NOW)
+    if not (same_kind and same_amount):
+        return IdempotencyKeyReused("This bid_id was used for a different bid.")
+    return _ack(previous, None, replayed=True)
+
+
+def answer_code(exc: BaseException) -> str:
+    return exc.code if isinstance(exc, AppError) else "internal_error"
+
+
+def _answer(answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
+    for request, answer in answers:
+        if request.future is None or request.future.done():
+            continue
+        if isinstance(answer, BaseException):
+            request.future.set_exception(answer)
+        else:
+            request.future.set_result(answer)
+
+
+def _fail(request: BidRequest, exc: BaseException) -> None:
+    if request.future is not None and not request.future.done():
+        request.future.set_exception(exc)
+
+
+async def exclusive(
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    auction_id: uuid.UUID,
+    work: Callable[[asyncpg.Connection, store.AuctionRow, int], Awaitable[list[Event]]],
+) -> list[Event]:
+    """Run `work(conn, row, now)` as the auction's single writer (advisory lock, transaction,
+    row lock), commit, then publish the events it returns — the same discipline as bid batches,
+    so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            locked = await store.lock(conn, auction_id, advisory_key(auction_id))
+            if locked is None:
+                raise AuctionNotFound()
+            events = await work(conn, locked[0], locked[1])
+        if events:
+            names = await store.display_names(conn, wire.people(events))
+            topic = wire.channel(auction_id)
+            for event in events:
+                try:
+                    await publisher.publish(topic, wire.event_payload(auction_id, event, names))
+                except Exception as exc:
+                    log.warning("auction publish failed", extra={"error": repr(exc)})
+                    break
+        return events

@@ -1,0 +1,360 @@
+"""The auction service: the I/O shell around the pure engine.
+
+One instance per process, built by the composition root with the pool, the rate limiter and
+the injected ports. HTTP routes and the websocket `bid` op both call `place_bid`, so the two
+surfaces behave identically.
+
+Bid path: role check → per-user rate limit (Redis token bucket) → funds pre-check through the
+`Funds` port (wallet available ≥ the bid, or ≥ the configured deposit) → the sequencer (group
+commit in PostgreSQL, then broadcast in seq order) → acknowledgement. Refusals before the
+sequencer are still written to the attempts audit.
+
+The funds check is a pre-check, not a reservation: the winner's wallet is held and captured at
+close (`scheduler.py`); if it cannot pay then, the payment-window rule applies.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from auctions import engine, store
+from auctions.errors import (
+    AuctionNotFound,
+    InsufficientFunds,
+    InvalidAuctionAction,
+)
+from auctions.model import (
+    MAX_PRICE,
+    Auction,
+    BidKind,
+    Event,
+    IncrementTable,
+    Rules,
+    State,
+    check_steps,
+    new_auction,
+)
+from auctions.ports import Funds, Orders, Publisher, VariantLookup
+from auctions.ratebatch import CoalescingLimiter
+from auctions.sequencer import BidAck, BidRequest, Sequencer, exclusive
+from core.auth import Principal, Role
+from core.errors import FieldError, Forbidden, RateLimited, Unauthorized, ValidationFailed
+from core.http import validation_field_error
+from core.ratelimit import RateLimiter
+
+MIN_DURATION_S = 5
+MAX_DURATION_S = 7 * 86_400
+MAX_SOFT_CLOSE_S = 600
+MAX_SCHEDULE_AHEAD_S = 30 * 86_400
+DEFAULT_SOFT_CLOSE_S = 10
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionSettings:
+    bid_rate: int = 20  # bids per user per window, across auctions
+    bid_rate_window_s: int = 10
+    bid_deposit: int = 0  # 0: the wallet must cover the bid itself; else this deposit
+    payment_window_s: int = 900
+    close_poll_s: float = 0.25
+    max_batch: int = 500
+    max_queue: int = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewAuction:
+    """A validated creation request (see routes.CreateAuctionBody for the wire form)."""
+
+    variant_id: uuid.UUID
+    start_price: int
+    duration_s: int
+    show_id: uuid.UUID | None = None
+    soft_close_s: int = DEFAULT_SOFT_CLOSE_S
+    reserve_price: int | None = None
+    buy_now_price: int | None = None
+    starts_at_ms: int | None = None
+    increments: tuple[tuple[int, int], ...] | None = None
+
+
+class BidFrame(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The websocket `bid` op (`id` and `op` are the hub's; other keys are refused)."""
+
+    auction_id: uuid.UUID
+    amount: int
+    bid_id: uuid.UUID
+    kind: BidKind = BidKind.MAX
+    id: int | None = None
+    op: str | None = None
+
+
+class AuctionService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        publisher: Publisher,
+        funds: Funds,
+        orders: Orders,
+        variants: VariantLookup,
+        limiter: RateLimiter | None,
+        settings: AuctionSettings = AuctionSettings(),
+        durable: bool = True,
+    ) -> None:
+        self.pool = pool
+        self.publisher = publisher
+        self.funds = funds
+        self.orders = orders
+        self.variants = variants
+        self.limiter = limiter
+        self.settings = settings
+        self.sequencer = Sequencer(
+            pool, publisher, max_batch=settings.max_batch, max_queue=settings.max_queue,
+            durable=durable,
+        )
+        self._rules: dict[uuid.UUID, Rules] = {}
+        self._gate = (
+            CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
+                              window_s=settings.bid_rate_window_s)
+            if limiter is not None else None
+        )
+
+    async def aclose(self) -> None:
+        await self.sequencer.aclose()
+
+    # --- sellers -------------------------------------------------------------------------
+
+    async def create(self, principal: Principal, new: NewAuction) -> store.AuctionRow:
+        """Create an auction for one of the seller's variants. Raises Forbidden (not a seller),
+        ValidationFailed (unknown variant, prices, times)."""
+        if principal.role is not Role.SELLER:
+            raise Forbidden("Only sellers create auctions.")
+        errors = _check_new(new)
+        if errors:
+            raise ValidationFailed(errors)
+        async with self.pool.acquire() as conn, conn.transaction():
+            info = await self.variants.variant(conn, new.variant_id)
+            if info is None or info.seller_id != principal.user_id:
+                raise ValidationFailed([FieldError("variant_id", "no such variant of yours")])
+            now = await store.now_ms(conn)
+            starts_at = new.starts_at_ms if new.starts_at_ms is not None else now
+            if starts_at < now - 60_000 or starts_at > now + MAX_SCHEDULE_AHEAD_S * 1000:
+                raise ValidationFailed(
+                    [FieldError("starts_at", "must be now or up to 30 days ahead")]
+                )
+            rules = Rules(
+                auction_id=uuid.uuid4(), seller_id=principal.user_id, currency=info.currency,
+                start_price=new.start_price, starts_at=starts_at,
+                duration_ms=new.duration_s * 1000, soft_close_ms=new.soft_close_s * 1000,
+                reserve_price=new.reserve_price, buy_now_price=new.buy_now_price,
+                increments=IncrementTable(new.increments) if new.increments else IncrementTable(),
+            )
+            auction = engine.open_if_due(new_auction(rules), now)
+            return await store.insert(conn, auction, variant_id=new.variant_id,
+                                      show_id=new.show_id)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get(self, auction_id: uuid.UUID) -> store.AuctionRow:
+        row = await store.get(self.pool, auction_id)
+        if row is None:
+            raise AuctionNotFound()
+        return row
+
+    async def view(self, auction_id: uuid.UUID) -> dict[str, Any]:
+        row = await self.get(auction_id)
+        names = await store.display_names(self.pool, [row.auction.leader] if row.auction.leader
+                                          else [])
+        return public_view(row, names)
+
+    # --- bidding -------------------------------------------------------------------------
+
+    async def place_bid(
+        self, principal: Principal | None, auction_id: uuid.UUID, *, amount: int,
+        bid_id: uuid.UUID, kind: BidKind = BidKind.MAX,
+    ) -> BidAck:
+        """Place a bid; returns once it is committed. Raises Unauthorized, Forbidden,
+        RateLimited, InsufficientFunds, AuctionNotFound, the engine's BidRejected subclasses,
+        IdempotencyKeyReused, BidQueueFull or ServiceUnavailable."""
+        if principal is None:
+            raise Unauthorized()
+        if principal.role is not Role.BUYER:
+            raise Forbidden("Only buyers bid.")
+        if not 0 < amount <= MAX_PRICE and kind is not BidKind.BUY_NOW:
+            raise ValidationFailed([FieldError("amount", f"must be between 1 and {MAX_PRICE}")])
+        rules = await self._rules_of(auction_id)
+        request = BidRequest(principal.user_id, amount, kind, bid_id)
+        try:
+            await self._pre_checks(principal.user_id, rules, amount, kind)
+        except (RateLimited, InsufficientFunds) as exc:
+            self.sequencer.record_refusal(auction_id, replace(request, refused=exc.code))
+            raise
+        return await self.sequencer.submit(auction_id, request)
+
+    async def _pre_checks(
+        self, user_id: uuid.UUID, rules: Rules, amount: int, kind: BidKind
+    ) -> None:
+        if self._gate is not None:
+            decision = await self._gate.take(str(user_id))
+            if not decision.allowed:
+                raise RateLimited(decision.retry_after_s)
+        needed = amount
+        if kind is BidKind.BUY_NOW:
+            needed = rules.buy_now_price or 0
+        if self.settings.bid_deposit > 0:
+            needed = self.settings.bid_deposit
+        if await self.funds.available(None, user_id, rules.currency) < needed:
+            raise InsufficientFunds()
+
+    async def _rules_of(self, auction_id: uuid.UUID) -> Rules:
+        rules = self._rules.get(auction_id)
+        if rules is None:
+            row = await self.get(auction_id)
+            rules = row.auction.rules
+            if len(self._rules) > 50_000:
+                self._rules.clear()
+            self._rules[auction_id] = rules  # rules never change after creation
+        return rules
+
+    def bid_op(self) -> Callable[[Principal | None, dict[str, Any]], Awaitable[dict[str, Any]]]:
+        """The websocket `bid` op for the hub's registry:
+        `await op(principal, {"auction_id", "amount", "bid_id", "kind"?})` →
+        `{"accepted": True, "seq", "amount", "price", "ends_at", "leading", "replayed"}`;
+        raises AppError subclasses (bid_too_low, auction_not_open, insufficient_funds,
+        rate_limited, validation_failed, ...)."""
+
+        async def op(principal: Principal | None, frame: dict[str, Any]) -> dict[str, Any]:
+            try:
+                parsed = msgspec.convert(frame, BidFrame, strict=True)
+            except msgspec.ValidationError as exc:
+                raise ValidationFailed([validation_field_error(str(exc))]) from None
+            ack = await self.place_bid(principal, parsed.auction_id, amount=parsed.amount,
+                                       bid_id=parsed.bid_id, kind=parsed.kind)
+            return ack.frame()
+
+        return op
+
+    # --- admins --------------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, auction_id: uuid.UUID, reason: str) -> None:
+        """Admin cancel with a reason (recorded, announced). Raises Forbidden, AuctionNotFound,
+        InvalidAuctionAction (already over)."""
+        _admin(principal)
+
+        async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
+            cancelled, events = engine.cancel(row.auction, reason, now)
+            await store.save_state(conn, cancelled)
+            await store.admin_action(conn, auction_id, actor=principal.user_id,
+                                     action="cancel", reason=reason)
+            return events
+
+        await exclusive(self.pool, self.publisher, auction_id, work)
+
+    async def void_bid(
+        self, principal: Principal, auction_id: uuid.UUID, seq: int, reason: str
+    ) -> list[int]:
+        """Admin void of accepted bid `seq`: the price is recomputed by replaying the remaining
+        bids and announced. Returns every seq now left out (bids that only stood on the voided
+        one are left out too). Raises Forbidden, AuctionNotFound, InvalidAuctionAction."""
+        _admin(principal)
+        left_out: list[int] = []
+
+        async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
+            if not engine.is_open(row.auction, now):
+                raise InvalidAuctionAction("Bids can only be voided while the auction is live.")
+            records, voided = await store.history(conn, auction_id)
+            state, events, out = engine.void_bid(
+                row.auction, records, voided=voided, seq=seq, reason=reason
+            )
+            await store.save_state(conn, state)
+            await store.mark_voided(conn, auction_id, sorted(out - voided), reason=reason,
+                                    actor=principal.user_id)
+            await store.admin_action(conn, auction_id, actor=principal.user_id,
+                                     action="void_bid", reason=reason, seq=seq)
+            left_out.extend(sorted(out - voided))
+            return events
+
+        await exclusive(self.pool, self.publisher, auction_id, work)
+        return left_out
+
+    async def attempts(
+        self, principal: Principal, auction_id: uuid.UUID, *, after: int, limit: int
+    ) -> list[dict[str, Any]]:
+        _admin(principal)
+        await self.get(auction_id)
+        return await store.attempt_page(self.pool, auction_id, after=after, limit=limit)
+
+    async def bids(self, auction_id: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:
+        await self.get(auction_id)
+        return await store.bid_page(self.pool, auction_id, after=after, limit=limit)
+
+
+def _admin(principal: Principal) -> None:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("Admins only.")
+
+
+def _check_new(new: NewAuction) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if not 0 < new.start_price <= MAX_PRICE:
+        errors.append(FieldError("start_price", f"must be between 1 and {MAX_PRICE}"))
+    if not MIN_DURATION_S <= new.duration_s <= MAX_DURATION_S:
+        errors.append(FieldError("duration_s", f"must be {MIN_DURATION_S} to {MAX_DURATION_S}"))
+    if not 0 <= new.soft_close_s <= MAX_SOFT_CLOSE_S:
+        errors.append(FieldError("soft_close_s", f"must be 0 (sudden death) to {MAX_SOFT_CLOSE_S}"))
+    if new.reserve_price is not None and not new.start_price <= new.reserve_price <= MAX_PRICE:
+        errors.append(FieldError("reserve_price", "must be at least the start price"))
+    if new.buy_now_price is not None and not new.start_price < new.buy_now_price <= MAX_PRICE:
+        errors.append(FieldError("buy_now_price", "must be above the start price"))
+    if (new.buy_now_price is not None and new.reserve_price is not None
+            and new.buy_now_price < new.reserve_price):
+        errors.append(FieldError("buy_now_price", "must not be below the reserve"))
+    if new.increments is not None:
+        problem = check_steps(new.increments)
+        if problem:
+            errors.append(FieldError("increments", problem))
+    return errors
+
+
+def public_view(row: store.AuctionRow, names: dict[uuid.UUID, str]) -> dict[str, Any]:
+    """What anybody may see: never the reserve amount nor any maximum."""
+    a: Auction = row.auction
+    state = a.state
+    now = int(time.time() * 1000)  # display only: the sequencer's clock decides bids
+    if state is State.SCHEDULED and now >= a.rules.starts_at:
+        state = State.OPEN
+    r = a.rules
+    return {
+        "id": str(r.auction_id),
+        "seller_id": str(r.seller_id),
+        "variant_id": str(row.variant_id),
+        "show_id": str(row.show_id) if row.show_id else None,
+        "state": state.value,
+        "outcome": a.outcome.value if a.outcome else None,
+        "currency": r.currency,
+        "start_price": r.start_price,
+        "price": a.price,
+        "min_next_bid": a.min_next if state in engine.LIVE_STATES else None,
+        "leader": names.get(a.leader) if a.leader else None,
+        "leader_id": str(a.leader) if a.leader else None,
+        "bid_count": a.bid_count,
+        "seq": a.seq,
+        "starts_at": store.iso(r.starts_at),
+        "ends_at": store.iso(a.ends_at),
+        "ends_at_ms": a.ends_at,
+        "soft_close_s": r.soft_close_ms // 1000,
+        "sudden_death": r.sudden_death,
+        "has_reserve": r.reserve_price is not None,
+        "reserve_met": a.reserve_met,
+        "buy_now_price": r.buy_now_price if a.buy_now_available else None,
+        "increments": [list(s) for s in r.increments.steps],
+        "closed_at": store.iso(a.closed_at),
+        "cancel_reason": a.cancel_reason,
+        "payment_state": row.payment_state,
+    }
+

@@ -1,0 +1,434 @@
+"""PostgreSQL access for auctions: rows ↔ engine values, batched writes, history and audit.
+
+Times are stored as timestamptz and carried as integer ms since the epoch in the engine. All
+functions take a connection (or pool where noted) and run in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from auctions.model import (
+    Auction,
+    BidKind,
+    BidRecord,
+    IncrementTable,
+    Outcome,
+    Rules,
+    State,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+_COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
+    buy_now_price, increments, duration_ms, soft_close_ms, starts_at, ends_at, state, outcome,
+    seq, price, leader_id, leader_max, second_max, bid_count, buy_now_available, closed_at,
+    cancel_reason, order_id, payment_state, payment_due_at, created_at"""
+
+
+def to_ms(value: datetime) -> int:
+    return (value - EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def iso(ms: int | None) -> str | None:
+    """RFC 3339 UTC with milliseconds, for HTTP bodies."""
+    if ms is None:
+        return None
+    return from_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionRow:
+    """An auction as stored: the engine state plus what only the shell needs."""
+
+    auction: Auction
+    variant_id: uuid.UUID
+    show_id: uuid.UUID | None
+    order_id: uuid.UUID | None
+    payment_state: str | None
+    payment_due_at: int | None
+    created_at: int
+
+
+def _row(r: asyncpg.Record) -> AuctionRow:
+    rules = Rules(
+        auction_id=r["id"],
+        seller_id=r["seller_id"],
+        currency=r["currency"],
+        start_price=r["start_price"],
+        starts_at=to_ms(r["starts_at"]),
+        duration_ms=r["duration_ms"],
+        soft_close_ms=r["soft_close_ms"],
+        reserve_price=r["reserve_price"],
+        buy_now_price=r["buy_now_price"],
+        increments=IncrementTable(tuple((int(a), int(b)) for a, b in r["increments"])),
+    )
+    auction = Auction(
+        rules=rules,
+        state=State(r["state"]),
+        ends_at=to_ms(r["ends_at"]),
+        seq=r["seq"],
+        price=r["price"],
+        leader=r["leader_id"],
+        leader_max=r["leader_max"],
+        second_max=r["second_max"],
+        bid_count=r["bid_count"],
+        buy_now_available=r["buy_now_available"],
+        outcome=Outcome(r["outcome"]) if r["outcome"] else None,
+        closed_at=to_ms(r["closed_at"]) if r["closed_at"] else None,
+        cancel_reason=r["cancel_reason"],
+    )
+    return AuctionRow(
+        auction=auction,
+        variant_id=r["variant_id"],
+        show_id=r["show_id"],
+        order_id=r["order_id"],
+        payment_state=r["payment_state"],
+        payment_due_at=to_ms(r["payment_due_at"]) if r["payment_due_at"] else None,
+        created_at=to_ms(r["created_at"]),
+    )
+
+
+async def now_ms(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The database server's clock: the one clock every process agrees on."""
+    value: int = await conn.fetchval(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+    )
+    return value
+
+
+async def insert(
+    conn: asyncpg.Connection, auction: Auction, *, variant_id: uuid.UUID, show_id: uuid.UUID | None
+) -> AuctionRow:
+    r = auction.rules
+    row = await conn.fetchrow(
+        f"""INSERT INTO auctions (id, seller_id, variant_id, show_id, currency, start_price,
+                reserve_price, buy_now_price, increments, duration_ms, soft_close_ms, starts_at,
+                ends_at, state, price, buy_now_available)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            RETURNING {_COLUMNS}""",
+        r.auction_id, r.seller_id, variant_id, show_id, r.currency, r.start_price,
+        r.reserve_price, r.buy_now_price, [list(s) for s in r.increments.steps], r.duration_ms,
+        r.soft_close_ms, from_ms(r.starts_at), from_ms(auction.ends_at), auction.state.value,
+        auction.price, auction.buy_now_available,
+    )
+    return _row(row)
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) -> AuctionRow | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM auctions WHERE id = $1", auction_id)
+    return _row(row) if row else None
+
+
+async def lock(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, advisory_key: int
+) -> tuple[AuctionRow, int] | None:
+    """In one round trip: take the auction's session advisory lock (held until the connection
+    is released, i.e. past COMMIT and publication), lock the auction row for this transaction
+    (the single-writer point across processes) and read the database clock.
+
+    No deadlock with other writers: whoever holds the advisory lock without the row lock is
+    only publishing, which waits on nothing in the database."""
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
+                   pg_advisory_lock($2) AS locked
+            FROM auctions WHERE id = $1 FOR UPDATE""",
+        auction_id, advisory_key,
+    )
+    if row is None:
+        return None
+    return _row(row), int(row["now_ms"])
+
+
+async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
+    """Write the engine state back (the caller holds the row lock)."""
+    await conn.execute(
+        """UPDATE auctions SET state = $2, outcome = $3, seq = $4, price = $5, leader_id = $6,
+               leader_max = $7, bid_count = $8, buy_now_available = $9, ends_at = $10,
+               closed_at = $11, cancel_reason = $12, second_max = $13, updated_at = now()
+           WHERE id = $1""",
+        a.rules.auction_id, a.state.value, a.outcome.value if a.outcome else None, a.seq,
+        a.price, a.leader, a.leader_max, a.bid_count, a.buy_now_available, from_ms(a.ends_at),
+        from_ms(a.closed_at) if a.closed_at is not None else None, a.cancel_reason,
+        a.second_max,
+    )
+
+
+async def insert_bids(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, records: Sequence[BidRecord]
+) -> None:
+    """Insert accepted bids in one statement (one round trip per batch)."""
+    if not records:
+        return
+    await conn.execute(
+        """INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
+               price_after, leader_after, ends_at_after, placed_at)
+           SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::uuid[], $5::text[],
+               $6::bigint[], $7::bigint[], $8::uuid[], $9::timestamptz[], $10::timestamptz[])""",
+        auction_id,
+        [r.seq for r in records],
+        [r.bidder for r in records],
+        [r.bid_id for r in records],
+        [r.kind.value for r in records],
+        [r.amount for r in records],
+        [r.price_after for r in records],
+        [r.leader_after for r in records],
+        [from_ms(r.ends_at_after) for r in records],
+        [from_ms(r.at) for r in records],
+    )
+
+
+async def write_batch(
+    conn: asyncpg.Connection,
+    auction_id: uuid.UUID,
+    state: Auction | None,
+    records: Sequence[BidRecord],
+    attempts: Sequence[Attempt],
+) -> None:
+    """Accepted bids, attempt rows and the new state (None: unchanged) in ONE statement."""
+    a = state
+    await conn.execute(
+        """WITH bids AS (
+               INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
+                   price_after, leader_after, ends_at_after, placed_at)
+               SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::uuid[], $5::text[],
+                   $6::bigint[], $7::bigint[], $8::uuid[], $9::timestamptz[],
+                   $10::timestamptz[])
+           ), attempts AS (
+               INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount,
+                   outcome, seq, attempted_at)
+               SELECT $1, * FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::bigint[],
+                   $15::text[], $16::bigint[], $17::timestamptz[])
+           )
+           UPDATE auctions SET state = $18, outcome = $19, seq = $20, price = $21,
+               leader_id = $22, leader_max = $23, bid_count = $24, buy_now_available = $25,
+               ends_at = $26, closed_at = $27, second_max = $29, updated_at = now()
+           WHERE id = $1 AND $28::boolean""",
+        auction_id,
+        [r.seq for r in records],
+        [r.bidder for r in records],
+        [r.bid_id for r in records],
+        [r.kind.value for r in records],
+        [r.amount for r in records],
+        [r.price_after for r in records],
+        [r.leader_after for r in records],
+        [from_ms(r.ends_at_after) for r in records],
+        [from_ms(r.at) for r in records],
+        [t.bidder for t in attempts],
+        [t.bid_id for t in attempts],
+        [t.kind for t in attempts],
+        [t.amount for t in attempts],
+        [t.outcome for t in attempts],
+        [t.seq for t in attempts],
+        [from_ms(t.at) for t in attempts],
+        a.state.value if a else "open",
+        a.outcome.value if a and a.outcome else None,
+        a.seq if a else 0,
+        a.price if a else 0,
+        a.leader if a else None,
+        a.leader_max if a else 0,
+        a.bid_count if a else 0,
+        a.buy_now_available if a else False,
+        from_ms(a.ends_at) if a else EPOCH,
+        from_ms(a.closed_at) if a and a.closed_at is not None else None,
+        a is not None,
+        a.second_max if a else 0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    bidder: uuid.UUID
+    bid_id: uuid.UUID | None
+    kind: str
+    amount: int | None
+    outcome: str
+    seq: int | None
+    at: int
+
+
+async def insert_attempts(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, attempts: Sequence[Attempt]
+) -> None:
+    if not attempts:
+        return
+    await conn.execute(
+        """INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount, outcome,
+               seq, attempted_at)
+           SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[],
+               $6::text[], $7::bigint[], $8::timestamptz[])""",
+        auction_id,
+        [a.bidder for a in attempts],
+        [a.bid_id for a in attempts],
+        [a.kind for a in attempts],
+        [a.amount for a in attempts],
+        [a.outcome for a in attempts],
+        [a.seq for a in attempts],
+        [from_ms(a.at) for a in attempts],
+    )
+
+
+def _record(r: asyncpg.Record) -> BidRecord:
+    return BidRecord(
+        seq=r["seq"], bidder=r["bidder_id"], bid_id=r["bid_id"], kind=BidKind(r["kind"]),
+        amount=r["amount"], at=to_ms(r["placed_at"]), price_after=r["price_after"],
+        leader_after=r["leader_after"], ends_at_after=to_ms(r["ends_at_after"]),
+    )
+
+
+async def find_bids(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], BidRecord]:
+    """Accepted bids already stored for these (bidder, bid_id) pairs (idempotent retries)."""
+    pairs = list(keys)
+    if not pairs:
+        return {}
+    rows = await conn.fetch(
+        """SELECT b.* FROM auction_bids b
+           JOIN unnest($2::uuid[], $3::uuid[]) AS k(bidder_id, bid_id)
+             ON b.bidder_id = k.bidder_id AND b.bid_id = k.bid_id
+           WHERE b.auction_id = $1""",
+        auction_id, [p[0] for p in pairs], [p[1] for p in pairs],
+    )
+    return {(r["bidder_id"], r["bid_id"]): _record(r) for r in rows}
+
+
+async def history(
+    conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID
+) -> tuple[list[BidRecord], frozenset[int]]:
+    """Every accepted bid in seq order, and the seqs that were voided."""
+    rows = await conn.fetch(
+        "SELECT * FROM auction_bids WHERE auction_id = $1 ORDER BY seq", auction_id
+    )
+    voided = frozenset(r["seq"] for r in rows if r["voided_at"] is not None)
+    return [_record(r) for r in rows], voided
+
+
+async def bid_page(
+    conn: asyncpg.Pool | asyncpg.Connection, auction_id: uuid.UUID, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Public accepted-bid history: no maxima (only the price each bid produced)."""
+    rows = await conn.fetch(
+        """SELECT b.seq, b.price_after, b.leader_after, u.display_name, b.placed_at,
+                  b.ends_at_after, b.voided_at, b.void_reason
+           FROM auction_bids b LEFT JOIN users u ON u.id = b.leader_after
+           WHERE b.auction_id = $1 AND b.seq > $2 ORDER BY b.seq LIMIT $3""",
+        auction_id, after, limit,
+    )
+    return [
+        {
+            "seq": r["seq"],
+            "price": r["price_after"],
+            "leader": r["display_name"],
+            "leader_id": str(r["leader_after"]),
+            "placed_at": iso(to_ms(r["placed_at"])),
+            "ends_at": iso(to_ms(r["ends_at_after"])),
+            "voided": r["voided_at"] is not None,
+            "void_reason": r["void_reason"],
+        }
+        for r in rows
+    ]
+
+
+async def attempt_page(
+    conn: asyncpg.Pool | asyncpg.Connection, auction_id: uuid.UUID, *, after: int, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT id, bidder_id, bid_id, kind, amount, outcome, seq, attempted_at
+           FROM auction_bid_attempts WHERE auction_id = $1 AND id > $2 ORDER BY id LIMIT $3""",
+        auction_id, after, limit,
+    )
+    return [
+        {
+            "id": r["id"],
+            "bidder_id": str(r["bidder_id"]),
+            "bid_id": str(r["bid_id"]) if r["bid_id"] else None,
+            "kind": r["kind"],
+            "amount": r["amount"],
+            "outcome": r["outcome"],
+            "seq": r["seq"],
+            "at": iso(to_ms(r["attempted_at"])),
+        }
+        for r in rows
+    ]
+
+
+async def mark_voided(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, seqs: Iterable[int], *, reason: str,
+    actor: uuid.UUID,
+) -> None:
+    await conn.execute(
+        """UPDATE auction_bids SET voided_at = now(), void_reason = $3, voided_by = $4
+           WHERE auction_id = $1 AND seq = ANY($2::bigint[]) AND voided_at IS NULL""",
+        auction_id, list(seqs), reason, actor,
+    )
+
+
+async def admin_action(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, *, actor: uuid.UUID, action: str,
+    reason: str, seq: int | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO auction_admin_actions (auction_id, actor_id, action, seq, reason)
+           VALUES ($1, $2, $3, $4, $5)""",
+        auction_id, actor, action, seq, reason,
+    )
+
+
+async def display_names(
+    conn: asyncpg.Connection | asyncpg.Pool, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])", wanted
+    )
+    return {r["id"]: r["display_name"] for r in rows}
+
+
+async def due_ids(conn: asyncpg.Pool | asyncpg.Connection, *, limit: int) -> list[uuid.UUID]:
+    """Live auctions whose end has passed (by the database clock), oldest first."""
+    rows = await conn.fetch(
+        """SELECT id FROM auctions WHERE state IN ('scheduled', 'open')
+             AND ends_at <= clock_timestamp() ORDER BY ends_at LIMIT $1""",
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def unsettled_ids(
+    conn: asyncpg.Pool | asyncpg.Connection, *, limit: int
+) -> list[uuid.UUID]:
+    """Sold auctions still needing their order or payment step."""
+    rows = await conn.fetch(
+        """SELECT id FROM auctions
+           WHERE state = 'closed' AND outcome = 'sold'
+             AND (order_id IS NULL OR payment_state = 'awaiting_payment')
+           ORDER BY closed_at LIMIT $1""",
+        limit,
+    )
+    return [r["id"] for r in rows]
+
+
+async def set_settlement(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, *, order_id: uuid.UUID,
+    payment_state: str, payment_due_at: int | None,
+) -> None:
+    await conn.execute(
+        """UPDATE auctions SET order_id = $2, payment_state = $3, payment_due_at = $4,
+               updated_at = now() WHERE id = $1""",
+        auction_id, order_id, payment_state,
+        from_ms(payment_due_at) if payment_due_at is not None else None,
+    )

@@ -1,0 +1,126 @@
+"""In-memory implementations of the ports (`auctions/ports.py`), for unit tests and for running
+auctions before the real hub, ledger and commerce are wired in. They never replace PostgreSQL or
+Redis: the auction's own storage is always real.
+
+They ignore `conn`: their changes do not roll back with the caller's transaction, which is the
+one behaviour the real implementations add.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from auctions.errors import InsufficientFunds
+from auctions.ports import VariantInfo
+
+
+@dataclass
+class MemoryPublisher:
+    """Records publications per channel, in order."""
+
+    published: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None:
+        self.published[channel].append(data)
+
+
+@dataclass
+class MemoryFunds:
+    """Wallet balances and holds per user (single currency per user for simplicity)."""
+
+    balances: dict[uuid.UUID, int] = field(default_factory=dict)
+    holds: dict[uuid.UUID, tuple[uuid.UUID, int]] = field(default_factory=dict)  # order → hold
+    captured: dict[uuid.UUID, int] = field(default_factory=dict)
+    transfers: set[uuid.UUID] = field(default_factory=set)
+
+    def credit(self, user_id: uuid.UUID, amount: int) -> None:
+        self.balances[user_id] = self.balances.get(user_id, 0) + amount
+
+    async def available(
+        self, conn: asyncpg.Connection | None, user_id: uuid.UUID, currency: str
+    ) -> int:
+        held = sum(a for u, a in self.holds.values() if u == user_id)
+        return self.balances.get(user_id, 0) - held
+
+    async def hold_for_order(
+        self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID, order_id: uuid.UUID, amount: int,
+        currency: str, transfer_id: uuid.UUID,
+    ) -> None:
+        if transfer_id in self.transfers:
+            return
+        if await self.available(conn, buyer_id, currency) < amount:
+            raise InsufficientFunds()
+        self.transfers.add(transfer_id)
+        self.holds[order_id] = (buyer_id, amount)
+
+    async def capture_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        if transfer_id in self.transfers:
+            return
+        buyer, amount = self.holds.pop(order_id)
+        self.transfers.add(transfer_id)
+        self.balances[buyer] -= amount
+        self.captured[order_id] = amount
+
+    async def release_hold(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
+    ) -> None:
+        if transfer_id in self.transfers:
+            return
+        self.transfers.add(transfer_id)
+        self.holds.pop(order_id, None)
+
+
+@dataclass
+class MemoryOrders:
+    """Orders by auction (idempotent by auction id)."""
+
+    orders: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)  # auction → order
+
+    async def create_auction_order(
+        self, conn: asyncpg.Connection, *, auction_id: uuid.UUID, buyer_id: uuid.UUID,
+        seller_id: uuid.UUID, variant_id: uuid.UUID, amount: int, currency: str,
+    ) -> uuid.UUID:
+        existing = self.orders.get(auction_id)
+        if existing is not None:
+            order_id: uuid.UUID = existing["id"]
+            return order_id
+        order_id = uuid.uuid4()
+        self.orders[auction_id] = {
+            "id": order_id, "buyer_id": buyer_id, "seller_id": seller_id,
+            "variant_id": variant_id, "amount": amount, "currency": currency,
+            "state": "pending_payment",
+        }
+        return order_id
+
+    def _by_id(self, order_id: uuid.UUID) -> dict[str, Any]:
+        return next(o for o in self.orders.values() if o["id"] == order_id)
+
+    async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
+        self._by_id(order_id)["state"] = "paid"
+
+    async def cancel_unpaid(
+        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, reason: str
+    ) -> None:
+        order = self._by_id(order_id)
+        if order["state"] == "pending_payment":
+            order["state"] = "cancelled"
+
+
+@dataclass
+class MemoryVariants:
+    variants: dict[uuid.UUID, VariantInfo] = field(default_factory=dict)
+
+    def add(self, seller_id: uuid.UUID, currency: str = "USD") -> uuid.UUID:
+        variant_id = uuid.uuid4()
+        self.variants[variant_id] = VariantInfo(variant_id, seller_id, currency)
+        return variant_id
+
+    async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
+        return self.variants.get(variant_id)

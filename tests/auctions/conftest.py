@@ -1,0 +1,79 @@
+"""Auction fixtures: the real service over the test's PostgreSQL schema and Redis prefix, with
+in-memory twins only for the other domains' ports (hub, ledger, orders, catalog)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from auctions.routes import build_routes
+from auctions.scheduler import CloseScheduler
+from auctions.service import AuctionService, AuctionSettings, NewAuction
+from auctions.store import AuctionRow
+from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
+from core.auth import Principal, Role
+from core.context import Runtime
+from tests.conftest import Account
+
+
+@dataclass
+class Env:
+    rt: Runtime
+    svc: AuctionService
+    scheduler: CloseScheduler
+    publisher: MemoryPublisher
+    funds: MemoryFunds
+    orders: MemoryOrders
+    variants: MemoryVariants
+
+    def principal(self, account: Account) -> Principal:
+        return Principal(uuid.UUID(account.id), Role(account.role), "test", 2**31)
+
+    async def auction(self, seller: Account, **kw: Any) -> AuctionRow:
+        variant = self.variants.add(uuid.UUID(seller.id))
+        fields: dict[str, Any] = {"variant_id": variant, "start_price": 1_000, "duration_s": 60}
+        fields.update(kw)
+        return await self.svc.create(self.principal(seller), NewAuction(**fields))
+
+    def published(self, auction_id: uuid.UUID) -> list[dict[str, Any]]:
+        return self.publisher.published[f"auction:{auction_id}"]
+
+    async def buyers(self, n: int) -> list[Account]:
+        """`n` buyer accounts inserted directly (no password hashing: fast). They can bid
+        through the service (by principal), not sign in over HTTP."""
+        emails = [f"{uuid.uuid4().hex}@bidders.test" for _ in range(n)]
+        rows = await self.rt.pool.fetch(
+            """INSERT INTO users (email, email_normalized, password_hash, display_name, role)
+               SELECT e, e, 'unusable', 'Bidder ' || n, 'buyer'
+               FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n)
+               RETURNING id""", emails)
+        return [Account(str(r["id"]), "", "", "buyer", "", "") for r in rows]
+
+    async def expire(self, auction_id: uuid.UUID) -> None:
+        """Move the end into the past (stands in for waiting)."""
+        await self.rt.pool.execute(
+            "UPDATE auctions SET ends_at = clock_timestamp() - interval '1 millisecond' "
+            "WHERE id = $1", auction_id)
+
+
+def make_env(rt: Runtime, **settings: Any) -> Env:
+    publisher, funds = MemoryPublisher(), MemoryFunds()
+    orders, variants = MemoryOrders(), MemoryVariants()
+    svc = AuctionService(
+        rt.pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
+        limiter=rt.limiter, settings=AuctionSettings(**({"bid_rate": 10_000} | settings)),
+    )
+    return Env(rt, svc, CloseScheduler(svc, retry_s=0), publisher, funds, orders, variants)
+
+
+@pytest.fixture
+async def env(app: Starlette, rt: Runtime) -> AsyncIterator[Env]:
+    e = make_env(rt)
+    app.router.routes.extend(build_routes(lambda request: e.svc))
+    yield e
+    await e.svc.aclose()

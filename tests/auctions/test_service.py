@@ -1,0 +1,353 @@
+"""The auction service over real PostgreSQL and Redis: durable sequencing, idempotency, audit,
+closing exactly once and settlement (other domains through in-memory twins)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+import pytest
+
+from auctions import engine, store
+from auctions.errors import (
+    AuctionNotOpen,
+    BidTooLow,
+    InsufficientFunds,
+    InvalidAuctionAction,
+)
+from auctions.model import BidKind, Outcome, State
+from core.errors import Forbidden, IdempotencyKeyReused, RateLimited, ValidationFailed
+from tests.auctions.conftest import Env, make_env
+from tests.conftest import Register
+
+
+async def test_bid_is_committed_before_ack_and_broadcast(env: Env, register: Register) -> None:
+    seller = await register("seller")
+    alice = await register("buyer", name="Alice")
+    env.funds.credit(uuid.UUID(alice.id), 100_000)
+    row = await env.auction(seller)
+    aid = row.auction.rules.auction_id
+    ack = await env.svc.place_bid(env.principal(alice), aid, amount=5_000, bid_id=uuid.uuid4())
+    assert (ack.seq, ack.price, ack.leading, ack.replayed) == (1, 1_000, True, False)
+    stored = await store.get(env.rt.pool, aid)
+    assert stored is not None
+    assert (stored.auction.seq, stored.auction.price, stored.auction.leader) == (
+        1, 1_000, uuid.UUID(alice.id))
+    [event] = env.published(aid)
+    assert event["type"] == "bid"
+    assert (event["seq"], event["price"], event["leader"]) == (1, 1_000, "Alice")
+    assert 5_000 not in event.values()  # the maximum stays hidden
+
+
+async def test_bid_id_retry_returns_first_answer(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    bid_id = uuid.uuid4()
+    first = await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=bid_id)
+    again = await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=bid_id)
+    assert again.replayed
+    assert (again.seq, again.price, again.amount) == (first.seq, first.price, first.amount)
+    with pytest.raises(IdempotencyKeyReused):
+        await env.svc.place_bid(env.principal(buyer), aid, amount=3_000, bid_id=bid_id)
+    records, _ = await store.history(env.rt.pool, aid)
+    assert len(records) == 1
+    outcomes = [a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
+                                                               limit=10)]
+    assert outcomes == ["accepted", "duplicate", "idempotency_key_reused"]
+
+
+async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:
+    seller = await register("seller")
+    buyers = await env.buyers(8)
+    for b in buyers:
+        env.funds.credit(uuid.UUID(b.id), 10**9)
+    aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
+
+    async def bidder(i: int) -> list[int]:
+        seqs = []
+        for n in range(25):
+            try:
+                ack = await env.svc.place_bid(env.principal(buyers[i]), aid,
+                                              amount=1_000 + (n * 8 + i) * 700,
+                                              bid_id=uuid.uuid4())
+                seqs.append(ack.seq)
+            except BidTooLow:
+                pass
+        return seqs
+
+    acked = [s for seqs in await asyncio.gather(*(bidder(i) for i in range(8))) for s in seqs]
+    records, _ = await store.history(env.rt.pool, aid)
+    assert sorted(acked) == [r.seq for r in records] == list(range(1, len(records) + 1))
+    # Broadcasts went out in seq order, one per accepted bid.
+    published = [e["seq"] for e in env.published(aid) if e["type"] == "bid"]
+    assert published == list(range(1, len(records) + 1))
+    # The stored state is exactly the replay of the stored bids.
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert engine.replay(row.auction.rules, records) == row.auction
+    assert env.svc.sequencer.stats.largest_batch > 1  # group commit happened
+    attempts = await store.attempt_page(env.rt.pool, aid, after=0, limit=500)
+    assert len(attempts) == 200
+
+
+async def test_two_sequencers_on_one_auction_stay_gapless(env: Env, register: Register) -> None:
+    """Two service instances with their own pools and writers (as in two processes) serialise
+    on the database: one gapless sequence, broadcasts in order."""
+    import asyncpg
+
+    from auctions.service import AuctionService, AuctionSettings
+    from core.db import create_pool
+
+    seller = await register("seller")
+    buyers = await env.buyers(6)
+    for b in buyers:
+        env.funds.credit(uuid.UUID(b.id), 10**9)
+    aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
+    s = env.rt.settings
+    pool2: asyncpg.Pool = await create_pool(s.database_url, schema=s.database_schema,
+                                            min_size=1, max_size=4)
+    other = AuctionService(pool2, publisher=env.publisher, funds=env.funds, orders=env.orders,
+                           variants=env.variants, limiter=None, settings=AuctionSettings())
+    try:
+        async def bidder(i: int) -> None:
+            svc = env.svc if i % 2 else other
+            for n in range(20):
+                with contextlib.suppress(BidTooLow):
+                    await svc.place_bid(env.principal(buyers[i]), aid,
+                                        amount=2_000 + (n * 6 + i) * 500, bid_id=uuid.uuid4())
+
+        await asyncio.gather(*(bidder(i) for i in range(6)))
+    finally:
+        await other.aclose()
+        await pool2.close()
+    records, _ = await store.history(env.rt.pool, aid)
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+    published = [e["seq"] for e in env.published(aid) if e["type"] == "bid"]
+    assert published == list(range(1, len(records) + 1))
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert engine.replay(row.auction.rules, records) == row.auction
+
+
+async def test_checks_before_sequencing(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    with pytest.raises(InsufficientFunds):
+        await env.svc.place_bid(env.principal(buyer), aid, amount=1_000, bid_id=uuid.uuid4())
+    with pytest.raises(Forbidden):  # only buyers bid (sellers included, own auction or not)
+        await env.svc.place_bid(env.principal(seller), aid, amount=1_000, bid_id=uuid.uuid4())
+    with pytest.raises(ValidationFailed):
+        await env.svc.place_bid(env.principal(buyer), aid, amount=0, bid_id=uuid.uuid4())
+    env.funds.credit(uuid.UUID(buyer.id), 1_000)
+    # The refusal's audit row was queued first and is written with (or before) this batch.
+    await env.svc.place_bid(env.principal(buyer), aid, amount=1_000, bid_id=uuid.uuid4())
+    outcomes = [a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
+                                                               limit=10)]
+    assert outcomes == ["insufficient_funds", "accepted"]
+
+
+async def test_deposit_rule(app: object, rt: object, register: Register) -> None:
+    e = make_env(rt, bid_deposit=500)  # type: ignore[arg-type]
+    try:
+        seller, buyer = await register("seller"), await register("buyer")
+        e.funds.credit(uuid.UUID(buyer.id), 500)
+        aid = (await e.auction(seller)).auction.rules.auction_id
+        ack = await e.svc.place_bid(e.principal(buyer), aid, amount=50_000, bid_id=uuid.uuid4())
+        assert ack.seq == 1
+    finally:
+        await e.svc.aclose()
+
+
+async def test_rate_limit_per_user(rt: object, register: Register) -> None:
+    e = make_env(rt, bid_rate=3, bid_rate_window_s=60)  # type: ignore[arg-type]
+    try:
+        seller, buyer = await register("seller"), await register("buyer")
+        e.funds.credit(uuid.UUID(buyer.id), 10**9)
+        aid = (await e.auction(seller)).auction.rules.auction_id
+        for n in range(3):
+            await e.svc.place_bid(e.principal(buyer), aid, amount=10_000 * (n + 1),
+                                  bid_id=uuid.uuid4())
+        with pytest.raises(RateLimited):
+            await e.svc.place_bid(e.principal(buyer), aid, amount=90_000, bid_id=uuid.uuid4())
+    finally:
+        await e.svc.aclose()
+
+
+async def test_close_exactly_once_with_order_and_capture(env: Env, register: Register) -> None:
+    seller = await register("seller")
+    a, b = await register("buyer", name="A"), await register("buyer", name="B")
+    for x in (a, b):
+        env.funds.credit(uuid.UUID(x.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(a), aid, amount=9_000, bid_id=uuid.uuid4())
+    await env.svc.place_bid(env.principal(b), aid, amount=4_000, bid_id=uuid.uuid4())
+    assert await env.scheduler.close(aid) is False  # not due yet
+    await env.expire(aid)
+    with pytest.raises(AuctionNotOpen):  # no bid at or after the end, closed or not
+        await env.svc.place_bid(env.principal(b), aid, amount=20_000, bid_id=uuid.uuid4())
+    # Two schedulers (as in two processes) race: exactly one closes.
+    other = make_env(env.rt)
+    other.svc.orders = env.orders
+    other.svc.funds = env.funds
+    results = await asyncio.gather(env.scheduler.close(aid), other.scheduler.close(aid),
+                                   env.scheduler.close(aid))
+    assert sorted(results) == [False, False, True]
+    closed = [e for e in env.published(aid) + other.published(aid) if e["type"] == "closed"]
+    assert len(closed) == 1
+    assert (closed[0]["outcome"], closed[0]["winner"], closed[0]["price"]) == ("sold", "A", 4_200)
+    await asyncio.gather(env.scheduler.settle(aid), other.scheduler.settle(aid))
+    await env.scheduler.run_once()
+    assert len(env.orders.orders) == 1
+    order = env.orders.orders[aid]
+    assert (order["amount"], order["buyer_id"], order["state"]) == (4_200, uuid.UUID(a.id),
+                                                                    "paid")
+    assert env.funds.balances[uuid.UUID(a.id)] == 100_000 - 4_200
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert (row.auction.state, row.auction.outcome, row.payment_state) == (
+        State.CLOSED, Outcome.SOLD, "captured")
+    assert row.order_id == order["id"]
+    await other.svc.aclose()
+
+
+async def test_below_reserve_is_no_sale(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    aid = (await env.auction(seller, reserve_price=50_000)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(buyer), aid, amount=20_000, bid_id=uuid.uuid4())
+    await env.expire(aid)
+    assert await env.scheduler.run_once() == (1, 0)
+    [closed] = [e for e in env.published(aid) if e["type"] == "closed"]
+    assert (closed["outcome"], closed["winner"], closed["reserve_met"]) == ("no_sale", None,
+                                                                            False)
+    assert env.orders.orders == {}
+
+
+async def test_payment_window_then_failure(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 5_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(buyer), aid, amount=3_000, bid_id=uuid.uuid4())
+    env.funds.balances[uuid.UUID(buyer.id)] = 0  # spent elsewhere before the close
+    await env.expire(aid)
+    await env.scheduler.run_once()
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert row.payment_state == "awaiting_payment"
+    assert env.orders.orders[aid]["state"] == "pending_payment"
+    due = env.publisher.published[f"user:{buyer.id}"]
+    assert due[0]["type"] == "auction_payment_due"
+    # Still inside the window: the buyer tops up and the retry captures.
+    env.funds.credit(uuid.UUID(buyer.id), 5_000)
+    await env.scheduler.run_once()
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert row.payment_state == "captured"
+    assert env.orders.orders[aid]["state"] == "paid"
+
+
+async def test_payment_window_expiry_cancels_order(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 5_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(buyer), aid, amount=3_000, bid_id=uuid.uuid4())
+    env.funds.balances[uuid.UUID(buyer.id)] = 0
+    await env.expire(aid)
+    await env.scheduler.run_once()
+    await env.rt.pool.execute(
+        "UPDATE auctions SET payment_due_at = clock_timestamp() - interval '1 second' "
+        "WHERE id = $1", aid)
+    await env.scheduler.run_once()
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert row.payment_state == "failed"
+    assert env.orders.orders[aid]["state"] == "cancelled"
+    assert env.published(aid)[-1]["type"] == "payment_failed"
+    await env.scheduler.run_once()  # nothing more happens
+    assert len(env.orders.orders) == 1
+
+
+async def test_buy_now_closes_and_settles(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 50_000)
+    aid = (await env.auction(seller, buy_now_price=30_000)).auction.rules.auction_id
+    ack = await env.svc.place_bid(env.principal(buyer), aid, amount=0, kind=BidKind.BUY_NOW,
+                                  bid_id=uuid.uuid4())
+    assert (ack.seq, ack.price) == (1, 30_000)
+    assert [e["type"] for e in env.published(aid)] == ["bid", "closed"]
+    assert await env.scheduler.run_once() == (0, 1)
+    assert env.orders.orders[aid]["state"] == "paid"
+
+
+async def test_admin_cancel_and_void(env: Env, register: Register) -> None:
+    seller, admin = await register("seller"), await register("admin")
+    a, b = await register("buyer", name="A"), await register("buyer", name="B")
+    for x in (a, b):
+        env.funds.credit(uuid.UUID(x.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(a), aid, amount=2_000, bid_id=uuid.uuid4())
+    await env.svc.place_bid(env.principal(b), aid, amount=9_000, bid_id=uuid.uuid4())
+    with pytest.raises(Forbidden):
+        await env.svc.void_bid(env.principal(seller), aid, 2, "no")
+    assert await env.svc.void_bid(env.principal(admin), aid, 2, "shill bidding") == [2]
+    row = await store.get(env.rt.pool, aid)
+    assert row is not None
+    assert (row.auction.leader, row.auction.price, row.auction.seq) == (uuid.UUID(a.id), 1_000,
+                                                                        2)
+    voided = env.published(aid)[-1]
+    assert (voided["type"], voided["voided_seq"], voided["price"], voided["leader"]) == (
+        "bid_voided", 2, 1_000, "A")
+    # Bidding continues after the void with seq 3.
+    ack = await env.svc.place_bid(env.principal(b), aid, amount=1_500, kind=BidKind.EXACT,
+                                  bid_id=uuid.uuid4())
+    assert ack.seq == 3
+    await env.svc.cancel(env.principal(admin), aid, "counterfeit item")
+    assert env.published(aid)[-1] == {"auction_id": str(aid), "seq": 3, "type": "cancelled",
+                                      "reason": "counterfeit item"}
+    with pytest.raises(InvalidAuctionAction):
+        await env.svc.cancel(env.principal(admin), aid, "again")
+    with pytest.raises(AuctionNotOpen):
+        await env.svc.place_bid(env.principal(a), aid, amount=90_000, bid_id=uuid.uuid4())
+    actions = await env.rt.pool.fetch(
+        "SELECT action, seq, reason FROM auction_admin_actions WHERE auction_id = $1 ORDER BY id",
+        aid)
+    assert [(r["action"], r["seq"], r["reason"]) for r in actions] == [
+        ("void_bid", 2, "shill bidding"), ("cancel", None, "counterfeit item")]
+    assert await env.scheduler.run_once() == (0, 0)  # cancelled auctions never close
+
+
+async def test_scheduled_auction_refuses_early_bids(env: Env, register: Register) -> None:
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    now = await store.now_ms(env.rt.pool)
+    row = await env.auction(seller, starts_at_ms=now + 3_600_000)
+    assert row.auction.state is State.SCHEDULED
+    with pytest.raises(AuctionNotOpen):
+        await env.svc.place_bid(env.principal(buyer), row.auction.rules.auction_id,
+                                amount=5_000, bid_id=uuid.uuid4())
+
+
+async def test_running_auctions_closes_in_the_background(rt: object, register: Register) -> None:
+    from auctions.runtime import running_auctions
+    from auctions.service import AuctionSettings
+    from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
+
+    e = make_env(rt)  # type: ignore[arg-type]
+    seller, buyer = await register("seller"), await register("buyer")
+    funds, orders, variants = MemoryFunds(), MemoryOrders(), MemoryVariants()
+    funds.credit(uuid.UUID(buyer.id), 50_000)
+    async with running_auctions(
+        e.rt.pool, limiter=e.rt.limiter, settings=AuctionSettings(close_poll_s=0.02),
+        publisher=MemoryPublisher(), funds=funds, orders=orders, variants=variants,
+    ) as svc:
+        e.svc, e.variants = svc, variants
+        aid = (await e.auction(seller, buy_now_price=30_000)).auction.rules.auction_id
+        await svc.place_bid(e.principal(buyer), aid, amount=0, kind=BidKind.BUY_NOW,
+                            bid_id=uuid.uuid4())
+        for _ in range(500):  # the scheduler settles it on its own (woken by the close)
+            if aid in orders.orders and orders.orders[aid]["state"] == "paid":
+                break
+            await asyncio.sleep(0.01)
+    assert orders.orders[aid]["state"] == "paid"

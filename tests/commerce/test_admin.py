@@ -1,0 +1,108 @@
+"""Admin order intervention and the dead-letter list."""
+
+from __future__ import annotations
+
+import httpx
+
+from core.context import Runtime
+from tests.commerce.helpers import assert_consistent, buy, fund, make_product, wallet
+from tests.conftest import Register
+
+
+async def test_admin_force_cancel_and_search(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    admin, seller, buyer = await register("admin"), await register("seller"), await register()
+    await fund(rt, buyer.id, 5_000)
+    product = await make_product(client, seller, stock=5, price=1_000)
+    variant = product["variants"][0]["id"]
+    first = (await buy(client, buyer, variant)).json()["orders"][0]["id"]
+    second = (await buy(client, buyer, variant)).json()["orders"][0]["id"]
+    await client.post(f"/v1/orders/{first}/pay", headers=buyer.headers)
+
+    # A forced move needs a reason and is recorded as an admin event.
+    r = await client.post(f"/v1/admin/orders/{first}/transition", json={"to": "packed"},
+                          headers=admin.headers)
+    assert r.status_code == 422
+    r = await client.post(f"/v1/admin/orders/{first}/transition",
+                          json={"to": "packed", "reason": "seller phoned support"},
+                          headers=admin.headers)
+    assert r.status_code == 200, r.text
+    last = r.json()["events"][-1]
+    assert (last["kind"], last["actor_role"], last["actor_id"], last["reason"]) == (
+        "admin", "admin", admin.id, "seller phoned support")
+    r = await client.post(f"/v1/admin/orders/{first}/transition",
+                          json={"to": "pending_payment", "reason": "undo"}, headers=admin.headers)
+    assert (r.status_code, r.json()["code"]) == (409, "invalid_transition")
+
+    # Cancel with automatic refund (paid) and release (unpaid).
+    r = await client.post(f"/v1/admin/orders/{first}/cancel", json={"reason": "fraud check"},
+                          headers=admin.headers)
+    assert r.json()["state"] == "refunded"
+    r = await client.post(f"/v1/admin/orders/{second}/cancel", json={"reason": "duplicate"},
+                          headers=admin.headers)
+    assert r.json()["state"] == "cancelled"
+    w = await wallet(rt, buyer.id)
+    assert (w.available, w.held) == (5_000, 0)
+
+    r = await client.get(f"/v1/admin/orders?buyer_id={buyer.id}&limit=1", headers=admin.headers)
+    page = r.json()
+    assert len(page["items"]) == 1
+    assert page["items"][0]["events"]
+    r = await client.get(f"/v1/admin/orders?buyer_id={buyer.id}&cursor={page['next_cursor']}",
+                         headers=admin.headers)
+    assert len(r.json()["items"]) == 1
+    assert r.json()["next_cursor"] is None
+    r = await client.get("/v1/admin/orders?state=refunded", headers=admin.headers)
+    assert [o["id"] for o in r.json()["items"]] == [first]
+    r = await client.get(f"/v1/admin/orders?order_id={second}", headers=admin.headers)
+    assert [o["id"] for o in r.json()["items"]] == [second]
+    for who in (buyer, seller):
+        r = await client.get("/v1/admin/orders", headers=who.headers)
+        assert r.status_code == 403
+        r = await client.post(f"/v1/admin/orders/{second}/cancel", json={"reason": "x"},
+                              headers=who.headers)
+        assert r.status_code == 403
+    await assert_consistent(rt.pool)
+
+
+async def test_dead_letters_list_and_replay(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    admin, buyer = await register("admin"), await register()
+    dead = await rt.pool.fetchval(
+        """INSERT INTO outbox (topic, channels, payload, attempts, last_error, dead_at)
+           VALUES ('order.state_changed', '{order:x}', '{"a": 1}', 10, 'boom', now())
+           RETURNING id"""
+    )
+    r = await client.get("/v1/admin/dead-letters", headers=admin.headers)
+    assert r.status_code == 200
+    [item] = r.json()["items"]
+    assert (item["id"], item["last_error"], item["attempts"]) == (dead, "boom", 10)
+    assert (await client.get("/v1/admin/dead-letters", headers=buyer.headers)).status_code == 403
+    r = await client.post(f"/v1/admin/dead-letters/{dead}/replay", headers=buyer.headers)
+    assert r.status_code == 403
+    r = await client.post(f"/v1/admin/dead-letters/{dead}/replay", headers=admin.headers)
+    assert r.status_code == 202
+    row = await rt.pool.fetchrow("SELECT dead_at, attempts FROM outbox WHERE id = $1", dead)
+    assert (row["dead_at"], row["attempts"]) == (None, 0)
+    r = await client.post(f"/v1/admin/dead-letters/{dead}/replay", headers=admin.headers)
+    assert r.status_code == 404  # no longer dead
+    assert (await client.get("/v1/admin/dead-letters", headers=admin.headers)).json()[
+        "items"] == []
+
+
+async def test_order_history_is_append_only(
+    client: httpx.AsyncClient, register: Register, rt: Runtime
+) -> None:
+    import asyncpg
+    import pytest
+
+    seller, buyer = await register("seller"), await register()
+    await fund(rt, buyer.id, 1_000)
+    product = await make_product(client, seller, price=1_000)
+    await buy(client, buyer, product["variants"][0]["id"])
+    for sql in ("UPDATE order_events SET reason = 'edited'", "DELETE FROM order_events"):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await rt.pool.execute(sql)
+    assert await rt.pool.fetchval("SELECT count(*) FROM order_events") == 1
