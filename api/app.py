@@ -19,12 +19,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api import health, problems
 from api.accounts import routes as accounts
 from api.middleware import RequestContext
 from api.openapi import build_document
+from api.realtime_wiring import open_realtime
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -35,6 +36,10 @@ from core.metrics import Metrics
 from core.outbox import OutboxRelay
 from core.ratelimit import RateLimiter
 from core.redis_client import Keys, create_redis
+from realtime import routes as realtime_routes
+from realtime.endpoint import websocket_endpoint
+from realtime.metrics import HubMetrics
+from realtime.transport import RawSendMiddleware
 
 VERSION = "0.1.0"
 log = logging.getLogger("souk.app")
@@ -88,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = Metrics()
+    hub_metrics = HubMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -97,12 +103,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
             )
             app.state.relay = relay
+            realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
             log.info("souk started", extra={"settings": settings.safe_dict()})
-            yield {"runtime": rt}
+            yield {"runtime": rt, "hub": realtime.hub, "ws_gateway": realtime.gateway}
             log.info("souk stopping")
 
-    routes: list[BaseRoute] = [*health.routes, *accounts.routes]
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *accounts.routes,
+        *realtime_routes.routes,
+        WebSocketRoute("/v1/ws", websocket_endpoint),
+    ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:
@@ -113,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext, metrics=metrics)],
+        middleware=[Middleware(RawSendMiddleware), Middleware(RequestContext, metrics=metrics)],
         exception_handlers=problems.handlers,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -59,6 +60,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    _log: Any = None
 
     @property
     def url(self) -> str:
@@ -71,7 +73,7 @@ class ServerProcess:
     def start(self, *, log_dir: Path, timeout_s: float = 30.0) -> ServerProcess:
         env = {**os.environ, **settings_env(self.settings), **self.extra_env}
         self.log_path = log_dir / f"server-{self.port}.log"
-        log = self.log_path.open("wb")
+        log = self._log = self.log_path.open("wb")  # closed in stop()/kill()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
@@ -96,6 +98,12 @@ class ServerProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -105,3 +113,4 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        self._close_log()
