@@ -28,7 +28,8 @@ from realtime.wire import Codec
 
 log = logging.getLogger("souk.realtime")
 
-ABORT_AFTER_S = 5.0
+CLOSE_TIMEOUT_S = 10.0
+ABORT_AFTER_S = 30.0
 
 try:  # the fast path needs uvicorn's sansio protocol; without it AsgiSink serves
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -73,11 +74,21 @@ class TransportSink:
             p.conn.send_close(code, reason)
             self._transport.write(b"".join(p.conn.data_to_send()))
         p.close_sent = True
-        # Wake the endpoint's receive loop the way the protocol does for app-initiated closes.
+        # Wake the endpoint's receive loop the way the protocol does for app-initiated closes,
+        # and keep reading so the peer's close reply (which ends the connection) gets in.
         p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
-        self._transport.close()  # flushes what is buffered, then closes
-        # A peer that never reads would keep the socket forever: cut it after a while.
-        asyncio.get_running_loop().call_later(ABORT_AFTER_S, self._transport.abort)
+        if p.read_paused:
+            p.read_paused = False
+            self._transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+
+        def give_up() -> None:
+            transport.close()  # flushes what is buffered, then closes
+            # A peer that never reads would keep the socket forever: cut it after a while.
+            loop.call_later(ABORT_AFTER_S, transport.abort)
+
+        p.close_timer = loop.call_later(CLOSE_TIMEOUT_S, give_up)
 
 
 class AsgiSink:

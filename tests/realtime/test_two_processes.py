@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Register
+from tests.realtime.helpers import admin_publish, metric, pipelined_publish
 from tests.realtime.wsclient import WsClient
 from tests.support.servers import ServerProcess
 
-
-def admin_publish(server: ServerProcess, token: str, channel: str, data: Any) -> dict[str, Any]:
-    r = httpx.post(f"{server.url}/v1/admin/channels/{channel}/publications",
-                   json={"data": data}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
+FAST_COMMANDS = {"WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000"}
 
 
 async def test_publication_on_one_process_reaches_the_other_in_order(
@@ -45,3 +43,76 @@ async def test_publication_on_one_process_reaches_the_other_in_order(
     finally:
         await json_sub.close()
         await mp_sub.close()
+
+
+async def test_reconnect_with_since_gets_exactly_what_was_missed(
+    servers: Callable[..., ServerProcess], register: Register
+) -> None:
+    a, b = servers(), servers(REALTIME_RECOVER_MAX="15")
+    admin = await register("admin")
+    channel = f"auction:{uuid.uuid4()}"
+    sub = await WsClient.open(b.ws_url)
+    r = await sub.call("subscribe", channel=channel)
+    epoch = r["result"]["epoch"]
+    for i in range(10):
+        admin_publish(a, admin.access_token, channel, {"n": i})
+    seen = await sub.publications(10)
+    await sub.close()
+    for i in range(10, 22):
+        admin_publish(a, admin.access_token, channel, {"n": i})
+
+    again = await WsClient.open(b.ws_url)
+    r = await again.call("subscribe", channel=channel,
+                         since={"epoch": epoch, "offset": seen[-1]["offset"]})
+    result = r["result"]
+    assert result["recovered"] is True
+    assert (result["epoch"], result["offset"]) == (epoch, 22)
+    assert [p["offset"] for p in result["publications"]] == list(range(11, 23))
+    assert [p["data"]["n"] for p in result["publications"]] == list(range(10, 22))
+    admin_publish(a, admin.access_token, channel, {"n": 22})
+    [live] = await again.publications(1)
+    assert live["offset"] == 23
+    await again.close()
+
+    # Too far behind (more than REALTIME_RECOVER_MAX) or another epoch: recovered false.
+    for since in ({"epoch": epoch, "offset": 2}, {"epoch": "otherepoch", "offset": 20}):
+        c = await WsClient.open(b.ws_url)
+        r = await c.call("subscribe", channel=channel, since=since)
+        assert r["result"]["recovered"] is False
+        assert r["result"]["publications"] == []
+        assert (r["result"]["epoch"], r["result"]["offset"]) == (epoch, 23)
+        await c.close()
+
+
+async def test_slow_client_is_closed_with_4008_and_others_get_everything(
+    servers: Callable[..., ServerProcess], register: Register
+) -> None:
+    server = servers(WS_OUTBOX_MAX_BYTES="65536", **FAST_COMMANDS)
+    admin = await register("admin")
+    channel = f"show:{uuid.uuid4()}"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    slow = await WsClient.open(server.ws_url, sock=sock, max_queue=1)
+    await slow.call("subscribe", channel=channel)
+    fast = [await WsClient.open(server.ws_url) for _ in range(3)]
+    for f in fast:
+        await f.call("subscribe", channel=channel)
+    publisher = await WsClient.open(server.ws_url, token=admin.access_token)
+    total = 1200
+    blob = "x" * 8000
+    readers = [asyncio.ensure_future(f.publications(total, timeout=60)) for f in fast]
+    replies = await pipelined_publish(publisher, channel, [{"n": i, "blob": blob}
+                                                           for i in range(total)])
+    assert all("result" in r for r in replies)
+    for pubs in await asyncio.gather(*readers):
+        assert [p["offset"] for p in pubs] == list(range(1, total + 1))
+    assert metric(server, "souk_ws_slow_disconnects_total") == 1
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await slow._read_one(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
+    for c in (*fast, publisher):
+        r = await c.call("ping")
+        assert r == {"id": r["id"], "result": {}}
+        await c.close()
