@@ -26,6 +26,7 @@ from api.accounts import routes as accounts
 from api.middleware import RequestContext
 from api.openapi import build_document
 from api.realtime_wiring import open_realtime
+from api.shows import routes as shows
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -106,13 +107,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
             log.info("souk started", extra={"settings": settings.safe_dict()})
-            yield {"runtime": rt, "hub": realtime.hub, "ws_gateway": realtime.gateway}
+            yield {
+                "runtime": rt,
+                "hub": realtime.hub,
+                "ws_gateway": realtime.gateway,
+                "presence": realtime.presence,
+            }
             log.info("souk stopping")
 
     routes: list[BaseRoute] = [
         *health.routes,
         *accounts.routes,
         *realtime_routes.routes,
+        *shows.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
     ]
 
