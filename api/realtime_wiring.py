@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from api.shows.chat import ChatPolicy
-
 from core.auth import Principal
 from core.context import Runtime, is_revoked
 from core.errors import TokenInvalid

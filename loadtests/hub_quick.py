@@ -51,7 +51,8 @@ class Sub(asyncio.Protocol):
     def send_frame(self, first: int, data: bytes) -> None:
         mask = os.urandom(4)
         n = len(data)
-        head = bytes([first]) + (bytes([0x80 | n]) if n < 126 else struct.pack("!BH", 0x80 | 126, n))
+        size = bytes([0x80 | n]) if n < 126 else struct.pack("!BH", 0x80 | 126, n)
+        head = bytes([first]) + size
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
         self.transport.write(head + mask + masked)  # type: ignore[attr-defined]
 
@@ -124,9 +125,10 @@ async def main() -> None:
     stats: dict = {"delivered": 0, "gaps": 0, "lat": []}
     loop = asyncio.get_running_loop()
     subs = []
+    every = max(1, args.subscribers // args.sample)  # latency sampled across the order
     for i in range(args.subscribers):
         _, proto = await loop.create_connection(
-            lambda i=i: Sub("/v1/ws", u.netloc, channel, i % max(1, args.subscribers // args.sample) == 0, stats),
+            lambda i=i: Sub("/v1/ws", u.netloc, channel, i % every == 0, stats),
             u.hostname, u.port)
         subs.append(proto)
     await asyncio.gather(*(s.ready for s in subs))

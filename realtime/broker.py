@@ -131,7 +131,8 @@ class MemoryBroker:
     ):
         ts = int(time.time() * 1000)
         if key is not None:
-            msg = Message(channel, None, None, ts, key, wire.publication_json(channel, None, data_json))
+            payload = wire.publication_json(channel, None, data_json)
+            msg = Message(channel, None, None, ts, key, payload)
             self._fan(msg)
             return None
         st = self.bus.stream(channel)

@@ -21,13 +21,17 @@ import uuid
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from realtime.channels import Channel, Kind, parse_channel, BadChannel
+from realtime.channels import BadChannel, Channel, Kind, parse_channel
 from realtime.endpoint import Presence
 from realtime.hub import Client, Hub
 
 log = logging.getLogger("souk.realtime.presence")
 
 PRESENCE_KINDS = frozenset({Kind.SHOW, Kind.SHOW_CHAT})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisPresence(Presence):
@@ -121,7 +125,7 @@ class RedisPresence(Presence):
     async def count(self, channel: str) -> int:
         """Subscribers of `channel` over all live processes."""
         raw = await self._redis.hgetall(self._key(channel, "presence"))
-        counts = {k.decode(): int(v) for k, v in raw.items()}
+        counts = {_text(k): int(v) for k, v in raw.items()}
         alive = await self._alive(list(counts))
         dead = [n for n in counts if n not in alive]
         if dead:
@@ -131,7 +135,7 @@ class RedisPresence(Presence):
     async def who(self, channel: str, *, limit: int = 100) -> list[str]:
         """Distinct signed-in user ids in `channel` (at most `limit`)."""
         raw = await self._redis.hgetall(self._key(channel, "who"))
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in raw.items()}
         nodes = sorted({f.split(":", 1)[0] for f in fields})
         alive = await self._alive(nodes)
         dead = [f for f in fields if f.split(":", 1)[0] not in alive]

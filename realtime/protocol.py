@@ -15,9 +15,9 @@ connection for a flood), then `parse_command(obj, ...)`, then the session guard 
 from __future__ import annotations
 
 import enum
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import AppError, Conflict, RateLimited, Unauthorized
 from realtime.channels import ANONYMOUS, BadChannel, Channel, Subject, parse_channel
@@ -30,58 +30,77 @@ BUILTIN_OPS = frozenset({"auth", "subscribe", "unsubscribe", "publish", "ping"})
 class MalformedFrame(AppError):
     code = "malformed_frame"
     status = 400
-    titles = {"en": "Malformed frame", "ar": "إطار غير سليم"}
-    details = {"en": "The frame is not a valid command.", "ar": "الإطار ليس أمرًا صالحًا."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Malformed frame", "ar": "إطار غير سليم"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The frame is not a valid command.",
+        "ar": "الإطار ليس أمرًا صالحًا.",
+    }
 
 
 class UnknownOp(AppError):
     code = "unknown_op"
     status = 400
-    titles = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
-    details = {"en": "Unknown op {op!r}.", "ar": "عملية غير معروفة: {op}."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "Unknown op {op!r}.",
+        "ar": "عملية غير معروفة: {op}.",
+    }
 
 
 class BadChannelName(AppError):
     code = "bad_channel"
     status = 400
-    titles = {"en": "Bad channel", "ar": "قناة غير صالحة"}
-    details = {"en": "The channel name is not valid.", "ar": "اسم القناة غير صالح."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Bad channel", "ar": "قناة غير صالحة"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The channel name is not valid.",
+        "ar": "اسم القناة غير صالح.",
+    }
 
 
 class AlreadySubscribed(Conflict):
     code = "already_subscribed"
-    titles = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
-    details = {"en": "This connection is already subscribed to the channel.",
-               "ar": "هذا الاتصال مشترك في القناة بالفعل."}
+    titles: ClassVar[dict[str, str]] = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
+    details: ClassVar[dict[str, str]] = {
+        "en": "This connection is already subscribed to the channel.",
+        "ar": "هذا الاتصال مشترك في القناة بالفعل.",
+    }
 
 
 class NotSubscribed(Conflict):
     code = "not_subscribed"
-    titles = {"en": "Not subscribed", "ar": "غير مشترك"}
-    details = {"en": "This connection is not subscribed to the channel.",
-               "ar": "هذا الاتصال غير مشترك في القناة."}
+    titles: ClassVar[dict[str, str]] = {"en": "Not subscribed", "ar": "غير مشترك"}
+    details: ClassVar[dict[str, str]] = {
+        "en": "This connection is not subscribed to the channel.",
+        "ar": "هذا الاتصال غير مشترك في القناة.",
+    }
 
 
 class AlreadyAuthenticated(Conflict):
     code = "already_authenticated"
-    titles = {"en": "Already authenticated", "ar": "تمت المصادقة بالفعل"}
-    details = {"en": "Authenticate once, before subscribing.",
+    titles: ClassVar[dict[str, str]] = {
+        "en": "Already authenticated",
+        "ar": "تمت المصادقة بالفعل",
+    }
+    details: ClassVar[dict[str, str]] = {"en": "Authenticate once, before subscribing.",
                "ar": "تتم المصادقة مرة واحدة قبل الاشتراك."}
 
 
 class TooManySubscriptions(AppError):
     code = "too_many_subscriptions"
     status = 429
-    titles = {"en": "Too many subscriptions", "ar": "اشتراكات كثيرة جدًا"}
-    details = {"en": "At most {limit} subscriptions per connection.",
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Too many subscriptions",
+        "ar": "اشتراكات كثيرة جدًا",
+    }
+    details: ClassVar[Mapping[str, str]] = {"en": "At most {limit} subscriptions per connection.",
                "ar": "الحد الأقصى {limit} اشتراكًا لكل اتصال."}
 
 
 class ChannelForbidden(AppError):
     code = "forbidden"
     status = 403
-    titles = {"en": "Forbidden", "ar": "غير مسموح"}
-    details = {"en": "You may not do this on this channel.",
+    titles: ClassVar[Mapping[str, str]] = {"en": "Forbidden", "ar": "غير مسموح"}
+    details: ClassVar[Mapping[str, str]] = {"en": "You may not do this on this channel.",
                "ar": "لا يُسمح لك بهذا على هذه القناة."}
 
 
@@ -142,7 +161,7 @@ Command = Auth | Subscribe | Unsubscribe | Publish | Ping | Custom
 class CommandError(Exception):
     """A frame that cannot become a command. `id` is the frame's id when it had a valid one."""
 
-    def __init__(self, id: int | None, error: AppError) -> None:  # noqa: A002 - protocol name
+    def __init__(self, id: int | None, error: AppError) -> None:
         super().__init__(error.message)
         self.id = id
         self.error = error

@@ -182,8 +182,10 @@ class RedisBroker:
             ts = int(time.time() * 1000)
             head = f"- - {ts} {key}\n".encode()
             msg = head + wire.publication_json(channel, None, data_json)
-            cmd = "SPUBLISH" if self._sharded else "PUBLISH"
-            await self._redis.execute_command(cmd, self._tag(channel), msg)
+            if self._sharded:
+                await self._redis.spublish(self._tag(channel), msg)
+            else:
+                await self._redis.publish(self._tag(channel), msg)
             return None
         epoch, offset = await self._publish(
             keys=self._keys(channel),

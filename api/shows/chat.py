@@ -28,14 +28,15 @@ class ChatPolicy:
         assert channel.id is not None
         if await store.get(self._pool, channel.id) is None:
             raise NotFound("No such show.")
-        if who.user_id is not None:
-            if await store.restriction(self._pool, channel.id, who.user_id) == "ban":
-                raise Banned()
+        if (who.user_id is not None
+                and await store.restriction(self._pool, channel.id, who.user_id) == "ban"):
+            raise Banned()
 
     async def publish(self, who: Subject, channel: Channel, data: Any) -> dict[str, Any]:
         """Check and stamp one chat message. Raises Muted, Banned, ShowNotLive, RateLimited,
         ValidationFailed."""
-        assert channel.id is not None and who.user_id is not None
+        assert channel.id is not None
+        assert who.user_id is not None
         message = chat_message(data, user_id=who.user_id, max_chars=self._max_chars,
                                now_ms=int(time.time() * 1000))
         show = await store.get(self._pool, channel.id)

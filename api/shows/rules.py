@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from core.errors import AppError, Conflict, Forbidden, ValidationFailed, FieldError
+from core.errors import AppError, Conflict, FieldError, Forbidden, ValidationFailed
 from core.http import Schema
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -26,28 +27,42 @@ _NEXT = {ShowState.SCHEDULED: ShowState.LIVE, ShowState.LIVE: ShowState.ENDED}
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
-    titles = {"en": "Invalid state change", "ar": "تغيير حالة غير صالح"}
-    details = {"en": "A {state} show cannot be {action}.", "ar": "لا يمكن {action} عرض حالته {state}."}
+    titles: ClassVar[dict[str, str]] = {
+        "en": "Invalid state change",
+        "ar": "تغيير حالة غير صالح",
+    }
+    details: ClassVar[dict[str, str]] = {
+        "en": "A {state} show cannot be {action}.",
+        "ar": "لا يمكن {action} عرض حالته {state}.",
+    }
 
 
 class Muted(AppError):
     code = "muted"
     status = 403
-    titles = {"en": "Muted", "ar": "مكتوم"}
-    details = {"en": "You are muted in this show's chat.", "ar": "تم كتمك في دردشة هذا العرض."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Muted", "ar": "مكتوم"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "You are muted in this show's chat.",
+        "ar": "تم كتمك في دردشة هذا العرض.",
+    }
 
 
 class Banned(Forbidden):
     code = "banned"
-    titles = {"en": "Banned", "ar": "محظور"}
-    details = {"en": "You are banned from this show's chat.", "ar": "تم حظرك من دردشة هذا العرض."}
+    titles: ClassVar[dict[str, str]] = {"en": "Banned", "ar": "محظور"}
+    details: ClassVar[dict[str, str]] = {
+        "en": "You are banned from this show's chat.",
+        "ar": "تم حظرك من دردشة هذا العرض.",
+    }
 
 
 class ShowNotLive(Conflict):
     code = "show_not_live"
-    titles = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
-    details = {"en": "Chat is open while the show is scheduled or live.",
-               "ar": "الدردشة متاحة عندما يكون العرض مجدولًا أو مباشرًا."}
+    titles: ClassVar[dict[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
+    details: ClassVar[dict[str, str]] = {
+        "en": "Chat is open while the show is scheduled or live.",
+        "ar": "الدردشة متاحة عندما يكون العرض مجدولًا أو مباشرًا.",
+    }
 
 
 class CreateShow(Schema):

@@ -23,7 +23,9 @@ def admin_publish(server: ServerProcess, token: str, channel: str, data: Any,
     return out
 
 
-async def pipelined_publish(client: WsClient, channel: str, items: list[Any]) -> list[dict[str, Any]]:
+async def pipelined_publish(
+    client: WsClient, channel: str, items: list[Any]
+) -> list[dict[str, Any]]:
     """Send many publish commands without waiting, then collect every reply (in id order)."""
     first = None
     for data in items:

@@ -17,13 +17,6 @@ from tests.realtime.wsclient import WsClient
 from tests.support.servers import ServerProcess
 
 
-async def _closed_code(client: WsClient) -> int | None:
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await client._read_one()
-    return closed.value.rcvd.code if closed.value.rcvd else None
-
-
 async def test_bad_input_gets_errors_or_closes_and_others_keep_service(
     servers: Callable[..., ServerProcess], register: Register
 ) -> None:
@@ -59,19 +52,15 @@ async def test_bad_input_gets_errors_or_closes_and_others_keep_service(
 
     big = await WsClient.open(server.ws_url)
     await big.send_raw(orjson.dumps({"id": 1, "op": "ping", "pad": "x" * 5000}).decode())
-    assert await _closed_code(big) == 1009
+    assert await big.until_closed() == 1009
 
     flood = await WsClient.open(server.ws_url, binary=True)
     for i in range(80):
         await flood.send_raw(msgpack.packb({"id": i, "op": "ping"}))
-    limited = []
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await flood._read_one()
-            limited += [r for r in flood.replies.values() if "error" in r]
-            flood.replies.clear()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029
-    assert limited and all(r["error"]["code"] == "rate_limited" for r in limited)
+    assert await flood.until_closed() == 4029
+    limited = [r for r in flood.replies.values() if "error" in r]
+    assert limited
+    assert all(r["error"]["code"] == "rate_limited" for r in limited)
     assert all(r["error"]["temporary"] is True for r in limited)
 
     out = admin_publish(server, admin.access_token, channel, {"still": "here"})

@@ -95,13 +95,15 @@ async def test_bus_subscription_follows_local_subscribers() -> None:
     name = f"show:{uuid.uuid4()}"
     c1 = await subscribe(hub, FakeSink(), name)
     c2 = await subscribe(hub, FakeSink(), name)
-    assert broker.channels == {name} and hub.local_count(name) == 2
+    assert broker.channels == {name}
+    assert hub.local_count(name) == 2
     hub.unsubscribe(c1, parse_channel(name))
     await settle()
     assert broker.channels == {name}
     hub.disconnect(c2)
     await settle()
-    assert broker.channels == set() and name not in hub.channels
+    assert broker.channels == set()
+    assert name not in hub.channels
 
 
 async def test_slow_client_closed_with_4008_others_unaffected() -> None:
@@ -114,7 +116,8 @@ async def test_slow_client_closed_with_4008_others_unaffected() -> None:
     for i in range(40):
         await hub.publish(name, {"n": i, "pad": "x" * 100})
         await settle()
-    assert slow_sink.closed == CLOSE_SLOW and slow.closed
+    assert slow_sink.closed == CLOSE_SLOW
+    assert slow.closed
     assert [p["offset"] for p in fast_sink.publications()] == list(range(1, 41))
     assert fast_sink.closed is None
 
@@ -147,11 +150,13 @@ async def test_recovery_and_release_without_duplicates() -> None:
     epoch = bus.streams[name].epoch
     client = hub.connect(FakeSink(), Codec.JSON, ANONYMOUS)
     result = await hub.subscribe(client, parse_channel(name), Position(epoch, 5))
-    assert result.recovered and result.position == Position(epoch, 8)
+    assert result.recovered
+    assert result.position == Position(epoch, 8)
     assert [orjson.loads(p)["offset"] for p in result.publications] == [6, 7, 8]
     too_far = await hub.subscribe(hub.connect(FakeSink(), Codec.JSON, ANONYMOUS),
                                   parse_channel(name), Position(epoch, 1))
-    assert not too_far.recovered and too_far.publications == []
+    assert not too_far.recovered
+    assert too_far.publications == []
     other = await hub.subscribe(hub.connect(FakeSink(), Codec.JSON, ANONYMOUS),
                                 parse_channel(name), Position("old", 8))
     assert not other.recovered

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
@@ -81,11 +80,8 @@ async def _publisher(url: str, token: str, channel: str, stop: asyncio.Event) ->
 
 
 async def _until_closed(client: WsClient) -> tuple[int | None, list[int]]:
-    with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await client._read_one(timeout=30)
-    offsets = [p["offset"] for p in client.inbox]
-    return (closed.value.rcvd.code if closed.value.rcvd else None), offsets
+    code = await client.until_closed(wait_s=30)
+    return code, [p["offset"] for p in client.inbox]
 
 
 async def _lose_state_and_check(server: ServerProcess, admin_token: str, channel: str,
@@ -95,7 +91,7 @@ async def _lose_state_and_check(server: ServerProcess, admin_token: str, channel
     old_epoch = r["result"]["epoch"]
     stop = asyncio.Event()
     traffic = asyncio.ensure_future(_publisher(server.url, admin_token, channel, stop))
-    await sub.publications(5, timeout=30)
+    await sub.publications(5, wait_s=30)
     sub.inbox.clear()
     lose()
     code, offsets = await _until_closed(sub)
@@ -108,7 +104,7 @@ async def _lose_state_and_check(server: ServerProcess, admin_token: str, channel
     assert r["result"]["recovered"] is False
     assert r["result"]["epoch"] != old_epoch
     start = r["result"]["offset"]
-    pubs = await again.publications(5, timeout=30)
+    pubs = await again.publications(5, wait_s=30)
     assert [p["offset"] for p in pubs] == list(range(start + 1, start + 6))
     stop.set()
     await traffic

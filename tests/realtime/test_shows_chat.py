@@ -24,7 +24,8 @@ async def test_show_records(client: httpx.AsyncClient, register: Register) -> No
                           headers=seller.headers)
     assert r.status_code == 201, r.text
     show = r.json()
-    assert show["state"] == "scheduled" and show["seller_id"] == seller.id
+    assert show["state"] == "scheduled"
+    assert show["seller_id"] == seller.id
     assert show["starts_at"] == "2030-01-01T10:00:00Z"
     assert (await client.get(f"/v1/shows/{show['id']}")).json() == show
     listed = (await client.get("/v1/shows", params={"seller_id": seller.id})).json()["items"]
@@ -34,9 +35,11 @@ async def test_show_records(client: httpx.AsyncClient, register: Register) -> No
     r = await client.post(f"/v1/shows/{show['id']}/start", headers=buyer.headers)
     assert r.status_code == 403
     r = await client.post(f"/v1/shows/{show['id']}/end", headers=seller.headers)
-    assert r.status_code == 409 and r.json()["code"] == "invalid_transition"
+    assert r.status_code == 409
+    assert r.json()["code"] == "invalid_transition"
     r = await client.post(f"/v1/shows/{show['id']}/start", headers=seller.headers)
-    assert r.json()["state"] == "live" and r.json()["started_at"]
+    assert r.json()["state"] == "live"
+    assert r.json()["started_at"]
     r = await client.post(f"/v1/shows/{show['id']}/end", headers=seller.headers)
     assert r.json()["state"] == "ended"
     live = (await client.get("/v1/shows", params={"state": "live"})).json()["items"]
@@ -58,10 +61,11 @@ async def test_chat_state_changes_and_moderation(
     assert "result" in await reader.call("subscribe", channel=chat)
     r = await client.post(f"/v1/shows/{show['id']}/start", headers=seller.headers)
     assert r.status_code == 200
-    pushes = await reader.publications(1, timeout=30)
+    pushes = await reader.publications(1, wait_s=30)
     while pushes[0]["data"].get("type") != "state":  # viewer counts may come first
-        pushes = await reader.publications(1, timeout=30)
-    assert pushes[0]["channel"] == room and pushes[0]["data"]["state"] == "live"
+        pushes = await reader.publications(1, wait_s=30)
+    assert pushes[0]["channel"] == room
+    assert pushes[0]["data"]["state"] == "live"
 
     anon = await WsClient.open(a.ws_url)
     r = await anon.call("publish", channel=chat, data={"text": "hi"})
@@ -76,7 +80,8 @@ async def test_chat_state_changes_and_moderation(
     for _ in range(2):
         assert "result" in await w.call("publish", channel=chat, data={"text": "more"})
     r = await w.call("publish", channel=chat, data={"text": "too many"})
-    assert r["error"]["code"] == "rate_limited" and r["error"]["temporary"] is True
+    assert r["error"]["code"] == "rate_limited"
+    assert r["error"]["temporary"] is True
 
     got = []
     while len(got) < 3:
@@ -133,7 +138,7 @@ async def test_viewer_counts_across_processes_and_after_a_crash(
     # Viewer counts are pushed as latest-value publications (no offset).
     seen = []
     while not seen or seen[-1]["data"] != {"type": "viewers", "count": 3}:
-        seen += await watchers[0].publications(1, timeout=30)
+        seen += await watchers[0].publications(1, wait_s=30)
     assert "offset" not in seen[-1]
     b.kill()  # no cleanup: its entries must expire with its heartbeat
     body = await _poll_count(client, show["id"], 2)

@@ -10,6 +10,7 @@ from typing import Any
 import msgpack
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 TIMEOUT = 10.0
 
@@ -28,8 +29,8 @@ class WsClient:
                    **kw: Any) -> WsClient:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         proto = "souk.v1.msgpack" if binary else "souk.v1.json"
-        ws = await connect(url + "/v1/ws", subprotocols=[proto], additional_headers=headers,  # type: ignore[list-item]
-                           max_size=None, **kw)
+        ws = await connect(url + "/v1/ws", subprotocols=[proto],  # type: ignore[list-item]
+                           additional_headers=headers, max_size=None, **kw)
         return cls(ws, binary=binary)
 
     def _split(self, frame: str | bytes) -> list[dict[str, Any]]:
@@ -41,8 +42,8 @@ class WsClient:
         assert isinstance(frame, str)
         return [orjson.loads(line) for line in frame.split("\n")]
 
-    async def _read_one(self, timeout: float = TIMEOUT) -> None:
-        frame = await asyncio.wait_for(self.ws.recv(), timeout)
+    async def _read_one(self, wait_s: float = TIMEOUT) -> None:
+        frame = await asyncio.wait_for(self.ws.recv(), wait_s)
         for msg in self._split(frame):
             if "id" in msg and ("result" in msg or "error" in msg):
                 self.replies[msg["id"]] = msg
@@ -70,12 +71,20 @@ class WsClient:
             await self._read_one()
         return self.unmatched.pop(0)
 
-    async def publications(self, n: int, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
+    async def publications(self, n: int, wait_s: float = TIMEOUT) -> list[dict[str, Any]]:
         """Wait until `n` pushes arrived; return and remove them."""
         while len(self.inbox) < n:
-            await self._read_one(timeout)
+            await self._read_one(wait_s)
         out, self.inbox = self.inbox[:n], self.inbox[n:]
         return out
+
+    async def until_closed(self, wait_s: float = TIMEOUT) -> int | None:
+        """Read (keeping what arrives) until the server closes; the close code it sent."""
+        try:
+            while True:
+                await self._read_one(wait_s)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
 
     async def close(self) -> None:
         await self.ws.close()
