@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,6 +27,48 @@ from realtime.outbox import outbox_publisher
 from realtime.presence import RedisPresence
 from realtime.protocol import Limits
 from realtime.redis_broker import RedisBroker
+
+
+log = logging.getLogger("souk.realtime")
+
+
+@contextlib.contextmanager
+def drain_on_sigterm(hub: Hub, within_s: float) -> Any:
+    """Chain the server's SIGTERM handler: first close every websocket client with 4000
+    (reconnect elsewhere) spread over `within_s` and wait for them to go, then hand over to the
+    server's own shutdown (which would otherwise close them with 1012). Only when the server
+    installed a handler (uvicorn does) and we are on the main thread."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    chained: Callable[[int, FrameType | None], Any] = previous
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def drain_then_exit(signum: int, frame: FrameType | None) -> None:
+        log.info("draining websocket clients", extra={"clients": len(hub.clients)})
+        try:
+            await hub.drain(within_s)
+            deadline = loop.time() + max(1.0, within_s)
+            while hub.clients and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            chained(signum, frame)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if hub.draining:
+            chained(signum, frame)  # a second SIGTERM: stop waiting
+            return
+        task = loop.create_task(drain_then_exit(signum, frame))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass(frozen=True)
@@ -69,7 +117,8 @@ async def open_realtime(
     await broker.start()
     presence_task = asyncio.create_task(presence.run(), name="realtime-presence")
     try:
-        yield Realtime(hub, gateway, broker, presence)
+        with drain_on_sigterm(hub, s.ws_drain_s):
+            yield Realtime(hub, gateway, broker, presence)
     finally:
         await hub.drain(s.ws_drain_s)
         presence_task.cancel()

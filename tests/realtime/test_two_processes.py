@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import uuid
 from collections.abc import Callable
@@ -110,3 +111,18 @@ async def test_slow_client_is_closed_with_4008_and_others_get_everything(
         r = await c.call("ping")
         assert r == {"id": r["id"], "result": {}}
         await c.close()
+
+
+async def test_sigterm_drains_clients_with_4000(
+    servers: Callable[..., ServerProcess]
+) -> None:
+    server = servers(WS_DRAIN_S="2")
+    clients = [await WsClient.open(server.ws_url) for _ in range(3)]
+    for c in clients:
+        await c.call("subscribe", channel=f"auction:{uuid.uuid4()}")
+    assert server.proc is not None
+    server.proc.terminate()
+    for c in clients:
+        assert await c.until_closed() == 4000
+    # uvicorn re-raises the signal once it has shut down cleanly
+    assert await asyncio.to_thread(server.proc.wait, 15) in (0, -signal.SIGTERM)
