@@ -8,11 +8,10 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from api.shows.chat import ChatPolicy
 from core.auth import Principal
@@ -27,7 +26,6 @@ from realtime.outbox import outbox_publisher
 from realtime.presence import RedisPresence
 from realtime.protocol import Limits
 from realtime.redis_broker import RedisBroker
-
 
 log = logging.getLogger("souk.realtime")
 
