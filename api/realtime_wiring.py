@@ -48,9 +48,7 @@ def drain_on_sigterm(hub: Hub, within_s: float) -> Any:
         log.info("draining websocket clients", extra={"clients": len(hub.clients)})
         try:
             await hub.drain(within_s)
-            deadline = loop.time() + max(1.0, within_s)
-            while hub.clients and loop.time() < deadline:
-                await asyncio.sleep(0.05)
+            await hub.wait_empty(max(1.0, within_s))
         finally:
             chained(signum, frame)
 

@@ -218,6 +218,8 @@ class Hub:
         self.channels: dict[str, _Chan] = {}
         self.clients: set[Client] = set()
         self.draining = False
+        self._empty = asyncio.Event()
+        self._empty.set()
         self._dirty: list[_Chan] = []
         self._blocked: set[Client] = set()
         self._flush_scheduled = False
@@ -235,6 +237,7 @@ class Hub:
     def connect(self, sink: Sink, codec: Codec, subject: Subject) -> Client:
         client = Client(self, sink, codec, subject)
         self.clients.add(client)
+        self._empty.clear()
         self.metrics.connections.set(len(self.clients))
         return client
 
@@ -246,6 +249,8 @@ class Hub:
         self.clients.discard(client)
         self._blocked.discard(client)
         self.metrics.connections.set(len(self.clients))
+        if not self.clients:
+            self._empty.set()
 
     def slow(self, client: Client) -> None:
         self.metrics.slow_disconnects.inc()
@@ -502,3 +507,11 @@ class Hub:
             client.close(CLOSE_SHUTDOWN, "server shutting down")
             if step and i % 100 == 99:
                 await asyncio.sleep(step * 100)
+
+    async def wait_empty(self, within_s: float) -> bool:
+        """Wait until every connection has ended; False if some remain after `within_s`."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), within_s)
+        except TimeoutError:
+            return False
+        return True
