@@ -426,7 +426,7 @@ class Hub:
             cache: dict[int, bytes] = {}
             mp_items = [_msgpack_of(m, cache) for m in batch]
             mp_frame = OutFrame(Codec.MSGPACK, b"".join(mp_items))
-        delivered = written = 0
+        delivered = written = written_mp = 0
         for client in ch.subs:
             if client.closed:
                 continue
@@ -439,11 +439,12 @@ class Hub:
                 written += client.push(json_items, keys, json_frame)
             else:
                 assert mp_frame is not None  # msgpack_subs counts this client
-                written += client.push(mp_items, keys, mp_frame)
+                written_mp += client.push(mp_items, keys, mp_frame)
         self.metrics.publications_out.labels(ch.kind).inc(delivered * len(batch))
-        if written:
-            self.metrics.writes.inc(written)
-            self.metrics.bytes_out.inc(written * len(json_frame.payload))
+        if written or written_mp:
+            self.metrics.writes.inc(written + written_mp)
+            mp_bytes = written_mp * len(mp_frame.payload) if mp_frame is not None else 0
+            self.metrics.bytes_out.inc(written * len(json_frame.payload) + mp_bytes)
 
     def _schedule_retry(self) -> None:
         if not self._retry_scheduled:
