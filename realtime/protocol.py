@@ -253,7 +253,7 @@ class Verdict(enum.Enum):
     FLOOD = "flood"  # the client ignores rate_limited replies: close the connection
 
 
-@dataclass
+@dataclass(slots=True)
 class Session:
     """One connection's protocol state."""
 
