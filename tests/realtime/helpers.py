@@ -37,9 +37,13 @@ async def pipelined_publish(
     return [await client.reply(i) for i in range(first, first + len(items))]
 
 
+def metrics_text(server: ServerProcess) -> str:
+    return httpx.get(server.url + "/metrics", timeout=10).text
+
+
 def metric(server: ServerProcess, name: str) -> float:
     """Sum of every sample of a metric on a server process's /metrics."""
-    text = httpx.get(server.url + "/metrics", timeout=10).text
+    text = metrics_text(server)
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and not line.startswith("#"):

@@ -8,8 +8,10 @@ import socket
 import uuid
 from collections.abc import Callable
 
+import pytest
+
 from tests.conftest import Register
-from tests.realtime.helpers import admin_publish, metric, pipelined_publish
+from tests.realtime.helpers import admin_publish, metric, metrics_text, pipelined_publish
 from tests.realtime.wsclient import WsClient
 from tests.support.servers import ServerProcess
 
@@ -126,3 +128,48 @@ async def test_sigterm_drains_clients_with_4000(
         assert await c.until_closed() == 4000
     # uvicorn re-raises the signal once it has shut down cleanly
     assert await asyncio.to_thread(server.proc.wait, 30) in (0, -signal.SIGTERM)
+
+
+async def test_sharded_pubsub_setting(
+    servers: Callable[..., ServerProcess], register: Register
+) -> None:
+    a, b = servers(REALTIME_SHARDED_PUBSUB="true"), servers(REALTIME_SHARDED_PUBSUB="true")
+    admin = await register("admin")
+    channel = f"auction:{uuid.uuid4()}"
+    sub = await WsClient.open(b.ws_url, binary=True)
+    await sub.call("subscribe", channel=channel)
+    for i in range(5):
+        admin_publish(a, admin.access_token, channel, {"n": i})
+    pubs = await sub.publications(5)
+    assert [p["offset"] for p in pubs] == [1, 2, 3, 4, 5]
+    await sub.close()
+
+
+async def test_connection_limit_and_metrics(
+    servers: Callable[..., ServerProcess], register: Register
+) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    server = servers(WS_MAX_CONNECTIONS="2")
+    admin = await register("admin")
+    channel = f"show:{uuid.uuid4()}"
+    first, second = await WsClient.open(server.ws_url), await WsClient.open(server.ws_url)
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.ws_url + "/v1/ws",
+                      subprotocols=["souk.v1.json"])  # type: ignore[list-item]
+    assert refused.value.response.status_code == 503
+    await first.call("subscribe", channel=channel)
+    admin_publish(server, admin.access_token, channel, {"n": 1})
+    await first.publications(1)
+    text = metrics_text(server)
+    for name in ("souk_ws_connections 2.0", 'souk_ws_subscriptions{kind="show"} 1.0',
+                 'souk_ws_publications_in_total{kind="show"}',
+                 'souk_ws_publications_out_total{kind="show"}', "souk_ws_bytes_out_total",
+                 "souk_ws_fanout_duration_seconds_bucket", "souk_ws_pubsub_lag_seconds_bucket",
+                 "souk_ws_slow_disconnects_total", "souk_ws_outbox_drops_total",
+                 'souk_ws_connects_total{outcome="refused"} 1.0'):
+        assert name in text, name
+    assert channel not in text  # labels carry kinds, never ids
+    await first.close()
+    await second.close()
