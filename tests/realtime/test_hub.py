@@ -48,13 +48,23 @@ class FakeSink:
 
 
 def make_hub(bus: MemoryBus, **kw: object) -> Hub:
-    return Hub(MemoryBroker(bus), metrics=HubMetrics(CollectorRegistry()), flush_delay_s=0,
-               **kw)  # type: ignore[arg-type]
+    hub = Hub(MemoryBroker(bus), metrics=HubMetrics(CollectorRegistry()), flush_delay_s=0,
+              **kw)  # type: ignore[arg-type]
+    HUBS.append(hub)
+    return hub
+
+
+HUBS: list[Hub] = []
 
 
 async def settle() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
+    """Let pending deliveries (call_soon) and flushes (call_later) run."""
+    for _ in range(1000):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if not any(h._flush_scheduled or h._dirty for h in HUBS):
+            return
+        await asyncio.sleep(0.001)
 
 
 async def subscribe(hub: Hub, sink: FakeSink, name: str, *, codec: Codec = Codec.JSON,
@@ -191,3 +201,23 @@ async def test_lost_state_makes_subscribers_recover() -> None:
     await hub.publish(name, {"n": 2})
     await settle()
     assert sink.closed == CLOSE_INSUFFICIENT_STATE
+
+
+async def test_reply_ahead_of_the_bus_is_not_followed_by_duplicates() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus)
+    name = f"auction:{uuid.uuid4()}"
+    early = FakeSink()
+    await subscribe(hub, early, name)
+    await hub.publish(name, {"n": 1})  # delivery to this hub is still pending
+    late = FakeSink()
+    client = hub.connect(late, Codec.JSON, ANONYMOUS)
+    channel = parse_channel(name)
+    result = await hub.subscribe(client, channel, Position(bus.streams[name].epoch, 0))
+    assert [orjson.loads(p)["offset"] for p in result.publications] == [1]
+    hub.release(client, channel, result)
+    await settle()
+    await hub.publish(name, {"n": 2})
+    await settle()
+    assert [p["offset"] for p in early.publications()] == [1, 2]
+    assert [p["offset"] for p in late.publications()] == [2]
