@@ -40,7 +40,7 @@ from core.redis_client import Keys, create_redis
 from realtime import routes as realtime_routes
 from realtime.endpoint import websocket_endpoint
 from realtime.metrics import HubMetrics
-from realtime.transport import RawSendMiddleware
+from realtime.transport import WebsocketShortcut
 
 VERSION = "0.1.0"
 log = logging.getLogger("souk.app")
@@ -132,7 +132,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RawSendMiddleware), Middleware(RequestContext, metrics=metrics)],
+        middleware=[
+            Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
+            Middleware(RequestContext, metrics=metrics),
+        ],
         exception_handlers=problems.handlers,  # type: ignore[arg-type]
         lifespan=lifespan,
     )

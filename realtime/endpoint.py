@@ -121,10 +121,11 @@ def _subject(p: Principal) -> Subject:
     return Subject(p.user_id, p.role.value)
 
 
-async def websocket_endpoint(websocket: WebSocket) -> None:
-    """Starlette WebSocketRoute handler; the Gateway comes from the lifespan state."""
+def websocket_endpoint(websocket: WebSocket) -> Awaitable[None]:
+    """The `/v1/ws` handler; the Gateway comes from the lifespan state. Returns `serve`'s
+    coroutine instead of awaiting it: one frame less on every open connection's stack."""
     gateway: Gateway = websocket.state.ws_gateway
-    await serve(gateway, websocket)
+    return serve(gateway, websocket)
 
 
 async def serve(gw: Gateway, websocket: WebSocket) -> None:
@@ -142,7 +143,9 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
         return
     principal: Principal | None = None
     bad_token: AppError | None = None
-    auth_header = websocket.headers.get("authorization")
+    # Read from the raw scope (not `websocket.headers`, which would keep a copy alive).
+    auth_header = next((v.decode("latin-1") for k, v in websocket.scope["headers"]
+                        if k == b"authorization"), None)
     if auth_header:
         try:
             scheme, _, token = auth_header.partition(" ")
@@ -152,6 +155,7 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
         except AppError as exc:
             bad_token = exc
     await websocket.accept(subprotocol=codec.value if offered else None)
+    websocket.scope["headers"] = []  # read above; not kept for the connection's lifetime
     sink = make_sink(websocket, codec)
     client = gw.hub.connect(sink, codec, _subject(principal) if principal else ANONYMOUS)
     conn = _Conn(client, codec, Session(gw.limits, now=time.monotonic()))

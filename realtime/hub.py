@@ -171,7 +171,18 @@ class Client:
 
 
 class _Chan:
-    __slots__ = ("batch", "epoch", "kind", "msgpack_subs", "name", "offset", "ready", "subs")
+    __slots__ = (
+        "batch",
+        "epoch",
+        "joiners",
+        "kind",
+        "msgpack_subs",
+        "name",
+        "offset",
+        "reading",
+        "ready",
+        "subs",
+    )
 
     def __init__(self, name: str, ready: asyncio.Future[None]) -> None:
         self.name = name
@@ -182,6 +193,8 @@ class _Chan:
         self.offset = 0
         self.batch: list[Message] = []
         self.ready = ready
+        self.joiners: list[asyncio.Future[Position]] = []
+        self.reading = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +323,7 @@ class Hub:
                 position, pubs = rec.position, rec.publications
                 self.metrics.recoveries.labels(str(pubs is not None).lower()).inc()
             else:
-                position, pubs = await self.broker.position(name), None
+                position, pubs = await self._position(ch), None
         except BaseException:
             client._recovering.pop(name, None)
             self._drop(client, name)
@@ -318,6 +331,35 @@ class Hub:
         if ch.epoch is None:
             ch.epoch, ch.offset = position.epoch, position.offset
         return SubscribeResult(position, pubs is not None, pubs or [])
+
+    async def _position(self, ch: _Chan) -> Position:
+        """The channel's position, read once for every subscriber that joined before the read
+        started (a reconnect storm of thousands on one channel costs a few Redis calls)."""
+        fut: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
+        ch.joiners.append(fut)
+        if not ch.reading:
+            ch.reading = True
+            task = asyncio.ensure_future(self._read_positions(ch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await fut
+
+    async def _read_positions(self, ch: _Chan) -> None:
+        try:
+            while ch.joiners:
+                batch, ch.joiners = ch.joiners, []
+                try:
+                    position = await self.broker.position(ch.name)
+                except Exception as exc:
+                    for fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for fut in batch:
+                        if not fut.done():
+                            fut.set_result(position)
+        finally:
+            ch.reading = False
 
     def release(self, client: Client, channel: Channel, result: SubscribeResult) -> None:
         """After the subscribe reply was sent: deliver what arrived meanwhile, past the

@@ -121,6 +121,7 @@ class RedisBroker:
         history_ttl_s: int = 300,
         meta_ttl_s: int = 86_400,
         sharded: bool = False,
+        max_concurrency: int = 32,
     ) -> None:
         self._redis = redis
         self._url = url
@@ -141,6 +142,9 @@ class RedisBroker:
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._sub_prefix = f"{prefix}{{rt:"
+        # Reconnect storms start thousands of subscribes at once: queue them here instead of
+        # exhausting the Redis connection pool (which fails rather than waits).
+        self._gate = asyncio.Semaphore(max_concurrency)
 
     # -- names ---------------------------------------------------------------------------
 
@@ -187,25 +191,28 @@ class RedisBroker:
             else:
                 await self._redis.publish(self._tag(channel), msg)
             return None
-        epoch, offset = await self._publish(
-            keys=self._keys(channel),
-            args=[self._tag(channel), channel, data_json, new_epoch(), self._history_size,
-                  self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0"],
-        )
+        async with self._gate:
+            epoch, offset = await self._publish(
+                keys=self._keys(channel),
+                args=[self._tag(channel), channel, data_json, new_epoch(), self._history_size,
+                      self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0"],
+            )
         return Position(epoch.decode(), int(offset))
 
     async def position(self, channel: str) -> Position:
-        epoch, offset = await self._position(
-            keys=self._keys(channel), args=[new_epoch(), self._meta_ttl_s]
-        )
+        async with self._gate:
+            epoch, offset = await self._position(
+                keys=self._keys(channel), args=[new_epoch(), self._meta_ttl_s]
+            )
         return Position(epoch.decode(), int(offset))
 
     async def recover(self, channel: str, since: Position, *, limit: int) -> Recovery:
-        out = await self._recover(
-            keys=self._keys(channel),
-            args=[new_epoch(), self._meta_ttl_s, since.epoch, since.offset, limit,
-                  self._history_ttl_ms],
-        )
+        async with self._gate:
+            out = await self._recover(
+                keys=self._keys(channel),
+                args=[new_epoch(), self._meta_ttl_s, since.epoch, since.offset, limit,
+                      self._history_ttl_ms],
+            )
         position = Position(out[0].decode(), int(out[1]))
         if int(out[2]) != 1:
             return Recovery(position, None)
