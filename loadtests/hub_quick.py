@@ -95,7 +95,10 @@ class Sub(asyncio.Protocol):
 
     def on_payload(self, payload: bytes) -> None:
         if not self.ready.done():
-            self.ready.set_result(None)
+            if b'"result"' not in payload:
+                self.ready.set_exception(RuntimeError(f"subscribe failed: {payload[:200]!r}"))
+            else:
+                self.ready.set_result(None)
             return
         count = payload.count(b'"offset":')
         self.stats["delivered"] += count

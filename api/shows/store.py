@@ -95,3 +95,14 @@ async def unrestrict(db: asyncpg.Pool, show_id: uuid.UUID, user_id: uuid.UUID) -
 
 async def user_exists(db: asyncpg.Pool, user_id: uuid.UUID) -> bool:
     return bool(await db.fetchval("SELECT 1 FROM users WHERE id = $1", user_id))
+
+
+async def ensure_demo_show(pool: asyncpg.Pool, seller_id: uuid.UUID, title: str) -> Show:
+    """The seller's show with this title, created when missing (idempotent demo seed)."""
+    row = await pool.fetchrow(
+        "SELECT * FROM shows WHERE seller_id = $1 AND title = $2 ORDER BY created_at LIMIT 1",
+        seller_id, title,
+    )
+    if row is not None:
+        return _show(row)
+    return await create(pool, seller_id=seller_id, title=title, starts_at=None)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
+from core.context import Runtime
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
 from tests.support.servers import ServerProcess
@@ -145,3 +146,12 @@ async def test_viewer_counts_across_processes_and_after_a_crash(
     assert body == {"count": 2, "chatters": []}
     for c in watchers:
         await c.close()
+
+
+async def test_demo_seed_creates_one_show(rt: Runtime, client: httpx.AsyncClient) -> None:
+    from api import demo
+
+    first = await demo.seed(rt.pool)
+    await demo.seed(rt.pool)
+    r = await client.get("/v1/shows", params={"seller_id": str(first.seller.id)})
+    assert [s["title"] for s in r.json()["items"]] == ["Layla's vintage evening"]
