@@ -68,6 +68,8 @@ class RedisPresence(Presence):
                 await self.sync()
             except (RedisError, OSError) as exc:
                 log.warning("presence sync failed", extra={"error": repr(exc)})
+            except Exception:  # never die silently: log and keep going
+                log.exception("presence sync crashed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
