@@ -116,29 +116,30 @@ class Sub(asyncio.Protocol):
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--url", default="ws://127.0.0.1:8000")
+    ap.add_argument("--url", default="ws://127.0.0.1:8000", help="comma-separated servers")
     ap.add_argument("--token", required=True)
     ap.add_argument("--subscribers", type=int, default=1000)
     ap.add_argument("--rate", type=float, default=300)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--sample", type=int, default=20)
     args = ap.parse_args()
-    u = urlsplit(args.url)
+    urls = [urlsplit(u) for u in args.url.split(",")]  # subscribers round-robin over servers
     channel = f"auction:{uuid.uuid4()}"
     stats: dict = {"delivered": 0, "gaps": 0, "lat": []}
     loop = asyncio.get_running_loop()
     subs = []
     every = max(1, args.subscribers // args.sample)  # latency sampled across the order
     for i in range(args.subscribers):
+        u = urls[i % len(urls)]
         _, proto = await loop.create_connection(
-            lambda i=i: Sub("/v1/ws", u.netloc, channel, i % every == 0, stats),
+            lambda i=i, u=u: Sub("/v1/ws", u.netloc, channel, i % every == 0, stats),
             u.hostname, u.port)
         subs.append(proto)
     await asyncio.gather(*(s.ready for s in subs))
     print(f"{len(subs)} subscribers on {channel}")
     from websockets.asyncio.client import connect
 
-    async with connect(args.url + "/v1/ws", subprotocols=["souk.v1.json"],  # type: ignore[list-item]
+    async with connect(args.url.split(",")[0] + "/v1/ws", subprotocols=["souk.v1.json"],  # type: ignore[list-item]
                        additional_headers={"Authorization": f"Bearer {args.token}"}) as pub:
         async def drain() -> None:
             async for _ in pub:
