@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from core.context import Runtime
 from tests.conftest import Register
 from tests.realtime.helpers import admin_publish, metric, metrics_text, pipelined_publish
 from tests.realtime.wsclient import WsClient
@@ -173,3 +174,23 @@ async def test_connection_limit_and_metrics(
     assert channel not in text  # labels carry kinds, never ids
     await first.close()
     await second.close()
+
+
+async def test_outbox_events_are_published_on_their_channels(
+    servers: Callable[..., ServerProcess], register: Register, rt: Runtime
+) -> None:
+    from core.db import transaction
+    from core.outbox import add_event
+
+    server = servers()
+    buyer = await register("buyer")
+    sub = await WsClient.open(server.ws_url, token=buyer.access_token)
+    mine = f"user:{buyer.id}"
+    await sub.call("subscribe", channel=mine)
+    order = f"order:{uuid.uuid4()}"
+    async with transaction(rt.pool) as conn:
+        await add_event(conn, "order.paid", {"type": "order", "state": "paid"},
+                        channels=[order, mine, "not a channel"])
+    [pub] = await sub.publications(1, wait_s=30)
+    assert pub == {"channel": mine, "offset": 1, "data": {"type": "order", "state": "paid"}}
+    await sub.close()
