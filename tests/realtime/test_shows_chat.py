@@ -155,3 +155,12 @@ async def test_demo_seed_creates_one_show(rt: Runtime, client: httpx.AsyncClient
     await demo.seed(rt.pool)
     r = await client.get("/v1/shows", params={"seller_id": str(first.seller.id)})
     assert [s["title"] for s in r.json()["items"]] == ["Layla's vintage evening"]
+
+
+async def test_openapi_lists_hub_and_show_routes(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/ws", "/v1/admin/channels/{channel}/publications", "/v1/shows",
+                 "/v1/shows/{show_id}", "/v1/shows/{show_id}/start", "/v1/shows/{show_id}/end",
+                 "/v1/shows/{show_id}/chat/restrictions/{user_id}",
+                 "/v1/shows/{show_id}/viewers"):
+        assert path in paths, path
