@@ -117,6 +117,10 @@ async def open_realtime(
             yield Realtime(hub, gateway, broker, presence)
     finally:
         await hub.drain(s.ws_drain_s)
+        presence.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(presence_task)
         presence_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await presence_task

@@ -578,7 +578,8 @@ class Hub:
     async def wait_empty(self, within_s: float) -> bool:
         """Wait until every connection has ended; False if some remain after `within_s`."""
         try:
-            await asyncio.wait_for(self._empty.wait(), within_s)
+            async with asyncio.timeout(within_s):
+                await self._empty.wait()
         except TimeoutError:
             return False
         return True

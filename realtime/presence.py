@@ -46,6 +46,7 @@ class RedisPresence(Presence):
         self._counted: set[str] = set()
         self._published: dict[str, int] = {}
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def _key(self, channel: str, what: str) -> str:
         return f"{self._prefix}{{rt:{channel}}}:{what}"
@@ -61,9 +62,15 @@ class RedisPresence(Presence):
         if channel.kind in PRESENCE_KINDS:
             self._wake.set()
 
+    def stop(self) -> None:
+        """Make `run` return after its current step (a flag, not only a cancellation: the
+        Redis client has been seen to swallow a cancellation, which left the loop running)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Heartbeat and sync until cancelled; Redis errors are logged and retried."""
-        while True:
+        """Heartbeat and sync until `stop()` or cancelled; Redis errors are logged, retried."""
+        while not self._stopping:
             try:
                 await self.sync()
             except (RedisError, OSError) as exc:
@@ -71,8 +78,9 @@ class RedisPresence(Presence):
             except Exception:  # never die silently: log and keep going
                 log.exception("presence sync crashed")
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            with contextlib.suppress(TimeoutError):  # stop() sets the event too
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
             await asyncio.sleep(0.05)  # coalesce bursts of joins
 
     async def sync(self) -> None:

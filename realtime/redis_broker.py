@@ -141,6 +141,7 @@ class RedisBroker:
         self._pubsub: Any = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._sub_prefix = f"{prefix}{{rt:"
         # Reconnect storms start thousands of subscribes at once: queue them here instead of
         # exhausting the Redis connection pool (which fails rather than waits).
@@ -169,13 +170,18 @@ class RedisBroker:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._connected.wait(), SUBSCRIBE_TIMEOUT_S)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                await self._connected.wait()
 
     async def close(self) -> None:
+        """Stop the reader. The flag backs up the cancellation, which a Redis client call may
+        swallow (the loop would then reconnect forever)."""
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._task
 
     # -- commands ------------------------------------------------------------------------
 
@@ -229,7 +235,8 @@ class RedisBroker:
             with contextlib.suppress(RedisError, OSError):
                 await self._send_subscribe([channel])
         try:
-            await asyncio.wait_for(asyncio.shield(fut), SUBSCRIBE_TIMEOUT_S)
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                await asyncio.shield(fut)
         finally:
             if self._confirm.get(channel) is fut and fut.done():
                 del self._confirm[channel]
@@ -256,7 +263,7 @@ class RedisBroker:
     async def _read_forever(self) -> None:
         backoff = 0.05
         first = True
-        while True:
+        while not self._closing:
             client = aioredis.Redis.from_url(
                 self._url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
                 socket_keepalive=True, socket_connect_timeout=5,
@@ -298,7 +305,7 @@ class RedisBroker:
 
     async def _pump(self) -> None:
         ps = self._pubsub
-        while True:
+        while not self._closing:
             response = await ps.parse_response(block=True)
             if response is None:
                 continue
