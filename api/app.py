@@ -2,8 +2,13 @@
 
 `create_app()` reads settings (failing loudly), and its lifespan opens, in order: the JWT key
 ring, the PostgreSQL pool (applying pending migrations under a lock unless turned off), Redis,
-the rate limiter and the outbox relay. It exposes them as one typed `Runtime` on
-`request.state.runtime` and closes everything in reverse order on shutdown.
+the rate limiter, the outbox relay, the real-time hub, the commerce jobs and the auctions. It
+exposes them on the request state (`runtime`, `hub`, `ws_gateway`, `presence`, `auctions`) and
+closes everything in reverse order on shutdown.
+
+This is the only place that connects the domains: the hub gets the orders' parties and the
+auctions' `bid` op; the auctions get the hub, the ledger, checkout and the catalog through the
+adapters in `api.auction_ports`.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -19,12 +25,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api import health, problems
 from api.accounts import admin_routes as accounts_admin
 from api.accounts import routes as accounts
 from api.admin import routes as admin
+from api.auction_ports import CatalogVariants, CommerceOrders, HubPublisher, LedgerFunds
 from api.cart import routes as cart
 from api.catalog import routes as catalog
 from api.checkout import routes as checkout
@@ -36,6 +43,11 @@ from api.openapi import build_document
 from api.orders import jobs as order_jobs
 from api.orders import routes as orders
 from api.orders.metrics import CommerceMetrics
+from api.orders.store import parties
+from api.realtime_wiring import open_realtime
+from api.shows import routes as shows
+from auctions import routes as auction_routes
+from auctions.runtime import running_auctions, settings_from
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -46,6 +58,10 @@ from core.metrics import Metrics
 from core.outbox import OutboxRelay
 from core.ratelimit import RateLimiter
 from core.redis_client import Keys, create_redis
+from realtime import routes as realtime_routes
+from realtime.endpoint import websocket_endpoint
+from realtime.metrics import HubMetrics
+from realtime.transport import WebsocketShortcut
 
 VERSION = "0.1.0"
 log = logging.getLogger("souk.app")
@@ -116,12 +132,23 @@ def commerce_jobs(
     ]
 
 
+def order_parties_of(rt: Runtime) -> Callable[[uuid.UUID], Awaitable[set[uuid.UUID]]]:
+    """Who may read `order:{id}` besides admins: its buyer, seller and assigned rider."""
+
+    async def order_parties(order_id: uuid.UUID) -> set[uuid.UUID]:
+        found = await parties(rt.pool, order_id)
+        return {p for p in found or () if p is not None}
+
+    return order_parties
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application. Reads the environment when `settings` is None."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
+    hub_metrics = HubMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -131,11 +158,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
             )
             app.state.relay = relay
+            realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
+            realtime.gateway.order_parties = order_parties_of(rt)
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
             for name, task in commerce_jobs(settings, rt, commerce_metrics):
                 await stack.enter_async_context(running(task, name))
+            auctions = await stack.enter_async_context(running_auctions(
+                rt.pool,
+                limiter=rt.limiter,
+                settings=settings_from(settings),
+                publisher=HubPublisher(realtime.hub),
+                funds=LedgerFunds(rt.pool),
+                orders=CommerceOrders(payment_window_s=settings.auction_payment_window_s),
+                variants=CatalogVariants(),
+            ))
+            realtime.gateway.add_op("bid", auctions.bid_op())
             log.info("souk started", extra={"settings": settings.safe_dict()})
-            yield {"runtime": rt}
+            yield {
+                "runtime": rt,
+                "hub": realtime.hub,
+                "ws_gateway": realtime.gateway,
+                "presence": realtime.presence,
+                "auctions": auctions,
+            }
             log.info("souk stopping")
 
     routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
@@ -147,6 +192,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *orders.make_routes(commerce_metrics),
         *admin.make_routes(commerce_metrics),
     ]
+    routes += [
+        *realtime_routes.routes,
+        *shows.routes,
+        *auction_routes.build_routes(),
+        WebSocketRoute("/v1/ws", websocket_endpoint),
+    ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:
@@ -157,7 +208,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext, metrics=metrics)],
+        middleware=[
+            # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
+            # connection; the endpoint writes pre-encoded frames to the transport).
+            Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
+            Middleware(RequestContext, metrics=metrics),
+        ],
         exception_handlers=problems.handlers,
         lifespan=lifespan,
     )

@@ -9,6 +9,7 @@ ledger recognises the same transfer and replays it. One capture, one code path f
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -18,6 +19,7 @@ from api.orders import service as orders
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By
 from auctions.ports import VariantInfo
+from realtime.hub import Hub
 
 # Commerce's reservation job must not cancel an unpaid auction order before the auction's own
 # payment-window rule does (which announces it): give the reservation this much more time.
@@ -123,3 +125,14 @@ class CatalogVariants:
         if row is None:
             return None
         return VariantInfo(variant_id, row["seller_id"], row["currency"])
+
+
+class HubPublisher:
+    """`auctions.ports.Publisher` over the real-time hub (offsets assigned in Redis, in call
+    order per channel)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+
+    async def publish(self, channel: str, data: dict[str, Any]) -> None:
+        await self._hub.publish(channel, data)

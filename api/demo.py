@@ -57,6 +57,15 @@ async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> 
     )
 
 
+async def seed_show(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    from api.shows.store import ensure_demo_show
+
+    await ensure_demo_show(pool, users.seller.id, "Layla's vintage evening")
+
+
+STEPS.append(seed_show)
+
+
 async def seed(pool: asyncpg.Pool) -> DemoUsers:
     users = DemoUsers(
         admin=await ensure_user(pool, "admin@demo.souk.dev", "Demo Admin", Role.ADMIN),

@@ -78,6 +78,24 @@ class Settings:
     auction_payment_window_s: int = 900
     auction_close_poll_ms: int = 250
     auction_max_batch: int = 500
+    # Real-time hub (realtime/); see README "Websocket hub settings".
+    ws_max_connections: int = 10_000
+    ws_max_frame_bytes: int = 65_536
+    ws_max_subscriptions: int = 128
+    ws_command_rate: int = 20
+    ws_command_burst: int = 50
+    ws_outbox_max_bytes: int = 1_048_576
+    ws_flush_delay_ms: int = 2
+    ws_drain_s: float = 10.0
+    realtime_history_size: int = 300
+    realtime_history_ttl_s: int = 300
+    realtime_recover_max: int = 300
+    realtime_meta_ttl_s: int = 86_400
+    realtime_sharded_pubsub: bool = False
+    realtime_presence_ttl_s: int = 15
+    chat_max_chars: int = 500
+    chat_rate: int = 5
+    chat_rate_window_s: int = 10
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -156,10 +174,43 @@ class Settings:
             ),
             auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
+            ws_max_connections=parser.integer("WS_MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
+            ws_max_frame_bytes=parser.integer(
+                "WS_MAX_FRAME_BYTES", 65_536, low=1024, high=16 << 20
+            ),
+            ws_max_subscriptions=parser.integer("WS_MAX_SUBSCRIPTIONS", 128, low=1, high=10_000),
+            ws_command_rate=parser.integer("WS_COMMAND_RATE", 20, low=1, high=100_000),
+            ws_command_burst=parser.integer("WS_COMMAND_BURST", 50, low=1, high=100_000),
+            ws_outbox_max_bytes=parser.integer(
+                "WS_OUTBOX_MAX_BYTES", 1_048_576, low=4096, high=256 << 20
+            ),
+            ws_flush_delay_ms=parser.integer("WS_FLUSH_DELAY_MS", 2, low=0, high=1000),
+            ws_drain_s=float(parser.integer("WS_DRAIN_S", 10, low=0, high=600)),
+            realtime_history_size=parser.integer(
+                "REALTIME_HISTORY_SIZE", 300, low=0, high=1_000_000
+            ),
+            realtime_history_ttl_s=parser.integer(
+                "REALTIME_HISTORY_TTL_S", 300, low=1, high=30 * 86_400
+            ),
+            realtime_recover_max=parser.integer("REALTIME_RECOVER_MAX", 300, low=0, high=100_000),
+            realtime_meta_ttl_s=parser.integer(
+                "REALTIME_META_TTL_S", 86_400, low=60, high=365 * 86_400
+            ),
+            realtime_sharded_pubsub=parser.boolean("REALTIME_SHARDED_PUBSUB", False),
+            realtime_presence_ttl_s=parser.integer(
+                "REALTIME_PRESENCE_TTL_S", 15, low=3, high=3600
+            ),
+            chat_max_chars=parser.integer("CHAT_MAX_CHARS", 500, low=1, high=10_000),
+            chat_rate=parser.integer("CHAT_RATE", 5, low=1, high=10_000),
+            chat_rate_window_s=parser.integer("CHAT_RATE_WINDOW_S", 10, low=1, high=3600),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
             "DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX",
+        )
+        parser.check(
+            settings.ws_command_burst >= settings.ws_command_rate,
+            "WS_COMMAND_BURST must be at least WS_COMMAND_RATE",
         )
         parser.check(
             not (settings.env == "prod" and settings.payment_provider == "demo"),

@@ -1,0 +1,128 @@
+"""Builds the real-time hub for a process and connects it to the rest of the system: token
+verification, the outbox relay, order parties, shows' chat rules (composition root only)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from api.shows.chat import ChatPolicy
+from core.auth import Principal
+from core.context import Runtime, is_revoked
+from core.errors import TokenInvalid
+from core.outbox import OutboxRelay
+from realtime.channels import Kind
+from realtime.endpoint import Gateway
+from realtime.hub import Hub
+from realtime.metrics import HubMetrics
+from realtime.outbox import outbox_publisher
+from realtime.presence import RedisPresence
+from realtime.protocol import Limits
+from realtime.redis_broker import RedisBroker
+
+log = logging.getLogger("souk.realtime")
+
+
+@contextlib.contextmanager
+def drain_on_sigterm(hub: Hub, within_s: float) -> Any:
+    """Chain the server's SIGTERM handler: first close every websocket client with 4000
+    (reconnect elsewhere) spread over `within_s` and wait for them to go, then hand over to the
+    server's own shutdown (which would otherwise close them with 1012). Only when the server
+    installed a handler (uvicorn does) and we are on the main thread."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    chained: Callable[[int, FrameType | None], Any] = previous
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def drain_then_exit(signum: int, frame: FrameType | None) -> None:
+        log.info("draining websocket clients", extra={"clients": len(hub.clients)})
+        try:
+            await hub.drain(within_s)
+            await hub.wait_empty(max(1.0, within_s))
+        finally:
+            chained(signum, frame)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if hub.draining:
+            chained(signum, frame)  # a second SIGTERM: stop waiting
+            return
+        task = loop.create_task(drain_then_exit(signum, frame))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass(frozen=True)
+class Realtime:
+    hub: Hub
+    gateway: Gateway
+    broker: RedisBroker
+    presence: RedisPresence
+
+
+@contextlib.asynccontextmanager
+async def open_realtime(
+    rt: Runtime, relay: OutboxRelay, metrics: HubMetrics
+) -> AsyncIterator[Realtime]:
+    s = rt.settings
+    broker = RedisBroker(
+        rt.redis, s.redis_url, prefix=s.redis_prefix, metrics=metrics,
+        history_size=s.realtime_history_size, history_ttl_s=s.realtime_history_ttl_s,
+        meta_ttl_s=s.realtime_meta_ttl_s, sharded=s.realtime_sharded_pubsub,
+    )
+    hub = Hub(
+        broker, metrics=metrics, outbox_max_bytes=s.ws_outbox_max_bytes,
+        flush_delay_s=s.ws_flush_delay_ms / 1000, recover_max=s.realtime_recover_max,
+        max_connections=s.ws_max_connections,
+    )
+
+    async def verify(token: str) -> Principal:
+        principal = rt.tokens.verify(token)
+        if await is_revoked(rt, principal):
+            raise TokenInvalid("The token was revoked (logout or suspended account).")
+        return principal
+
+    presence = RedisPresence(rt.redis, hub, prefix=s.redis_prefix,
+                             ttl_s=s.realtime_presence_ttl_s)
+    chat = ChatPolicy(rt.pool, rt.limiter, max_chars=s.chat_max_chars, rate=s.chat_rate,
+                      window_s=s.chat_rate_window_s)
+    gateway = Gateway(
+        hub=hub, verify=verify, metrics=metrics,
+        limits=Limits(s.ws_max_subscriptions, float(s.ws_command_rate), s.ws_command_burst),
+        max_frame_bytes=s.ws_max_frame_bytes,
+        subscribe_policies={Kind.SHOW_CHAT: chat.can_subscribe},
+        publish_policies={Kind.SHOW_CHAT: chat.publish},
+        presence=presence,
+    )
+    relay.add_handler(outbox_publisher(hub))
+    await broker.start()
+    presence_task = asyncio.create_task(presence.run(), name="realtime-presence")
+    try:
+        with drain_on_sigterm(hub, s.ws_drain_s):
+            yield Realtime(hub, gateway, broker, presence)
+    finally:
+        await hub.drain(s.ws_drain_s)
+        presence.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(presence_task)
+        presence_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await presence_task
+        await presence.close()
+        await broker.close()

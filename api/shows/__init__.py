@@ -1,0 +1,1 @@
+"""Live shows: records (create, list, get, start, end) and their chat rules."""

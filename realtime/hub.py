@@ -1,0 +1,585 @@
+"""Node-local fan-out: one bus subscription per channel per process, encode once, write many.
+
+`Hub` keeps, per channel this process has local subscribers for, the set of subscribed
+`Client`s and the channel's last (epoch, offset). Publications arriving from the broker are
+collected per channel and written on the next flush (after `flush_delay_s`), so several
+publications that arrive together leave in one frame: the frame is built once per protocol and
+the same bytes are written to every subscriber that has nothing queued.
+
+Backpressure (never awaits a client): a client whose transport buffer is above `high_water`
+gets messages queued in its own outbox instead; latest-value publications (those with a `key`)
+replace the queued one with the same key. When the outbox plus the transport buffer pass
+`outbox_max_bytes` the client is closed with 4008 and recovers on reconnect.
+
+Gaps: offsets on a channel must arrive as offset+1 within one epoch. Anything else (a new epoch
+after Redis lost the channel, a lost pub/sub message, a bus reconnect that missed traffic) makes
+the hub close that channel's subscribers with 4010 so they resubscribe with `since` and learn
+`recovered: false` (or get what they missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from realtime import wire
+from realtime.broker import Broker, Message
+from realtime.channels import Channel, Subject, kind_of
+from realtime.metrics import HubMetrics
+from realtime.protocol import Position
+from realtime.wire import Codec
+
+log = logging.getLogger("souk.hub")
+
+CLOSE_SHUTDOWN = 4000
+CLOSE_SLOW = 4008
+CLOSE_INSUFFICIENT_STATE = 4010
+CLOSE_FLOOD = 4029
+CLOSE_BAD_TOKEN = 4501
+CLOSE_FORBIDDEN = 4503
+
+
+class OutFrame:
+    """One server frame: `payload` holds one or several messages; `raw` adds the header once."""
+
+    __slots__ = ("_raw", "codec", "payload")
+
+    def __init__(self, codec: Codec, payload: bytes) -> None:
+        self.codec = codec
+        self.payload = payload
+        self._raw: bytes | None = None
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = wire.frame(self.codec, self.payload)
+        return self._raw
+
+
+class Sink(Protocol):
+    """Where a client's frames go (see transport.py). Every method returns at once."""
+
+    def write(self, frame: OutFrame) -> None: ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet handed to the kernel."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Send a close frame with `code` and end the connection (bounded in time)."""
+
+
+class Client:
+    """One connection as the hub sees it."""
+
+    __slots__ = ("_latest", "_queue", "_queued_bytes", "_recovering", "_skip", "channels",
+                 "closed", "codec", "hub", "id", "sink", "subject")
+
+    _ids = itertools.count(1)
+
+    def __init__(self, hub: Hub, sink: Sink, codec: Codec, subject: Subject) -> None:
+        self.id = next(Client._ids)
+        self.hub = hub
+        self.sink = sink
+        self.codec = codec
+        self.subject = subject
+        self.channels: set[str] = set()
+        self.closed = False
+        self._queue: list[bytes] = []
+        self._queued_bytes = 0
+        self._latest: dict[tuple[str, str], int] = {}
+        self._recovering: dict[str, list[Message]] = {}
+        # channel -> (epoch, offset) this client already has but the hub has not seen yet
+        self._skip: dict[str, tuple[str, int]] | None = None
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._queued_bytes
+
+    def send(self, message: bytes, *, key: tuple[str, str] | None = None) -> None:
+        """Queue or write one encoded message (a reply, a push) after everything before it."""
+        if self.closed:
+            return
+        if not self._queue and self.sink.buffered() < self.hub.high_water:
+            self.sink.write(OutFrame(self.codec, message))
+            self.hub.metrics.bytes_out.inc(len(message))
+            self.hub.metrics.writes.inc()
+            return
+        self._enqueue(message, key)
+        self.hub.blocked(self)
+
+    def push(self, items: list[bytes], keys: list[tuple[str, str] | None], frame: OutFrame) -> bool:
+        """Deliver a flush's publications for one channel; True when written at once."""
+        if not self._queue and self.sink.buffered() < self.hub.high_water:
+            self.sink.write(frame)
+            return True
+        for item, key in zip(items, keys, strict=True):
+            self._enqueue(item, key)
+            if self.closed:
+                return False
+        self.hub.blocked(self)
+        return False
+
+    def _enqueue(self, message: bytes, key: tuple[str, str] | None) -> None:
+        if key is not None:
+            index = self._latest.get(key)
+            if index is not None:
+                self._queued_bytes += len(message) - len(self._queue[index])
+                self._queue[index] = message
+                self.hub.metrics.outbox_drops.labels(kind_of(key[0])).inc()
+                return
+            self._latest[key] = len(self._queue)
+        self._queue.append(message)
+        self._queued_bytes += len(message)
+        if self._queued_bytes + self.sink.buffered() > self.hub.outbox_max_bytes:
+            self.hub.slow(self)
+
+    def drain(self) -> bool:
+        """Write the outbox as one frame if the transport has room; True while still blocked."""
+        if self.closed:
+            return False
+        if not self._queue:
+            return False
+        if self.sink.buffered() >= self.hub.high_water:
+            return True
+        payload = self.codec.separator.join(self._queue)
+        self._queue.clear()
+        self._latest.clear()
+        self._queued_bytes = 0
+        self.sink.write(OutFrame(self.codec, payload))
+        self.hub.metrics.bytes_out.inc(len(payload))
+        self.hub.metrics.writes.inc()
+        return False
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Close the connection (idempotent). The endpoint then calls `hub.disconnect`."""
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.clear()
+        self._latest.clear()
+        self._queued_bytes = 0
+        self.hub.metrics.disconnects.labels(str(code)).inc()
+        self.sink.close(code, reason)
+
+
+class _Chan:
+    __slots__ = (
+        "batch",
+        "epoch",
+        "joiners",
+        "kind",
+        "msgpack_subs",
+        "name",
+        "offset",
+        "reading",
+        "ready",
+        "subs",
+    )
+
+    def __init__(self, name: str, ready: asyncio.Future[None]) -> None:
+        self.name = name
+        self.kind = kind_of(name)
+        self.subs: dict[Client, None] = {}
+        self.msgpack_subs = 0
+        self.epoch: str | None = None
+        self.offset = 0
+        self.batch: list[Message] = []
+        self.ready = ready
+        self.joiners: list[asyncio.Future[Position]] = []
+        self.reading = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    position: Position
+    recovered: bool
+    publications: list[bytes]
+
+
+def _msgpack_of(msg: Message, cache: dict[int, bytes]) -> bytes:
+    out = cache.get(id(msg))
+    if out is None:
+        out = cache[id(msg)] = wire.json_to_msgpack(msg.payload)
+    return out
+
+
+class Hub:
+    def __init__(
+        self,
+        broker: Broker,
+        *,
+        metrics: HubMetrics,
+        outbox_max_bytes: int = 1 << 20,
+        flush_delay_s: float = 0.002,
+        recover_max: int = 300,
+        high_water: int = 64 * 1024,
+        max_connections: int = 10_000,
+    ) -> None:
+        self.broker = broker
+        self.metrics = metrics
+        self.outbox_max_bytes = outbox_max_bytes
+        self.flush_delay_s = flush_delay_s
+        self.recover_max = recover_max
+        self.high_water = high_water
+        self.max_connections = max_connections
+        self.channels: dict[str, _Chan] = {}
+        self.clients: set[Client] = set()
+        self.draining = False
+        self._empty = asyncio.Event()
+        self._empty.set()
+        self._dirty: list[_Chan] = []
+        self._blocked: set[Client] = set()
+        self._flush_scheduled = False
+        self._last_flush_s = 0.0
+        self._retry_scheduled = False
+        self._bus_ops: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        broker.attach(self.deliver, self.resync_all)
+
+    # -- connections -------------------------------------------------------------------
+
+    def full(self) -> bool:
+        return len(self.clients) >= self.max_connections
+
+    def connect(self, sink: Sink, codec: Codec, subject: Subject) -> Client:
+        client = Client(self, sink, codec, subject)
+        self.clients.add(client)
+        self._empty.clear()
+        self.metrics.connections.set(len(self.clients))
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """Forget a finished connection: drop its subscriptions (and bus ones left unused)."""
+        client.closed = True
+        for name in list(client.channels):
+            self._drop(client, name)
+        self.clients.discard(client)
+        self._blocked.discard(client)
+        self.metrics.connections.set(len(self.clients))
+        if not self.clients:
+            self._empty.set()
+
+    def slow(self, client: Client) -> None:
+        self.metrics.slow_disconnects.inc()
+        client.close(CLOSE_SLOW, "slow consumer")
+
+    def blocked(self, client: Client) -> None:
+        self._blocked.add(client)
+        self._schedule_retry()
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    def _bus(self, name: str, op: Callable[[str], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        """Run bus (un)subscribe operations on one channel strictly one after another."""
+        prev = self._bus_ops.get(name)
+
+        async def run() -> None:
+            if prev is not None:
+                with contextlib.suppress(Exception):
+                    await prev
+            await op(name)
+
+        task = asyncio.ensure_future(run())
+        self._bus_ops[name] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._bus_ops.get(name) is t:
+                del self._bus_ops[name]
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("bus operation failed", extra={"error": repr(t.exception())})
+
+        task.add_done_callback(done)
+        return task
+
+    async def subscribe(
+        self, client: Client, channel: Channel, since: Position | None
+    ) -> SubscribeResult:
+        """Subscribe `client`; live publications are held back until the caller has sent the
+        result and called `release(client, channel, result)`. Raises broker errors (the
+        subscription is then undone)."""
+        name = channel.name
+        ch = self.channels.get(name)
+        if ch is None:
+            ch = self.channels[name] = _Chan(name, self._bus(name, self.broker.subscribe))
+            self.metrics.channels.set(len(self.channels))
+        client._recovering[name] = []
+        ch.subs[client] = None
+        if client.codec is Codec.MSGPACK:
+            ch.msgpack_subs += 1
+        client.channels.add(name)
+        self.metrics.subscriptions.labels(ch.kind).inc()
+        try:
+            await asyncio.shield(ch.ready)
+            if since is not None:
+                rec = await self.broker.recover(name, since, limit=self.recover_max)
+                position, pubs = rec.position, rec.publications
+                self.metrics.recoveries.labels(str(pubs is not None).lower()).inc()
+            else:
+                position, pubs = await self._position(ch), None
+        except BaseException:
+            client._recovering.pop(name, None)
+            self._drop(client, name)
+            raise
+        if ch.epoch is None:
+            ch.epoch, ch.offset = position.epoch, position.offset
+        return SubscribeResult(position, pubs is not None, pubs or [])
+
+    async def _position(self, ch: _Chan) -> Position:
+        """The channel's position, read once for every subscriber that joined before the read
+        started (a reconnect storm of thousands on one channel costs a few Redis calls)."""
+        fut: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
+        ch.joiners.append(fut)
+        if not ch.reading:
+            ch.reading = True
+            task = asyncio.ensure_future(self._read_positions(ch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await fut
+
+    async def _read_positions(self, ch: _Chan) -> None:
+        try:
+            while ch.joiners:
+                batch, ch.joiners = ch.joiners, []
+                try:
+                    position = await self.broker.position(ch.name)
+                except Exception as exc:
+                    for fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                else:
+                    for fut in batch:
+                        if not fut.done():
+                            fut.set_result(position)
+        finally:
+            ch.reading = False
+
+    def release(self, client: Client, channel: Channel, result: SubscribeResult) -> None:
+        """After the subscribe reply was sent: deliver what arrived meanwhile, past the
+        result's offset, or tell the client to recover if it does not follow on."""
+        held = client._recovering.pop(channel.name, None) or []
+        if client.closed:
+            return
+        top = result.position
+        last = top.offset
+        cache: dict[int, bytes] = {}
+        for msg in held:
+            if msg.offset is not None:
+                if msg.epoch == top.epoch and msg.offset <= last:
+                    continue
+                if msg.epoch != top.epoch or msg.offset != last + 1:
+                    self.metrics.resyncs.labels(kind_of(channel.name)).inc()
+                    client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
+                    return
+                last = msg.offset
+            body = msg.payload if client.codec is Codec.JSON else _msgpack_of(msg, cache)
+            client.send(body, key=(msg.channel, msg.key) if msg.key else None)
+        ch = self.channels.get(channel.name)
+        if ch is not None and ch.epoch == top.epoch and last > ch.offset:
+            # The reply is ahead of what this process has received from the bus: the next
+            # publications up to `last` are already known to the client; skip them once.
+            if client._skip is None:
+                client._skip = {}
+            client._skip[channel.name] = (top.epoch, last)
+
+    def unsubscribe(self, client: Client, channel: Channel) -> None:
+        client._recovering.pop(channel.name, None)
+        self._drop(client, channel.name)
+
+    def _drop(self, client: Client, name: str) -> None:
+        ch = self.channels.get(name)
+        client.channels.discard(name)
+        if ch is None or client not in ch.subs:
+            return
+        del ch.subs[client]
+        if client.codec is Codec.MSGPACK:
+            ch.msgpack_subs -= 1
+        self.metrics.subscriptions.labels(ch.kind).dec()
+        if not ch.subs:
+            del self.channels[name]
+            self.metrics.channels.set(len(self.channels))
+            self._bus(name, self.broker.unsubscribe)
+
+    def local_count(self, name: str) -> int:
+        ch = self.channels.get(name)
+        return len(ch.subs) if ch else 0
+
+    def subscribers(self, name: str) -> list[Client]:
+        ch = self.channels.get(name)
+        return list(ch.subs) if ch else []
+
+    # -- publications ------------------------------------------------------------------
+
+    def deliver(self, msg: Message) -> None:
+        """Broker callback: one publication arrived from the bus (never blocks)."""
+        ch = self.channels.get(msg.channel)
+        if ch is None:
+            return
+        self.metrics.publications_in.labels(ch.kind).inc()
+        self.metrics.pubsub_lag.observe(max(0.0, time.time() - msg.ts_ms / 1000))
+        if msg.offset is not None:
+            if ch.epoch is not None:
+                if msg.epoch == ch.epoch and msg.offset <= ch.offset:
+                    return  # already seen (delivered twice around a resubscribe)
+                if msg.epoch != ch.epoch or msg.offset != ch.offset + 1:
+                    self._resync(ch)
+            ch.epoch, ch.offset = msg.epoch, msg.offset
+        if not ch.batch:
+            self._dirty.append(ch)
+        ch.batch.append(msg)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # Under load, wait at least as long as the last flush took: the hub then spends at
+            # most about half its time writing, and each write carries more publications.
+            delay = max(self.flush_delay_s, self._last_flush_s)
+            loop = asyncio.get_running_loop()
+            if delay > 0:
+                loop.call_later(delay, self.flush)
+            else:
+                loop.call_soon(self.flush)
+
+    def _resync(self, ch: _Chan) -> None:
+        """The channel's subscribers cannot follow on: tell them to recover."""
+        self.metrics.resyncs.labels(ch.kind).inc()
+        log.warning("channel state lost; subscribers must recover", extra={"kind": ch.kind})
+        for client in list(ch.subs):
+            if ch.name not in client._recovering:
+                client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
+
+    def flush(self) -> None:
+        """Write every pending publication to its channel's subscribers."""
+        self._flush_scheduled = False
+        started = time.perf_counter()
+        dirty, self._dirty = self._dirty, []
+        for ch in dirty:
+            batch, ch.batch = ch.batch, []
+            if batch and ch.subs:
+                self._fan_out(ch, batch)
+        self._last_flush_s = min(0.05, time.perf_counter() - started)
+        self.metrics.fanout_duration.observe(self._last_flush_s)
+        if self._blocked:
+            self._retry_blocked()
+
+    def _fan_out(self, ch: _Chan, batch: list[Message]) -> None:
+        keys = [(m.channel, m.key) if m.key else None for m in batch]
+        json_items = [m.payload for m in batch]
+        json_frame = OutFrame(Codec.JSON, b"\n".join(json_items))
+        mp_items: list[bytes] = []
+        mp_frame: OutFrame | None = None
+        if ch.msgpack_subs:
+            cache: dict[int, bytes] = {}
+            mp_items = [_msgpack_of(m, cache) for m in batch]
+            mp_frame = OutFrame(Codec.MSGPACK, b"".join(mp_items))
+        delivered = written = written_mp = 0
+        for client in ch.subs:
+            if client.closed:
+                continue
+            held = client._recovering.get(ch.name)
+            if held is not None:
+                held.extend(batch)
+                continue
+            if client._skip and ch.name in client._skip:
+                self._push_skipping(client, ch, batch)
+                continue
+            delivered += 1
+            if client.codec is Codec.JSON:
+                written += client.push(json_items, keys, json_frame)
+            else:
+                assert mp_frame is not None  # msgpack_subs counts this client
+                written_mp += client.push(mp_items, keys, mp_frame)
+        self.metrics.publications_out.labels(ch.kind).inc(delivered * len(batch))
+        if written or written_mp:
+            self.metrics.writes.inc(written + written_mp)
+            mp_bytes = written_mp * len(mp_frame.payload) if mp_frame is not None else 0
+            self.metrics.bytes_out.inc(written * len(json_frame.payload) + mp_bytes)
+
+    def _push_skipping(self, client: Client, ch: _Chan, batch: list[Message]) -> None:
+        assert client._skip is not None
+        epoch, floor = client._skip[ch.name]
+        cache: dict[int, bytes] = {}
+        for msg in batch:
+            if msg.offset is not None and msg.epoch == epoch and msg.offset <= floor:
+                continue
+            body = msg.payload if client.codec is Codec.JSON else _msgpack_of(msg, cache)
+            client.send(body, key=(msg.channel, msg.key) if msg.key else None)
+        if ch.epoch != epoch or ch.offset >= floor:
+            del client._skip[ch.name]
+
+    def _schedule_retry(self) -> None:
+        if not self._retry_scheduled:
+            self._retry_scheduled = True
+            asyncio.get_running_loop().call_later(0.01, self._retry_blocked)
+
+    def _retry_blocked(self) -> None:
+        self._retry_scheduled = False
+        still = {c for c in self._blocked if c.drain()}
+        self._blocked = still
+        if still:
+            self._schedule_retry()
+
+    # -- bus reconnects ----------------------------------------------------------------
+
+    def resync_all(self) -> None:
+        """Broker callback after the bus reconnected: check each channel's position."""
+        for name in list(self.channels):
+            task = asyncio.ensure_future(self._check_position(name))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _check_position(self, name: str) -> None:
+        try:
+            position = await self.broker.position(name)
+        except Exception as exc:
+            log.warning("position check failed", extra={"error": repr(exc)})
+            ch = self.channels.get(name)
+            if ch is not None:
+                self._resync(ch)
+            return
+        ch = self.channels.get(name)
+        if ch is None or ch.epoch is None:
+            return
+        if (position.epoch, position.offset) != (ch.epoch, ch.offset):
+            self._resync(ch)
+            ch.epoch, ch.offset = position.epoch, position.offset
+
+    # -- server-side producers -----------------------------------------------------------
+
+    async def publish(self, channel: str, data: Any, *, key: str | None = None) -> (
+        Position | None
+    ):
+        """Publish `data` (JSON-serialisable) on `channel` through the bus. Durable publications
+        return their (epoch, offset); with `key` the publication is latest-value only."""
+        position = await self.broker.publish(channel, orjson.dumps(data), key=key)
+        self.metrics.published.labels(kind_of(channel)).inc()
+        return position
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    async def drain(self, within_s: float) -> None:
+        """Refuse new connections and close every client with 4000 (reconnect elsewhere),
+        spread over `within_s` so they do not all reconnect at once."""
+        self.draining = True
+        clients = list(self.clients)
+        if not clients:
+            return
+        step = within_s / max(1, len(clients)) if within_s > 0 else 0.0
+        for i, client in enumerate(clients):
+            client.close(CLOSE_SHUTDOWN, "server shutting down")
+            if step and i % 100 == 99:
+                await asyncio.sleep(step * 100)
+
+    async def wait_empty(self, within_s: float) -> bool:
+        """Wait until every connection has ended; False if some remain after `within_s`."""
+        try:
+            async with asyncio.timeout(within_s):
+                await self._empty.wait()
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,336 @@
+"""The Redis broker: atomic offsets, bounded history, pub/sub fan-in with reconnects.
+
+Per channel (all keys share the hash tag `{rt:<channel>}`, so one Redis Cluster slot):
+  `<prefix>{rt:<channel>}:meta`    hash {epoch, offset}, expires after `meta_ttl_s` idle
+  `<prefix>{rt:<channel>}:stream`  stream of {o: offset, p: JSON publication}, capped by
+                                   `history_size` entries and `history_ttl_s` age
+  `<prefix>{rt:<channel>}`         the pub/sub channel (SPUBLISH/SSUBSCRIBE when sharded)
+
+One Lua script increments the offset, appends to the stream and publishes, so offsets are
+gapless and pub/sub order is offset order. When the meta hash is gone (Redis restarted or was
+flushed, or the channel idled past its TTL) the next publish or subscribe creates a new epoch
+and deletes stale history: clients holding the old epoch get `recovered: false`, never a gap.
+
+Pub/sub message: `<epoch> <offset> <ms> <key>\\n<JSON publication>` (epoch and offset `-` for
+latest-value publications, key empty for durable ones).
+
+The reader task owns one pub/sub connection per process. It never dies silently: on any error
+it logs, counts, reconnects with backoff, resubscribes every channel and asks the hub to check
+positions (whatever was published meanwhile was missed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from realtime import wire
+from realtime.broker import Message, OnMessage, OnResync, Recovery, new_epoch
+from realtime.metrics import HubMetrics
+from realtime.protocol import Position
+
+log = logging.getLogger("souk.realtime.redis")
+
+SUBSCRIBE_TIMEOUT_S = 5.0
+
+_POSITION = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0}
+"""
+
+_PUBLISH = """
+local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local payload = '{"channel":"' .. ARGV[2] .. '","offset":' .. offset .. ',"data":' .. ARGV[3] .. '}'
+if tonumber(ARGV[5]) > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'o', offset, 'p', payload)
+  redis.call('XTRIM', KEYS[2], 'MINID', '~', ms - tonumber(ARGV[6]))
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+local msg = epoch .. ' ' .. offset .. ' ' .. ms .. ' \\n' .. payload
+if ARGV[8] == '1' then
+  redis.call('SPUBLISH', ARGV[1], msg)
+else
+  redis.call('PUBLISH', ARGV[1], msg)
+end
+return {epoch, offset}
+"""
+
+_RECOVER = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local offset = tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0
+local since = tonumber(ARGV[4])
+local missing = offset - since
+if epoch ~= ARGV[3] or missing < 0 or missing > tonumber(ARGV[5]) then
+  return {epoch, offset, 0}
+end
+local out = {epoch, offset, 1}
+if missing == 0 then return out end
+local t = redis.call('TIME')
+local oldest = tonumber(t[1]) * 1000 - tonumber(ARGV[6])
+local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missing)
+if #entries ~= missing then return {epoch, offset, 0} end
+for i = #entries, 1, -1 do
+  local id = entries[i][1]
+  local f = entries[i][2]
+  if tonumber(f[2]) ~= since + (#entries - i + 1) then return {epoch, offset, 0} end
+  if tonumber(string.match(id, '^(%d+)')) < oldest then return {epoch, offset, 0} end
+  out[#out + 1] = f[4]
+end
+return out
+"""
+
+
+class RedisBroker:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        url: str,
+        *,
+        prefix: str,
+        metrics: HubMetrics,
+        history_size: int = 300,
+        history_ttl_s: int = 300,
+        meta_ttl_s: int = 86_400,
+        sharded: bool = False,
+        max_concurrency: int = 32,
+    ) -> None:
+        self._redis = redis
+        self._url = url
+        self._prefix = prefix
+        self._metrics = metrics
+        self._history_size = history_size
+        self._history_ttl_ms = history_ttl_s * 1000
+        self._meta_ttl_s = max(meta_ttl_s, history_ttl_s)
+        self._sharded = sharded
+        self._position = redis.register_script(_POSITION)
+        self._publish = redis.register_script(_PUBLISH)
+        self._recover = redis.register_script(_RECOVER)
+        self._on_message: OnMessage | None = None
+        self._on_resync: OnResync | None = None
+        self._wanted: set[str] = set()
+        self._confirm: dict[str, asyncio.Future[None]] = {}
+        self._pubsub: Any = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._sub_prefix = f"{prefix}{{rt:"
+        # Reconnect storms start thousands of subscribes at once: queue them here instead of
+        # exhausting the Redis connection pool (which fails rather than waits).
+        self._gate = asyncio.Semaphore(max_concurrency)
+
+    # -- names ---------------------------------------------------------------------------
+
+    def _tag(self, channel: str) -> str:
+        return f"{self._prefix}{{rt:{channel}}}"
+
+    def _keys(self, channel: str) -> list[str]:
+        tag = self._tag(channel)
+        return [tag + ":meta", tag + ":stream"]
+
+    def _channel_of(self, bus_name: bytes) -> str | None:
+        name = bus_name.decode()
+        if not (name.startswith(self._sub_prefix) and name.endswith("}")):
+            return None
+        return name[len(self._sub_prefix) : -1]
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def attach(self, on_message: OnMessage, on_resync: OnResync) -> None:
+        self._on_message, self._on_resync = on_message, on_resync
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                await self._connected.wait()
+
+    async def close(self) -> None:
+        """Stop the reader. The flag backs up the cancellation, which a Redis client call may
+        swallow (the loop would then reconnect forever)."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._task
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def publish(self, channel: str, data_json: bytes, *, key: str | None = None) -> (
+        Position | None
+    ):
+        if key is not None:
+            ts = int(time.time() * 1000)
+            head = f"- - {ts} {key}\n".encode()
+            msg = head + wire.publication_json(channel, None, data_json)
+            if self._sharded:
+                await self._redis.spublish(self._tag(channel), msg)
+            else:
+                await self._redis.publish(self._tag(channel), msg)
+            return None
+        async with self._gate:
+            epoch, offset = await self._publish(
+                keys=self._keys(channel),
+                args=[self._tag(channel), channel, data_json, new_epoch(), self._history_size,
+                      self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0"],
+            )
+        return Position(epoch.decode(), int(offset))
+
+    async def position(self, channel: str) -> Position:
+        async with self._gate:
+            epoch, offset = await self._position(
+                keys=self._keys(channel), args=[new_epoch(), self._meta_ttl_s]
+            )
+        return Position(epoch.decode(), int(offset))
+
+    async def recover(self, channel: str, since: Position, *, limit: int) -> Recovery:
+        async with self._gate:
+            out = await self._recover(
+                keys=self._keys(channel),
+                args=[new_epoch(), self._meta_ttl_s, since.epoch, since.offset, limit,
+                      self._history_ttl_ms],
+            )
+        position = Position(out[0].decode(), int(out[1]))
+        if int(out[2]) != 1:
+            return Recovery(position, None)
+        return Recovery(position, [bytes(p) for p in out[3:]])
+
+    async def subscribe(self, channel: str) -> None:
+        """Returns once Redis confirmed the subscription (raises TimeoutError after 5 s)."""
+        self._wanted.add(channel)
+        loop = asyncio.get_running_loop()
+        fut = self._confirm.get(channel)
+        if fut is None or fut.done():
+            fut = self._confirm[channel] = loop.create_future()
+        if self._pubsub is not None and self._connected.is_set():
+            with contextlib.suppress(RedisError, OSError):
+                await self._send_subscribe([channel])
+        try:
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                await asyncio.shield(fut)
+        finally:
+            if self._confirm.get(channel) is fut and fut.done():
+                del self._confirm[channel]
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._wanted.discard(channel)
+        if self._pubsub is not None and self._connected.is_set():
+            cmd = "SUNSUBSCRIBE" if self._sharded else "UNSUBSCRIBE"
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.execute_command(cmd, self._tag(channel))
+
+    async def _send_subscribe(self, channels: list[str]) -> None:
+        cmd = "SSUBSCRIBE" if self._sharded else "SUBSCRIBE"
+        for i in range(0, len(channels), 500):
+            names = [self._tag(c) for c in channels[i : i + 500]]
+            if self._sharded:
+                for name in names:  # sharded: one slot per command
+                    await self._pubsub.execute_command(cmd, name)
+            else:
+                await self._pubsub.execute_command(cmd, *names)
+
+    # -- reader --------------------------------------------------------------------------
+
+    async def _read_forever(self) -> None:
+        backoff = 0.05
+        first = True
+        while not self._closing:
+            client = aioredis.Redis.from_url(
+                self._url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+                socket_keepalive=True, socket_connect_timeout=5,
+            )
+            try:
+                self._pubsub = client.pubsub()
+                await self._pubsub.connect()
+                # Subscribing to nothing real keeps the connection in pub/sub mode.
+                await self._pubsub.execute_command("SUBSCRIBE", self._tag("_"))
+                if self._wanted:
+                    await self._send_subscribe(sorted(self._wanted))
+                self._connected.set()
+                if not first:
+                    self._metrics.bus_reconnects.inc()
+                    log.warning("pub/sub reconnected")
+                    if self._on_resync is not None:
+                        self._on_resync()
+                first = False
+                backoff = 0.05
+                await self._pump()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._connected.clear()
+                log.warning("pub/sub connection lost", extra={"error": repr(exc)})
+            except Exception:  # never die silently: log and start over
+                self._connected.clear()
+                log.exception("pub/sub reader failed")
+            finally:
+                self._connected.clear()
+                with contextlib.suppress(Exception):
+                    await self._pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+                self._pubsub = None
+            first = False
+            await asyncio.sleep(backoff)
+            backoff = min(2.0, backoff * 2)
+
+    async def _pump(self) -> None:
+        ps = self._pubsub
+        while not self._closing:
+            response = await ps.parse_response(block=True)
+            if response is None:
+                continue
+            kind = response[0]
+            if kind in (b"message", b"smessage"):
+                self._handle(response[1], response[2])
+            elif kind in (b"subscribe", b"ssubscribe"):
+                channel = self._channel_of(response[1])
+                fut = self._confirm.get(channel) if channel is not None else None
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+
+    def _handle(self, bus_name: bytes, data: bytes) -> None:
+        channel = self._channel_of(bus_name)
+        if channel is None or self._on_message is None:
+            return
+        head, sep, payload = data.partition(b"\n")
+        if not sep:
+            return
+        parts = head.split(b" ")
+        if len(parts) != 4:
+            return
+        epoch, offset, ts, key = parts
+        if epoch == b"-":
+            msg = Message(channel, None, None, int(ts), key.decode() or None, payload)
+        else:
+            msg = Message(channel, epoch.decode(), int(offset), int(ts), None, payload)
+        self._on_message(msg)

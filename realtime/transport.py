@@ -1,0 +1,162 @@
+"""Sinks: how a client's frames reach its socket.
+
+`TransportSink` is the fast path for uvicorn's `websockets-sansio` protocol (the default
+`--ws auto` implementation): complete, pre-built frames go straight to the asyncio transport —
+one `transport.write` per flush per client, the same frame bytes for every subscriber, and the
+transport's buffer size is the backpressure signal. It only does what the protocol object
+itself does when the ASGI app sends (build frame, write, track close), and only while the
+connection is open; we measured the ASGI send path at about twice the cost per write.
+
+`AsgiSink` works under any ASGI server: a writer task sends queued payloads through the ASGI
+`send` callable. `make_sink` picks the fast path when the outermost ASGI `send` (recorded by
+`WebsocketShortcut` in `scope["souk.raw_send"]`) belongs to a uvicorn sansio protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from realtime.hub import OutFrame, Sink
+from realtime.wire import Codec
+
+log = logging.getLogger("souk.realtime")
+
+CLOSE_TIMEOUT_S = 10.0
+ABORT_AFTER_S = 30.0
+
+try:  # the fast path needs uvicorn's sansio protocol; without it AsgiSink serves
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # pragma: no cover
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+
+
+class WebsocketShortcut:
+    """Serves websocket requests for `path` directly, ahead of the rest of the middleware
+    stack and the router: every open connection keeps one coroutine stack alive, so fewer
+    frames mean less memory per connection, and the endpoint sees the server's own `send`
+    (needed to find the transport). Put it first in the middleware list; the matching
+    WebSocketRoute stays in the routing table for the OpenAPI document."""
+
+    def __init__(self, app: ASGIApp, *, path: str,
+                 endpoint: Callable[[WebSocket], Awaitable[None]]) -> None:
+        self.app = app
+        self.path = path
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            scope["souk.raw_send"] = send
+            await self.endpoint(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
+
+
+class TransportSink:
+    __slots__ = ("_proto", "_transport")
+
+    def __init__(self, proto: Any) -> None:
+        self._proto = proto
+        self._transport: asyncio.Transport = proto.transport
+        # The handshake is over: drop the request/response objects the protocol keeps for no
+        # further use (about 1-2 KB per idle connection).
+        proto.request = proto.response = None
+
+    def write(self, frame: OutFrame) -> None:
+        p = self._proto
+        if p.close_sent or p.disconnected:
+            return
+        self._transport.write(frame.raw)
+
+    def buffered(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def close(self, code: int, reason: str) -> None:
+        p = self._proto
+        if p.close_sent or p.disconnected:
+            return
+        with contextlib.suppress(Exception):
+            p.conn.send_close(code, reason)
+            self._transport.write(b"".join(p.conn.data_to_send()))
+        p.close_sent = True
+        # Wake the endpoint's receive loop the way the protocol does for app-initiated closes,
+        # and keep reading so the peer's close reply (which ends the connection) gets in.
+        p.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        if p.read_paused:
+            p.read_paused = False
+            self._transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+
+        def give_up() -> None:
+            transport.close()  # flushes what is buffered, then closes
+            # A peer that never reads would keep the socket forever: cut it after a while.
+            loop.call_later(ABORT_AFTER_S, transport.abort)
+
+        p.close_timer = loop.call_later(CLOSE_TIMEOUT_S, give_up)
+
+
+class AsgiSink:
+    """Portable sink: a task per connection awaits the ASGI send."""
+
+    def __init__(self, websocket: WebSocket, codec: Codec) -> None:
+        self._ws = websocket
+        self._text = codec is Codec.JSON
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._close: tuple[int, str] | None = None
+        self._task = asyncio.ensure_future(self._run())
+
+    def write(self, frame: OutFrame) -> None:
+        if self._close is not None:
+            return
+        self._queue.append(frame.payload)
+        self._bytes += len(frame.payload)
+        self._wake.set()
+
+    def buffered(self) -> int:
+        return self._bytes
+
+    def close(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            self._queue.clear()
+            self._bytes = 0
+            self._wake.set()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    payload = self._queue.popleft()
+                    self._bytes -= len(payload)
+                    if self._text:
+                        await self._ws.send_text(payload.decode())
+                    else:
+                        await self._ws.send_bytes(payload)
+                if self._close is not None:
+                    await self._ws.close(*self._close)
+                    return
+        except Exception as exc:  # the connection went away; the endpoint cleans up
+            log.debug("asgi sink stopped", extra={"error": repr(exc)})
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+def make_sink(websocket: WebSocket, codec: Codec) -> Sink:
+    raw = websocket.scope.get("souk.raw_send")
+    proto = getattr(raw, "__self__", None)
+    if WebSocketsSansIOProtocol is not None and isinstance(proto, WebSocketsSansIOProtocol):
+        return TransportSink(proto)
+    return AsgiSink(websocket, codec)

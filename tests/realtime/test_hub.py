@@ -1,0 +1,223 @@
+"""The hub's fan-out with the in-memory broker twin (no I/O)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import msgpack
+import orjson
+from prometheus_client import CollectorRegistry
+
+from realtime.broker import MemoryBroker, MemoryBus
+from realtime.channels import ANONYMOUS, parse_channel
+from realtime.hub import CLOSE_INSUFFICIENT_STATE, CLOSE_SLOW, Client, Hub, OutFrame
+from realtime.metrics import HubMetrics
+from realtime.protocol import Position
+from realtime.wire import Codec
+
+
+class FakeSink:
+    def __init__(self, buffered: int = 0) -> None:
+        self.frames: list[OutFrame] = []
+        self.pending = buffered
+        self.closed: int | None = None
+
+    def write(self, frame: OutFrame) -> None:
+        self.frames.append(frame)
+
+    def buffered(self) -> int:
+        return self.pending
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed = code
+
+    def messages(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for f in self.frames:
+            if f.codec is Codec.JSON:
+                out += [orjson.loads(line) for line in f.payload.split(b"\n")]
+            else:
+                unpacker = msgpack.Unpacker(raw=False)
+                unpacker.feed(f.payload)
+                out += list(unpacker)
+        return out
+
+    def publications(self) -> list[dict[str, object]]:
+        return [m for m in self.messages() if "channel" in m]
+
+
+def make_hub(bus: MemoryBus, **kw: object) -> Hub:
+    hub = Hub(MemoryBroker(bus), metrics=HubMetrics(CollectorRegistry()), flush_delay_s=0,
+              **kw)  # type: ignore[arg-type]
+    HUBS.append(hub)
+    return hub
+
+
+HUBS: list[Hub] = []
+
+
+async def settle() -> None:
+    """Let pending deliveries (call_soon) and flushes (call_later) run."""
+    for _ in range(1000):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if not any(h._flush_scheduled or h._dirty for h in HUBS):
+            return
+        await asyncio.sleep(0.001)
+
+
+async def subscribe(hub: Hub, sink: FakeSink, name: str, *, codec: Codec = Codec.JSON,
+                    since: Position | None = None) -> Client:
+    client = hub.connect(sink, codec, ANONYMOUS)
+    channel = parse_channel(name)
+    result = await hub.subscribe(client, channel, since)
+    hub.release(client, channel, result)
+    return client
+
+
+async def test_publication_reaches_other_hub_encoded_once_and_batched() -> None:
+    bus = MemoryBus()
+    a, b = make_hub(bus), make_hub(bus)
+    name = f"auction:{uuid.uuid4()}"
+    sinks = [FakeSink() for _ in range(3)]
+    for s in sinks:
+        await subscribe(b, s, name)
+    mp = FakeSink()
+    await subscribe(b, mp, name, codec=Codec.MSGPACK)
+    for i in range(5):
+        assert await a.publish(name, {"n": i}) == Position(bus.streams[name].epoch, i + 1)
+    await settle()
+    for s in (*sinks, mp):
+        pubs = s.publications()
+        assert [p["offset"] for p in pubs] == [1, 2, 3, 4, 5]
+        assert [p["data"] for p in pubs] == [{"n": i} for i in range(5)]
+        assert len(s.frames) == 1  # five publications, one write
+    assert sinks[0].frames[0] is sinks[1].frames[0] is sinks[2].frames[0]  # encoded once
+    assert mp.frames[0].codec is Codec.MSGPACK
+
+
+async def test_bus_subscription_follows_local_subscribers() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus)
+    broker = hub.broker
+    assert isinstance(broker, MemoryBroker)
+    name = f"show:{uuid.uuid4()}"
+    c1 = await subscribe(hub, FakeSink(), name)
+    c2 = await subscribe(hub, FakeSink(), name)
+    assert broker.channels == {name}
+    assert hub.local_count(name) == 2
+    hub.unsubscribe(c1, parse_channel(name))
+    await settle()
+    assert broker.channels == {name}
+    hub.disconnect(c2)
+    await settle()
+    assert broker.channels == set()
+    assert name not in hub.channels
+
+
+async def test_slow_client_closed_with_4008_others_unaffected() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus, outbox_max_bytes=4096, high_water=1024)
+    name = f"auction:{uuid.uuid4()}"
+    slow_sink, fast_sink = FakeSink(buffered=2048), FakeSink()
+    slow = await subscribe(hub, slow_sink, name)
+    await subscribe(hub, fast_sink, name)
+    for i in range(40):
+        await hub.publish(name, {"n": i, "pad": "x" * 100})
+        await settle()
+    assert slow_sink.closed == CLOSE_SLOW
+    assert slow.closed
+    assert [p["offset"] for p in fast_sink.publications()] == list(range(1, 41))
+    assert fast_sink.closed is None
+
+
+async def test_latest_value_publications_keep_only_the_newest_while_blocked() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus, high_water=1024)
+    name = f"show:{uuid.uuid4()}"
+    sink = FakeSink(buffered=5000)
+    client = await subscribe(hub, sink, name)
+    await hub.publish(name, {"type": "state", "state": "live"})
+    for n in range(10):
+        await hub.publish(name, {"type": "viewers", "count": n}, key="viewers")
+    await settle()
+    assert sink.frames == []  # the transport is full: everything waits in the outbox
+    sink.pending = 0
+    assert client.drain() is False
+    pubs = sink.publications()
+    assert [p["data"] for p in pubs] == [{"type": "state", "state": "live"},
+                                        {"type": "viewers", "count": 9}]
+    assert "offset" not in pubs[1]
+
+
+async def test_recovery_and_release_without_duplicates() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus, recover_max=5)
+    name = f"auction:{uuid.uuid4()}"
+    for i in range(8):
+        await hub.publish(name, {"n": i})
+    epoch = bus.streams[name].epoch
+    client = hub.connect(FakeSink(), Codec.JSON, ANONYMOUS)
+    result = await hub.subscribe(client, parse_channel(name), Position(epoch, 5))
+    assert result.recovered
+    assert result.position == Position(epoch, 8)
+    assert [orjson.loads(p)["offset"] for p in result.publications] == [6, 7, 8]
+    too_far = await hub.subscribe(hub.connect(FakeSink(), Codec.JSON, ANONYMOUS),
+                                  parse_channel(name), Position(epoch, 1))
+    assert not too_far.recovered
+    assert too_far.publications == []
+    other = await hub.subscribe(hub.connect(FakeSink(), Codec.JSON, ANONYMOUS),
+                                parse_channel(name), Position("old", 8))
+    assert not other.recovered
+
+
+async def test_publications_held_during_subscribe_follow_the_reply() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus)
+    name = f"auction:{uuid.uuid4()}"
+    await subscribe(hub, FakeSink(), name)  # keeps the channel active on this hub
+    sink = FakeSink()
+    client = hub.connect(sink, Codec.JSON, ANONYMOUS)
+    channel = parse_channel(name)
+    result = await hub.subscribe(client, channel, None)
+    await hub.publish(name, {"n": 1})
+    await settle()
+    assert sink.frames == []  # held until the reply went out
+    client.send(b'{"id":1,"result":{}}')
+    hub.release(client, channel, result)
+    assert [m.get("offset") for m in sink.messages()] == [None, 1]
+
+
+async def test_lost_state_makes_subscribers_recover() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus)
+    name = f"auction:{uuid.uuid4()}"
+    sink = FakeSink()
+    await subscribe(hub, sink, name)
+    await hub.publish(name, {"n": 1})
+    await settle()
+    bus.flush()  # Redis restarted: new epoch, offsets start again
+    await hub.publish(name, {"n": 2})
+    await settle()
+    assert sink.closed == CLOSE_INSUFFICIENT_STATE
+
+
+async def test_reply_ahead_of_the_bus_is_not_followed_by_duplicates() -> None:
+    bus = MemoryBus()
+    hub = make_hub(bus)
+    name = f"auction:{uuid.uuid4()}"
+    early = FakeSink()
+    await subscribe(hub, early, name)
+    await hub.publish(name, {"n": 1})  # delivery to this hub is still pending
+    late = FakeSink()
+    client = hub.connect(late, Codec.JSON, ANONYMOUS)
+    channel = parse_channel(name)
+    result = await hub.subscribe(client, channel, Position(bus.streams[name].epoch, 0))
+    assert [orjson.loads(p)["offset"] for p in result.publications] == [1]
+    hub.release(client, channel, result)
+    await settle()
+    await hub.publish(name, {"n": 2})
+    await settle()
+    assert [p["offset"] for p in early.publications()] == [1, 2]
+    assert [p["offset"] for p in late.publications()] == [2]

