@@ -18,6 +18,7 @@ from api.app import create_app
 from core.auth import generate_key
 from core.config import Settings
 from core.context import Runtime
+from tests.support.private_redis import PrivateRedis
 from tests.support.servers import ServerProcess
 from tests.support.services import drop_isolation, make_settings
 
@@ -135,3 +136,12 @@ def servers(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Server
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis of this test's own, to restart, flush or kill (never the shared one)."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()

@@ -74,6 +74,7 @@ def make_env(rt: Runtime, **settings: Any) -> Env:
 @pytest.fixture
 async def env(app: Starlette, rt: Runtime) -> AsyncIterator[Env]:
     e = make_env(rt)
-    app.router.routes.extend(build_routes(lambda request: e.svc))
+    # In front of the app's own auction routes (wired to the real ports), so these win.
+    app.router.routes[:0] = build_routes(lambda request: e.svc)
     yield e
     await e.svc.aclose()
