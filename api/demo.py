@@ -7,6 +7,7 @@ so far and must itself be idempotent.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -34,15 +35,6 @@ class DemoUsers:
 DemoStep = Callable[[asyncpg.Pool, DemoUsers], Awaitable[None]]
 
 
-async def _catalog(pool: asyncpg.Pool, users: DemoUsers) -> None:
-    from api.catalog.seed import seed_demo_catalog
-
-    await seed_demo_catalog(pool, users.seller.id, "USD")
-
-
-STEPS: list[DemoStep] = [fund_demo_buyer, _catalog]
-
-
 async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> store.User:
     existing = await store.user_by_email(pool, normalize_email(email))
     if existing is not None:
@@ -57,13 +49,54 @@ async def ensure_user(pool: asyncpg.Pool, email: str, name: str, role: Role) -> 
     )
 
 
+DEMO_SHOW = "Layla's vintage evening"
+
+
+async def seed_catalog(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    from api.catalog.seed import seed_demo_catalog
+
+    await seed_demo_catalog(pool, users.seller.id, "USD")
+
+
 async def seed_show(pool: asyncpg.Pool, users: DemoUsers) -> None:
     from api.shows.store import ensure_demo_show
 
-    await ensure_demo_show(pool, users.seller.id, "Layla's vintage evening")
+    await ensure_demo_show(pool, users.seller.id, DEMO_SHOW)
 
 
-STEPS.append(seed_show)
+async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    """A scheduled auction in the demo show (opens 2 minutes after seeding, runs 10 minutes,
+    10 s soft close), on the seller's first variant. A new one is made only when the show has
+    no scheduled or open auction, so every demo start has one to watch and bid on."""
+    from api.shows.store import ensure_demo_show
+    from auctions import engine, store
+    from auctions.model import Rules, new_auction
+
+    show = await ensure_demo_show(pool, users.seller.id, DEMO_SHOW)
+    async with pool.acquire() as conn, conn.transaction():
+        live = await conn.fetchval(
+            "SELECT 1 FROM auctions WHERE show_id = $1 AND state IN ('scheduled', 'open')",
+            show.id,
+        )
+        variant = await conn.fetchrow(
+            """SELECT v.id, p.currency FROM variants v JOIN products p ON p.id = v.product_id
+               WHERE p.seller_id = $1 ORDER BY p.created_at, v.sku LIMIT 1""",
+            users.seller.id,
+        )
+        if live or variant is None:
+            return
+        now = await store.now_ms(conn)
+        rules = Rules(
+            auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant["currency"],
+            start_price=1_000, starts_at=now + 120_000, duration_ms=600_000,
+            soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
+        )
+        auction = engine.open_if_due(new_auction(rules), now)
+        await store.insert(conn, auction, variant_id=variant["id"], show_id=show.id)
+
+
+# In order: later steps use what earlier ones made. Each step is idempotent.
+STEPS: list[DemoStep] = [fund_demo_buyer, seed_catalog, seed_show, seed_auction]
 
 
 async def seed(pool: asyncpg.Pool) -> DemoUsers:
