@@ -113,6 +113,34 @@ def _page(request: Request) -> tuple[int, int]:
     return after, limit
 
 
+_STATES = frozenset({"scheduled", "open", "closed", "cancelled"})
+
+
+def _list_query(
+    request: Request,
+) -> tuple[uuid.UUID | None, list[str] | None, uuid.UUID | None, int]:
+    q = request.query_params
+    errors: list[FieldError] = []
+    show_id = parse_uuid(q["show_id"]) if "show_id" in q else None
+    if "show_id" in q and show_id is None:
+        errors.append(FieldError("show_id", "not an id"))
+    states = [p for p in q.get("state", "").split(",") if p] or None
+    if states and not set(states) <= _STATES:
+        errors.append(FieldError("state", "one or more of " + ", ".join(sorted(_STATES))))
+    after_id = parse_uuid(q["cursor"]) if "cursor" in q else None
+    if "cursor" in q and after_id is None:
+        errors.append(FieldError("cursor", "malformed cursor"))
+    limit = 20
+    raw = q.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        errors.append(FieldError("limit", f"an integer from 1 to {MAX_PAGE}"))
+    else:
+        limit = int(raw)
+    if errors:
+        raise ValidationFailed(errors)
+    return show_id, states, after_id, limit
+
+
 def build_routes(service_of: ServiceOf = _default_service) -> list[Route]:
     @endpoint("Create an auction for one of your variants", tags=("auctions",),
               body=CreateAuctionBody, responses={201: AuctionView}, auth=True,
@@ -195,8 +223,23 @@ def build_routes(service_of: ServiceOf = _default_service) -> list[Route]:
                                                    after=after, limit=limit)
         return JSONResponse({"items": items, "next_after": items[-1]["id"] if items else after})
 
+    @endpoint("Auctions, newest first: filter by show and state", tags=("auctions",),
+              query={"show_id": "a show's id", "state": "scheduled, open, closed or cancelled "
+                     "(comma-separated)", "cursor": "from next_cursor",
+                     "limit": f"1 to {MAX_PAGE}"},
+              errors=(422,))
+    async def listing(request: Request) -> Response:
+        show_id, states, after_id, limit = _list_query(request)
+        items = await service_of(request).list_views(show_id=show_id, states=states,
+                                                     after_id=after_id, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return JSONResponse({"items": items,
+                             "next_cursor": items[-1]["id"] if more and items else None})
+
     return [
         Route("/v1/auctions", create, methods=["POST"]),
+        Route("/v1/auctions", listing, methods=["GET"]),
         Route("/v1/auctions/{auction_id}", show, methods=["GET"]),
         Route("/v1/auctions/{auction_id}/bids", bids, methods=["GET"]),
         Route("/v1/auctions/{auction_id}/bids", place, methods=["POST"]),

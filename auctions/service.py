@@ -172,6 +172,18 @@ class AuctionService:
                                           else [])
         return public_view(row, names)
 
+    async def list_views(
+        self, *, show_id: uuid.UUID | None, states: list[str] | None,
+        after_id: uuid.UUID | None, limit: int,
+    ) -> list[dict[str, Any]]:
+        """Public views of auctions, newest first (see `store.list_page`)."""
+        rows = await store.list_page(self.pool, show_id=show_id, states=states,
+                                     after_id=after_id, limit=limit)
+        leaders = [r.auction.leader for r in rows if r.auction.leader is not None]
+        names = await store.display_names(self.pool, leaders)
+        return [public_view(r, names) | {"show_id": str(r.show_id) if r.show_id else None}
+                for r in rows]
+
     # --- bidding -------------------------------------------------------------------------
 
     async def place_bid(

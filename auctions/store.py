@@ -432,3 +432,28 @@ async def set_settlement(
         auction_id, order_id, payment_state,
         from_ms(payment_due_at) if payment_due_at is not None else None,
     )
+
+
+async def list_page(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    show_id: uuid.UUID | None,
+    states: Sequence[str] | None,
+    after_id: uuid.UUID | None,
+    limit: int,
+) -> list[AuctionRow]:
+    """Auctions newest first, filtered by show and states; keyset paging after the auction
+    `after_id` (exact timestamps compared in the database)."""
+    rows = await conn.fetch(
+        """SELECT * FROM auctions
+           WHERE ($1::uuid IS NULL OR show_id = $1)
+             AND ($2::text[] IS NULL OR state = ANY($2::text[]))
+             AND ($3::uuid IS NULL
+                  OR (created_at, id) < (SELECT created_at, id FROM auctions WHERE id = $3))
+           ORDER BY created_at DESC, id DESC LIMIT $4""",
+        show_id,
+        list(states) if states else None,
+        after_id,
+        limit,
+    )
+    return [_row(r) for r in rows]
