@@ -54,19 +54,24 @@ async def running_auctions(
     funds: Funds,
     orders: Orders,
     variants: VariantLookup,
+    run_closer: bool = True,
 ) -> AsyncIterator[AuctionService]:
-    """The service, with its closing scheduler running in the background until exit."""
+    """The service, with its closing scheduler running in the background until exit (unless
+    `run_closer` is False: then other processes of the deployment close and settle)."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
         limiter=limiter, settings=settings,
     )
-    scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
-    service.sequencer.on_closed(lambda _auction_id: scheduler.wake())
-    task = asyncio.create_task(scheduler.run(), name="auction-scheduler")
+    task: asyncio.Task[None] | None = None
+    if run_closer:
+        scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
+        service.sequencer.on_closed(lambda _auction_id: scheduler.wake())
+        task = asyncio.create_task(scheduler.run(), name="auction-scheduler")
     try:
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await service.aclose()

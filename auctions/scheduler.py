@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -36,6 +38,7 @@ from auctions.service import AuctionService
 from core.errors import AppError
 
 log = logging.getLogger("souk.auctions.scheduler")
+_MAX_BACKOFF_S = 60.0
 
 _HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
 _CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
@@ -57,6 +60,9 @@ class CloseScheduler:
         self._retry_s = retry_s
         self._batch = batch
         self._wake = asyncio.Event()
+        # Auctions whose close or settle step raised: retry later, with backoff, so one bad
+        # auction neither stops the others nor fills every batch. {id: (retry_at, failures)}
+        self._failing: dict[uuid.UUID, tuple[float, int]] = {}
 
     def wake(self) -> None:
         """Run a pass now (e.g. after a buy-it-now closed an auction)."""
@@ -77,17 +83,42 @@ class CloseScheduler:
                     await self._wake.wait()
 
     async def run_once(self) -> tuple[int, int]:
-        """One pass; returns (auctions closed by this process, auctions settled)."""
+        """One pass; returns (auctions closed by this process, auctions settled). A step that
+        raises is logged and retried in a later pass; the other auctions go on."""
         pool = self._svc.pool
+        backing_off = self._backing_off()
         closed = 0
-        for auction_id in await store.due_ids(pool, limit=self._batch):
-            if await self.close(auction_id):
+        for auction_id in await store.due_ids(pool, limit=self._batch, exclude=backing_off):
+            if await self._guarded(self.close, auction_id):
                 closed += 1
         settled = 0
-        for auction_id in await store.unsettled_ids(pool, limit=self._batch):
-            if await self.settle(auction_id):
+        for auction_id in await store.unsettled_ids(pool, limit=self._batch,
+                                                    exclude=backing_off):
+            if await self._guarded(self.settle, auction_id):
                 settled += 1
         return closed, settled
+
+    def _backing_off(self) -> list[uuid.UUID]:
+        now = time.monotonic()
+        return [a for a, (retry_at, _) in self._failing.items() if retry_at > now]
+
+    async def _guarded(
+        self, step: Callable[[uuid.UUID], Awaitable[bool]], auction_id: uuid.UUID
+    ) -> bool:
+        try:
+            done = await step(auction_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one auction's failure must not stop the closing of the others
+            failures = self._failing.get(auction_id, (0.0, 0))[1] + 1
+            delay = min(_MAX_BACKOFF_S, self._poll * 2**failures)
+            self._failing[auction_id] = (time.monotonic() + delay, failures)
+            log.exception("auction step failed; retrying later",
+                          extra={"auction_id": str(auction_id), "failures": failures,
+                                 "retry_in_s": delay})
+            return False
+        self._failing.pop(auction_id, None)
+        return done
 
     async def close(self, auction_id: uuid.UUID) -> bool:
         """Close one auction if it is still live and due. True if this call closed it."""

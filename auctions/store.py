@@ -398,26 +398,32 @@ async def display_names(
     return {r["id"]: r["display_name"] for r in rows}
 
 
-async def due_ids(conn: asyncpg.Pool | asyncpg.Connection, *, limit: int) -> list[uuid.UUID]:
+async def due_ids(
+    conn: asyncpg.Pool | asyncpg.Connection, *, limit: int, exclude: Sequence[uuid.UUID] = ()
+) -> list[uuid.UUID]:
     """Live auctions whose end has passed (by the database clock), oldest first."""
     rows = await conn.fetch(
         """SELECT id FROM auctions WHERE state IN ('scheduled', 'open')
-             AND ends_at <= clock_timestamp() ORDER BY ends_at LIMIT $1""",
+             AND ends_at <= clock_timestamp() AND NOT (id = ANY($2::uuid[]))
+           ORDER BY ends_at LIMIT $1""",
         limit,
+        list(exclude),
     )
     return [r["id"] for r in rows]
 
 
 async def unsettled_ids(
-    conn: asyncpg.Pool | asyncpg.Connection, *, limit: int
+    conn: asyncpg.Pool | asyncpg.Connection, *, limit: int, exclude: Sequence[uuid.UUID] = ()
 ) -> list[uuid.UUID]:
     """Sold auctions still needing their order or payment step."""
     rows = await conn.fetch(
         """SELECT id FROM auctions
            WHERE state = 'closed' AND outcome = 'sold'
              AND (order_id IS NULL OR payment_state = 'awaiting_payment')
+             AND NOT (id = ANY($2::uuid[]))
            ORDER BY closed_at LIMIT $1""",
         limit,
+        list(exclude),
     )
     return [r["id"] for r in rows]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,10 @@ from auctions.service import AuctionService, AuctionSettings, NewAuction
 from auctions.store import AuctionRow
 from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
 from core.auth import Principal, Role
+from core.config import Settings
 from core.context import Runtime
 from tests.conftest import Account
+from tests.support.services import drop_isolation, make_settings
 
 
 @dataclass
@@ -69,6 +72,15 @@ def make_env(rt: Runtime, **settings: Any) -> Env:
         limiter=rt.limiter, settings=AuctionSettings(**({"bid_rate": 10_000} | settings)),
     )
     return Env(rt, svc, CloseScheduler(svc, retry_s=0), publisher, funds, orders, variants)
+
+
+@pytest.fixture
+async def settings(key_dir: Path) -> AsyncIterator[Settings]:
+    """These tests drive their own closer over in-memory ports: the app's real closer (wired to
+    the real ledger and catalog) is off, or it would race them for the same auctions."""
+    s = make_settings(key_dir, auction_closer=False)
+    yield s
+    await drop_isolation(s)
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ACCESS_TOKEN_TTL_S": str(s.access_token_ttl_s),
         "LOGIN_RATE_PER_ACCOUNT": str(s.login_rate_per_account),
         "LOGIN_RATE_PER_ADDRESS": str(s.login_rate_per_address),
+        "AUCTION_CLOSER": "true" if s.auction_closer else "false",
         "RESERVATION_TTL_S": str(s.reservation_ttl_s),
         "RESERVATION_SWEEP_INTERVAL_S": str(s.reservation_sweep_interval_s),
         "SETTLEMENT_HOLD_S": str(s.settlement_hold_s),
