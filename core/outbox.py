@@ -135,9 +135,10 @@ class OutboxRelay:
                 while await self.relay_once() == self._batch:
                     pass
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
+                try:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                await conn.execute("SELECT 1")  # notice a dead connection promptly
+                except TimeoutError:
+                    await conn.execute("SELECT 1")  # quiet: notice a dead connection promptly
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):

@@ -33,8 +33,10 @@ from typing import Any
 import asyncpg
 import httpx
 
+from api.ledger.routes import TOPUP_MAX
+
 ROOT = Path(__file__).resolve().parents[1]
-FUNDS = 10**9
+FUNDS = TOPUP_MAX  # one top-up at the ledger's per-top-up cap: 100,000 checkouts of 1.00
 
 
 @dataclass
