@@ -62,7 +62,7 @@ async def settle() -> None:
     for _ in range(1000):
         for _ in range(5):
             await asyncio.sleep(0)
-        if not any(h._flush_scheduled or h._dirty for h in HUBS):
+        if all(h.idle() for h in HUBS):
             return
         await asyncio.sleep(0.001)
 
