@@ -198,6 +198,7 @@ class _Chan:
         "sweep",
         "sweep_end",
         "sweep_started",
+        "timer",
     )
 
     def __init__(self, name: str, ready: asyncio.Future[None]) -> None:
@@ -215,7 +216,8 @@ class _Chan:
         self.sweep: list[Client] | None = None  # subscribers of the sweep under way
         self.cursor = 0
         self.sweep_end = 0  # log end when the current/last sweep started
-        self.sweep_started = 0.0
+        self.sweep_started = -1e9
+        self.timer: asyncio.TimerHandle | None = None  # next sweep, when too soon after the last
         self.frames: dict[tuple[int, Codec], OutFrame] = {}  # (start, codec) -> frame to end
         self.frames_end = -1
         self.ready = ready
@@ -280,7 +282,7 @@ class Hub:
         *,
         metrics: HubMetrics,
         outbox_max_bytes: int = 1 << 20,
-        flush_delay_s: float = 0.002,
+        flush_delay_s: float = 0.02,
         recover_max: int = 300,
         high_water: int = 64 * 1024,
         max_connections: int = 10_000,
@@ -495,16 +497,20 @@ class Hub:
                     self._resync(ch)
             ch.epoch, ch.offset = msg.epoch, msg.offset
         ch.log.append(msg)
-        if not ch.active:
-            ch.active = True
-            self._active.append(ch)
+        if not ch.active and ch.timer is None:
+            self._activate(ch)
+
+    def _activate(self, ch: _Chan) -> None:
+        ch.active = True
+        self._active.append(ch)
         if not self._step_scheduled:
             self._step_scheduled = True
-            loop = asyncio.get_running_loop()
-            if self.flush_delay_s > 0 and len(self._active) == 1 and ch.sweep is None:
-                loop.call_later(self.flush_delay_s, self._step)
-            else:
-                loop.call_soon(self._step)
+            asyncio.get_running_loop().call_soon(self._step)
+
+    def _wake(self, ch: _Chan) -> None:
+        ch.timer = None
+        if not ch.active and ch.end > ch.sweep_end and self.channels.get(ch.name) is ch:
+            self._activate(ch)
 
     def _resync(self, ch: _Chan) -> None:
         """The channel's subscribers cannot follow on: tell them to recover."""
@@ -516,17 +522,12 @@ class Hub:
 
     def idle(self) -> bool:
         """No publication is waiting to be written (tests use it to settle)."""
-        return not self._active and not self._step_scheduled
+        return (not self._active and not self._step_scheduled
+                and all(ch.timer is None for ch in self.channels.values()))
 
-    def flush(self) -> None:
-        """Write every pending publication now, without yielding (shutdown, tests)."""
-        while self._active:
-            self._step(scheduled=False)
-
-    def _step(self, scheduled: bool = True) -> None:
+    def _step(self) -> None:
         """One event-loop turn of fan-out: at most `slice_size` connections, then yield."""
-        if scheduled:
-            self._step_scheduled = False
+        self._step_scheduled = False
         budget = self.slice_size
         active = self._active
         while budget > 0 and active:
@@ -539,6 +540,14 @@ class Hub:
                     ch.frames.clear()
                     ch.active = False
                     active.popleft()
+                    continue
+                wait = ch.sweep_started + self.flush_delay_s - time.perf_counter()
+                if wait > 0:
+                    # the last sweep started moments ago: let publications gather, so each
+                    # write carries several (CPU per delivery) — subscribers wait at most this
+                    ch.active = False
+                    active.popleft()
+                    ch.timer = asyncio.get_running_loop().call_later(wait, self._wake, ch)
                     continue
                 ch.sweep = list(ch.subs)
                 ch.cursor = 0
