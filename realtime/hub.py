@@ -8,9 +8,9 @@ connections are served between slices. Each subscriber records how far in the lo
 written; the sweep writes it everything from there to the log's end in one frame, built once per
 (start, end, protocol) and shared by every subscriber at the same point. A publication that
 arrives while a sweep is under way joins it for the subscribers the sweep has not reached yet;
-the others get it in the next sweep, which starts as soon as this one ends. There is no delay
-when the hub is idle (unless `flush_delay_s` is set): a publication starts a sweep at once, and
-what arrives during a sweep is coalesced into the next writes.
+the others get it in the next sweep, which starts when this one ends but no sooner than
+`flush_delay_s` after this one started (so at small fan-outs each write still carries several
+publications). A publication on an idle channel starts a sweep at once.
 
 Backpressure (never awaits a client): a client whose transport buffer is above `high_water`
 gets messages queued in its own outbox instead; latest-value publications (those with a `key`)
