@@ -190,43 +190,51 @@ def _known(name: str) -> Channel | None:
 
 async def _read_loop(gw: Gateway, websocket: WebSocket, conn: _Conn) -> None:
     client = conn.client
-    while not client.closed:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        raw: str | bytes | None = message.get("text")
-        if raw is None:
-            raw = message.get("bytes")
-        if raw is None:
-            continue
-        if len(raw) > gw.max_frame_bytes:
-            gw.metrics.commands.labels("?", "too_big").inc()
-            client.close(CLOSE_TOO_BIG, "frame too large")
-            return
-        verdict = conn.session.admit(time.monotonic())
-        if verdict is Verdict.FLOOD:
-            gw.metrics.commands.labels("?", "flood").inc()
-            client.close(CLOSE_FLOOD, "too many commands")
-            return
-        try:
-            obj = wire.decode(conn.codec, raw)
-        except FrameError as exc:
-            gw.metrics.commands.labels("?", "malformed").inc()
-            conn.send(error_reply(None, MalformedFrame(str(exc))))
-            continue
-        if verdict is Verdict.LIMITED:
-            gw.metrics.commands.labels("?", "rate_limited").inc()
-            frame_id = obj.get("id") if isinstance(obj, dict) else None
-            conn.send(error_reply(frame_id if isinstance(frame_id, int) else None,
-                                  conn.session.rate_limited()))
-            continue
-        try:
-            cmd = parse_command(obj, custom_ops=gw.ops.keys())
-        except CommandError as exc:
-            gw.metrics.commands.labels("?", exc.error.code).inc()
-            conn.send(error_reply(exc.id, exc.error))
-            continue
-        await _run(gw, conn, cmd)
+    # No local keeps the last message or command alive while waiting for the next one (an
+    # idle connection would hold them for its lifetime).
+    while not client.closed and await _on_message(gw, conn, await websocket.receive()):
+        pass
+
+
+async def _on_message(gw: Gateway, conn: _Conn, message: Mapping[str, Any]) -> bool:
+    """Answer one received message; False when the connection is over."""
+    client = conn.client
+    if message["type"] == "websocket.disconnect":
+        return False
+    raw: str | bytes | None = message.get("text")
+    if raw is None:
+        raw = message.get("bytes")
+    if raw is None:
+        return True
+    if len(raw) > gw.max_frame_bytes:
+        gw.metrics.commands.labels("?", "too_big").inc()
+        client.close(CLOSE_TOO_BIG, "frame too large")
+        return False
+    verdict = conn.session.admit(time.monotonic())
+    if verdict is Verdict.FLOOD:
+        gw.metrics.commands.labels("?", "flood").inc()
+        client.close(CLOSE_FLOOD, "too many commands")
+        return False
+    try:
+        obj = wire.decode(conn.codec, raw)
+    except FrameError as exc:
+        gw.metrics.commands.labels("?", "malformed").inc()
+        conn.send(error_reply(None, MalformedFrame(str(exc))))
+        return True
+    if verdict is Verdict.LIMITED:
+        gw.metrics.commands.labels("?", "rate_limited").inc()
+        frame_id = obj.get("id") if isinstance(obj, dict) else None
+        conn.send(error_reply(frame_id if isinstance(frame_id, int) else None,
+                              conn.session.rate_limited()))
+        return True
+    try:
+        cmd = parse_command(obj, custom_ops=gw.ops.keys())
+    except CommandError as exc:
+        gw.metrics.commands.labels("?", exc.error.code).inc()
+        conn.send(error_reply(exc.id, exc.error))
+        return True
+    await _run(gw, conn, cmd)
+    return True
 
 
 _OP_NAMES: dict[type, str] = {Auth: "auth", Subscribe: "subscribe", Unsubscribe: "unsubscribe",

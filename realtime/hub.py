@@ -1,10 +1,16 @@
 """Node-local fan-out: one bus subscription per channel per process, encode once, write many.
 
-`Hub` keeps, per channel this process has local subscribers for, the set of subscribed
-`Client`s and the channel's last (epoch, offset). Publications arriving from the broker are
-collected per channel and written on the next flush (after `flush_delay_s`), so several
-publications that arrive together leave in one frame: the frame is built once per protocol and
-the same bytes are written to every subscriber that has nothing queued.
+`Hub` keeps, per channel this process has local subscribers for, the subscribed `Client`s and
+the channel's last (epoch, offset). Publications arriving from the broker are appended to the
+channel's log and written by a *sweep*: a pass over the channel's subscribers, a bounded slice
+of connections per event-loop turn (`slice_size`), so Redis reads, publish commands and new
+connections are served between slices. Each subscriber records how far in the log it has been
+written; the sweep writes it everything from there to the log's end in one frame, built once per
+(start, end, protocol) and shared by every subscriber at the same point. A publication that
+arrives while a sweep is under way joins it for the subscribers the sweep has not reached yet;
+the others get it in the next sweep, which starts when this one ends but no sooner than
+`flush_delay_s` after this one started (so at small fan-outs each write still carries several
+publications). A publication on an idle channel starts a sweep at once.
 
 Backpressure (never awaits a client): a client whose transport buffer is above `high_water`
 gets messages queued in its own outbox instead; latest-value publications (those with a `key`)
@@ -20,6 +26,7 @@ the hub close that channel's subscribers with 4010 so they resubscribe with `sin
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -115,17 +122,17 @@ class Client:
         self._enqueue(message, key)
         self.hub.blocked(self)
 
-    def push(self, items: list[bytes], keys: list[tuple[str, str] | None], frame: OutFrame) -> bool:
-        """Deliver a flush's publications for one channel; True when written at once."""
-        if not self._queue and self.sink.buffered() < self.hub.high_water:
-            self.sink.write(frame)
-            return True
-        for item, key in zip(items, keys, strict=True):
-            self._enqueue(item, key)
+    def queue_publications(self, ch: _Chan, start: int, end: int) -> None:
+        """Queue the channel's publications [start, end) (the transport is full or the
+        outbox is not empty); the hub retries the outbox later."""
+        json = self.codec is Codec.JSON
+        for q in range(start, end):
+            msg = ch.log[q - ch.base]
+            self._enqueue(msg.payload if json else ch.msgpack_at(q),
+                          (msg.channel, msg.key) if msg.key else None)
             if self.closed:
-                return False
+                return
         self.hub.blocked(self)
-        return False
 
     def _enqueue(self, message: bytes, key: tuple[str, str] | None) -> None:
         if key is not None:
@@ -172,29 +179,86 @@ class Client:
 
 class _Chan:
     __slots__ = (
-        "batch",
+        "active",
+        "base",
+        "cursor",
         "epoch",
+        "frames",
+        "frames_end",
         "joiners",
         "kind",
+        "log",
+        "mp",
         "msgpack_subs",
         "name",
         "offset",
         "reading",
         "ready",
         "subs",
+        "sweep",
+        "sweep_end",
+        "sweep_started",
+        "timer",
     )
 
     def __init__(self, name: str, ready: asyncio.Future[None]) -> None:
         self.name = name
         self.kind = kind_of(name)
-        self.subs: dict[Client, None] = {}
+        # subscriber -> sequence number (in this channel's log) it has been written up to
+        self.subs: dict[Client, int] = {}
         self.msgpack_subs = 0
         self.epoch: str | None = None
         self.offset = 0
-        self.batch: list[Message] = []
+        self.log: list[Message] = []  # publications not yet written to every subscriber
+        self.base = 0  # sequence number of log[0]
+        self.mp: dict[int, bytes] = {}  # sequence number -> MessagePack form
+        self.active = False  # in the hub's sweep queue
+        self.sweep: list[Client] | None = None  # subscribers of the sweep under way
+        self.cursor = 0
+        self.sweep_end = 0  # log end when the current/last sweep started
+        self.sweep_started = -1e9
+        self.timer: asyncio.TimerHandle | None = None  # next sweep, when too soon after the last
+        self.frames: dict[tuple[int, Codec], OutFrame] = {}  # (start, codec) -> frame to end
+        self.frames_end = -1
         self.ready = ready
         self.joiners: list[asyncio.Future[Position]] = []
         self.reading = False
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.log)
+
+    def msgpack_at(self, seq: int) -> bytes:
+        out = self.mp.get(seq)
+        if out is None:
+            out = self.mp[seq] = wire.json_to_msgpack(self.log[seq - self.base].payload)
+        return out
+
+    def frame(self, start: int, end: int, codec: Codec) -> OutFrame:
+        """The frame holding log[start:end] in `codec`, built once per sweep position."""
+        if self.frames_end != end:
+            self.frames.clear()
+            self.frames_end = end
+        out = self.frames.get((start, codec))
+        if out is None:
+            lo, hi = start - self.base, end - self.base
+            if codec is Codec.JSON:
+                payload = b"\n".join([m.payload for m in self.log[lo:hi]])
+            else:
+                payload = b"".join([self.msgpack_at(q) for q in range(start, end)])
+            out = self.frames[(start, codec)] = OutFrame(codec, payload)
+        return out
+
+    def trim(self, upto: int) -> None:
+        """Forget log entries every subscriber has been written (those before `upto`)."""
+        n = upto - self.base
+        if n <= 0:
+            return
+        del self.log[:n]
+        if self.mp:
+            for q in range(self.base, upto):
+                self.mp.pop(q, None)
+        self.base = upto
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +282,11 @@ class Hub:
         *,
         metrics: HubMetrics,
         outbox_max_bytes: int = 1 << 20,
-        flush_delay_s: float = 0.002,
+        flush_delay_s: float = 0.02,
         recover_max: int = 300,
         high_water: int = 64 * 1024,
         max_connections: int = 10_000,
+        slice_size: int = 256,
     ) -> None:
         self.broker = broker
         self.metrics = metrics
@@ -230,15 +295,15 @@ class Hub:
         self.recover_max = recover_max
         self.high_water = high_water
         self.max_connections = max_connections
+        self.slice_size = max(1, slice_size)
         self.channels: dict[str, _Chan] = {}
         self.clients: set[Client] = set()
         self.draining = False
         self._empty = asyncio.Event()
         self._empty.set()
-        self._dirty: list[_Chan] = []
+        self._active: collections.deque[_Chan] = collections.deque()  # channels to sweep
         self._blocked: set[Client] = set()
-        self._flush_scheduled = False
-        self._last_flush_s = 0.0
+        self._step_scheduled = False
         self._retry_scheduled = False
         self._bus_ops: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -311,7 +376,7 @@ class Hub:
             ch = self.channels[name] = _Chan(name, self._bus(name, self.broker.subscribe))
             self.metrics.channels.set(len(self.channels))
         client._recovering[name] = []
-        ch.subs[client] = None
+        ch.subs[client] = ch.end
         if client.codec is Codec.MSGPACK:
             ch.msgpack_subs += 1
         client.channels.add(name)
@@ -431,19 +496,21 @@ class Hub:
                 if msg.epoch != ch.epoch or msg.offset != ch.offset + 1:
                     self._resync(ch)
             ch.epoch, ch.offset = msg.epoch, msg.offset
-        if not ch.batch:
-            self._dirty.append(ch)
-        ch.batch.append(msg)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            # Under load, wait at least as long as the last flush took: the hub then spends at
-            # most about half its time writing, and each write carries more publications.
-            delay = max(self.flush_delay_s, self._last_flush_s)
-            loop = asyncio.get_running_loop()
-            if delay > 0:
-                loop.call_later(delay, self.flush)
-            else:
-                loop.call_soon(self.flush)
+        ch.log.append(msg)
+        if not ch.active and ch.timer is None:
+            self._activate(ch)
+
+    def _activate(self, ch: _Chan) -> None:
+        ch.active = True
+        self._active.append(ch)
+        if not self._step_scheduled:
+            self._step_scheduled = True
+            asyncio.get_running_loop().call_soon(self._step)
+
+    def _wake(self, ch: _Chan) -> None:
+        ch.timer = None
+        if not ch.active and ch.end > ch.sweep_end and self.channels.get(ch.name) is ch:
+            self._activate(ch)
 
     def _resync(self, ch: _Chan) -> None:
         """The channel's subscribers cannot follow on: tell them to recover."""
@@ -453,52 +520,102 @@ class Hub:
             if ch.name not in client._recovering:
                 client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
 
-    def flush(self) -> None:
-        """Write every pending publication to its channel's subscribers."""
-        self._flush_scheduled = False
-        started = time.perf_counter()
-        dirty, self._dirty = self._dirty, []
-        for ch in dirty:
-            batch, ch.batch = ch.batch, []
-            if batch and ch.subs:
-                self._fan_out(ch, batch)
-        self._last_flush_s = min(0.05, time.perf_counter() - started)
-        self.metrics.fanout_duration.observe(self._last_flush_s)
-        if self._blocked:
-            self._retry_blocked()
+    def idle(self) -> bool:
+        """No publication is waiting to be written (tests use it to settle)."""
+        return (not self._active and not self._step_scheduled
+                and all(ch.timer is None for ch in self.channels.values()))
 
-    def _fan_out(self, ch: _Chan, batch: list[Message]) -> None:
-        keys = [(m.channel, m.key) if m.key else None for m in batch]
-        json_items = [m.payload for m in batch]
-        json_frame = OutFrame(Codec.JSON, b"\n".join(json_items))
-        mp_items: list[bytes] = []
-        mp_frame: OutFrame | None = None
-        if ch.msgpack_subs:
-            cache: dict[int, bytes] = {}
-            mp_items = [_msgpack_of(m, cache) for m in batch]
-            mp_frame = OutFrame(Codec.MSGPACK, b"".join(mp_items))
-        delivered = written = written_mp = 0
-        for client in ch.subs:
-            if client.closed:
+    def _step(self) -> None:
+        """One event-loop turn of fan-out: at most `slice_size` connections, then yield."""
+        self._step_scheduled = False
+        budget = self.slice_size
+        active = self._active
+        while budget > 0 and active:
+            ch = active[0]
+            if ch.sweep is None:
+                if ch.end == ch.sweep_end or not ch.subs:
+                    # every subscriber has everything: the channel is idle again
+                    ch.trim(ch.end)
+                    ch.sweep_end = ch.end
+                    ch.frames.clear()
+                    ch.active = False
+                    active.popleft()
+                    continue
+                wait = ch.sweep_started + self.flush_delay_s - time.perf_counter()
+                if wait > 0:
+                    # the last sweep started moments ago: let publications gather, so each
+                    # write carries several (CPU per delivery) — subscribers wait at most this
+                    ch.active = False
+                    active.popleft()
+                    ch.timer = asyncio.get_running_loop().call_later(wait, self._wake, ch)
+                    continue
+                ch.sweep = list(ch.subs)
+                ch.cursor = 0
+                ch.sweep_end = ch.end
+                ch.sweep_started = time.perf_counter()
+            budget -= self._sweep(ch, budget)
+            if ch.cursor >= len(ch.sweep):
+                ch.sweep = None
+                # everyone subscribed when the sweep started now has everything before its
+                # start; later joiners started past it
+                ch.trim(ch.sweep_end)
+                self.metrics.fanout_duration.observe(time.perf_counter() - ch.sweep_started)
+                active.rotate(-1)
+        if active and not self._step_scheduled:
+            self._step_scheduled = True
+            asyncio.get_running_loop().call_soon(self._step)
+
+    def _sweep(self, ch: _Chan, budget: int) -> int:
+        """Write to the next `budget` subscribers of the channel's sweep; returns how many
+        connections it visited."""
+        snap = ch.sweep
+        assert snap is not None
+        i = first = ch.cursor
+        stop = min(len(snap), i + budget)
+        subs = ch.subs
+        name = ch.name
+        end = ch.end
+        high_water = self.high_water
+        json_frame: OutFrame | None = None
+        json_start = -1
+        delivered = written = nbytes = 0
+        while i < stop:
+            client = snap[i]
+            i += 1
+            start = subs.get(client)
+            if start is None or start >= end or client.closed:
                 continue
-            held = client._recovering.get(ch.name)
-            if held is not None:
-                held.extend(batch)
+            subs[client] = end
+            if client._recovering:
+                held = client._recovering.get(name)
+                if held is not None:
+                    held.extend(ch.log[start - ch.base:end - ch.base])
+                    continue
+            if client._skip and name in client._skip:
+                self._push_skipping(client, ch, ch.log[start - ch.base:end - ch.base])
                 continue
-            if client._skip and ch.name in client._skip:
-                self._push_skipping(client, ch, batch)
-                continue
-            delivered += 1
+            delivered += end - start
             if client.codec is Codec.JSON:
-                written += client.push(json_items, keys, json_frame)
+                if start != json_start:
+                    json_frame = ch.frame(start, end, Codec.JSON)
+                    json_start = start
+                frame = json_frame
             else:
-                assert mp_frame is not None  # msgpack_subs counts this client
-                written_mp += client.push(mp_items, keys, mp_frame)
-        self.metrics.publications_out.labels(ch.kind).inc(delivered * len(batch))
-        if written or written_mp:
-            self.metrics.writes.inc(written + written_mp)
-            mp_bytes = written_mp * len(mp_frame.payload) if mp_frame is not None else 0
-            self.metrics.bytes_out.inc(written * len(json_frame.payload) + mp_bytes)
+                frame = ch.frame(start, end, Codec.MSGPACK)
+            assert frame is not None
+            if not client._queue and client.sink.buffered() < high_water:
+                client.sink.write(frame)
+                written += 1
+                nbytes += len(frame.payload)
+            else:
+                client.queue_publications(ch, start, end)
+        ch.cursor = i
+        if delivered:
+            self.metrics.publications_out.labels(ch.kind).inc(delivered)
+        if written:
+            self.metrics.writes.inc(written)
+            self.metrics.bytes_out.inc(nbytes)
+        return max(1, stop - first)
 
     def _push_skipping(self, client: Client, ch: _Chan, batch: list[Message]) -> None:
         assert client._skip is not None

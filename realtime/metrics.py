@@ -61,7 +61,8 @@ class HubMetrics:
             "souk_ws_recover_total", "Subscribe with since, by result.", ("recovered",), registry=r
         )
         self.fanout_duration = Histogram(
-            "souk_ws_fanout_duration_seconds", "Time to write one flush to local subscribers.",
+            "souk_ws_fanout_duration_seconds",
+            "Time of one sweep over a channel's local subscribers, start to last write.",
             buckets=_FAST_BUCKETS, registry=r,
         )
         self.pubsub_lag = Histogram(

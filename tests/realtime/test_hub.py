@@ -62,7 +62,7 @@ async def settle() -> None:
     for _ in range(1000):
         for _ in range(5):
             await asyncio.sleep(0)
-        if not any(h._flush_scheduled or h._dirty for h in HUBS):
+        if all(h.idle() for h in HUBS):
             return
         await asyncio.sleep(0.001)
 
@@ -221,3 +221,51 @@ async def test_reply_ahead_of_the_bus_is_not_followed_by_duplicates() -> None:
     await settle()
     assert [p["offset"] for p in early.publications()] == [1, 2]
     assert [p["offset"] for p in late.publications()] == [2]
+
+
+async def test_sliced_sweeps_keep_every_subscriber_in_order_while_publications_arrive() -> None:
+    bus = MemoryBus()
+    pub, hub = make_hub(bus), make_hub(bus, slice_size=2)
+    name = f"auction:{uuid.uuid4()}"
+    sinks = [FakeSink() for _ in range(7)]
+    for s in sinks:
+        await subscribe(hub, s, name)
+    mp = FakeSink()
+    await subscribe(hub, mp, name, codec=Codec.MSGPACK)
+    leaver = FakeSink()
+    leaver_client = await subscribe(hub, leaver, name)
+    for i in range(30):
+        await pub.publish(name, {"n": i})  # sweeps of two connections run in between
+        if i == 10:
+            hub.unsubscribe(leaver_client, parse_channel(name))
+            late = FakeSink()
+            await subscribe(hub, late, name)
+    await settle()
+    for s in (*sinks, mp):
+        assert [p["offset"] for p in s.publications()] == list(range(1, 31))
+        assert [p["data"] for p in s.publications()] == [{"n": i} for i in range(30)]
+    late_offsets = [p["offset"] for p in late.publications()]
+    assert late_offsets == list(range(late_offsets[0], 31))  # gapless from where it joined
+    leaver_offsets = [p["offset"] for p in leaver.publications()]
+    assert leaver_offsets == list(range(1, len(leaver_offsets) + 1))
+    assert len(leaver_offsets) <= 11
+    assert hub.idle()
+    assert all(not ch.log for ch in hub.channels.values())  # everything written was forgotten
+
+
+async def test_sweeps_of_a_busy_channel_are_spaced_and_batched() -> None:
+    bus = MemoryBus()
+    pub = make_hub(bus)
+    hub = Hub(MemoryBroker(bus), metrics=HubMetrics(CollectorRegistry()), flush_delay_s=0.3)
+    HUBS.append(hub)
+    name = f"auction:{uuid.uuid4()}"
+    sink = FakeSink()
+    await subscribe(hub, sink, name)
+    await pub.publish(name, {"n": 0})
+    await settle()
+    assert len(sink.frames) == 1  # an idle channel writes at once
+    for i in range(1, 6):
+        await pub.publish(name, {"n": i})
+    await settle()
+    assert [p["offset"] for p in sink.publications()] == list(range(1, 7))
+    assert len(sink.frames) == 2  # the next five waited for the interval and left together
