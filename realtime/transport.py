@@ -59,41 +59,6 @@ class WebsocketShortcut:
         await self.app(scope, receive, send)
 
 
-_NEVER_USED: collections.deque[Any] = collections.deque(maxlen=0)
-
-
-def _slim_queue(proto: Any) -> None:
-    """uvicorn's per-connection receive queue is an unbounded `asyncio.Queue` used only with
-    `put_nowait` and `get`: its putters deque (used when a bounded queue is full) and its
-    `join()` event are never used, and each costs about 0.75 KB per connection. Share one
-    empty, unappendable stand-in for all connections instead."""
-    queue = getattr(proto, "queue", None)
-    if not isinstance(queue, asyncio.Queue) or queue.maxsize > 0:
-        return
-    if not queue._putters:  # type: ignore[attr-defined]
-        queue._putters = _NEVER_USED  # type: ignore[attr-defined]
-    if not queue._finished._waiters:  # type: ignore[attr-defined]
-        queue._finished = _FINISHED  # type: ignore[attr-defined]
-
-
-class _SharedFinished:
-    """Stands in for `asyncio.Queue._finished` (only `set`/`clear` are ever called on it)."""
-
-    __slots__ = ()
-
-    def set(self) -> None:
-        return None
-
-    def clear(self) -> None:
-        return None
-
-    def is_set(self) -> bool:
-        return False
-
-
-_FINISHED = _SharedFinished()
-
-
 class TransportSink:
     __slots__ = ("_proto", "_transport")
 
@@ -109,7 +74,6 @@ class TransportSink:
             with contextlib.suppress(Exception):
                 request.headers.clear()
         proto.request = proto.response = None
-        _slim_queue(proto)
 
     def write(self, frame: OutFrame) -> None:
         p = self._proto
