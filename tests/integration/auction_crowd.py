@@ -50,6 +50,7 @@ class Crowd:
     acks: list[Ack] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
+    watcher_reconnects: int = 0
     price: int = 0
     over: bool = False  # some bidder was told the auction is not open any more
     clients: int = 0  # connected and subscribed clients needed before the start
@@ -188,15 +189,40 @@ async def _until_closed(ws: WsClient, wait_s: float = 25.0) -> list[dict[str, An
     return ws.inbox
 
 
-async def watcher(crowd: Crowd, url: str, *, binary: bool) -> list[dict[str, Any]]:
-    """A watcher that stays on one process; returns what it saw (until `closed` or the
-    connection is lost)."""
+async def watcher(crowd: Crowd, url: str, *, binary: bool,
+                  reconnect: bool = False) -> list[dict[str, Any]]:
+    """A watcher on one process; returns what it saw until `closed`. When the server drops
+    the connection it stops there, or with `reconnect` connects again and subscribes anew
+    (what was published meanwhile is not replayed: a restarted Redis has no history)."""
     ws = await WsClient.open(url, binary=binary)
     assert "result" in await ws.call("subscribe", channel=crowd.channel)
     crowd.arrived()
-    seen = await _until_closed(ws)
-    await ws.close()
-    return seen
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while True:
+        seen.extend(await _until_closed(ws))
+        await ws.close()
+        if closed_events(seen, crowd.channel) or not reconnect:
+            return seen
+        again = await _resubscribe(crowd, url, binary, deadline)
+        if again is None:
+            return seen
+        ws = again
+
+
+async def _resubscribe(crowd: Crowd, url: str, binary: bool,
+                       deadline: float) -> WsClient | None:
+    while time.monotonic() < deadline:
+        try:
+            ws = await WsClient.open(url, binary=binary, open_timeout=3)
+            if "result" in await ws.call("subscribe", channel=crowd.channel):
+                crowd.watcher_reconnects += 1
+                return ws
+            await ws.close()
+        except NETWORK_ERRORS:
+            pass
+        await asyncio.sleep(0.2)
+    return None
 
 
 def bid_events(seen: list[dict[str, Any]], channel: str) -> list[tuple[int, int]]:
