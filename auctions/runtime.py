@@ -54,11 +54,13 @@ async def running_auctions(
     funds: Funds,
     orders: Orders,
     variants: VariantLookup,
+    durable: bool = True,
 ) -> AsyncIterator[AuctionService]:
-    """The service, with its closing scheduler running in the background until exit."""
+    """The service, with its closing scheduler running in the background until exit.
+    `durable=False` answers bids before their COMMIT: the "cost of durability" benchmark only."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
-        limiter=limiter, settings=settings,
+        limiter=limiter, settings=settings, durable=durable,
     )
     scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
     service.sequencer.on_closed(lambda _auction_id: scheduler.wake())

@@ -78,6 +78,8 @@ class Settings:
     auction_payment_window_s: int = 900
     auction_close_poll_ms: int = 250
     auction_max_batch: int = 500
+    # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
+    auction_ack_before_commit: bool = False
     # Real-time hub (realtime/); see README "Websocket hub settings".
     ws_max_connections: int = 10_000
     ws_max_frame_bytes: int = 65_536
@@ -174,6 +176,7 @@ class Settings:
             ),
             auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
+            auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),
             ws_max_connections=parser.integer("WS_MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
             ws_max_frame_bytes=parser.integer(
                 "WS_MAX_FRAME_BYTES", 65_536, low=1024, high=16 << 20
@@ -215,6 +218,10 @@ class Settings:
         parser.check(
             not (settings.env == "prod" and settings.payment_provider == "demo"),
             "PAYMENT_PROVIDER=demo is refused when SOUK_ENV=prod",
+        )
+        parser.check(
+            not (settings.env == "prod" and settings.auction_ack_before_commit),
+            "AUCTION_ACK_BEFORE_COMMIT is a benchmark switch, refused when SOUK_ENV=prod",
         )
         parser.finish()
         return settings
