@@ -181,9 +181,10 @@ def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], ra
         t0 = time.perf_counter()
         lat: dict[str, list[float]] = {}
         interval = len(users) / rate if rate else 0.0
+        price = [1_000]  # the highest price any bidder of this process was told
         await asyncio.gather(*(
             _bid_loop(ws, random.Random(first + i), auction, interval, t0, t0 + seconds,
-                      [1_000], lat) for i, ws in enumerate(conns)))
+                      price, lat) for i, ws in enumerate(conns)))
         elapsed = time.perf_counter() - t0
         for ws in conns:
             await ws.close()
