@@ -172,6 +172,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 orders=CommerceOrders(payment_window_s=settings.auction_payment_window_s),
                 variants=CatalogVariants(),
                 run_closer=settings.auction_closer,
+                durable=not settings.auction_ack_before_commit,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())
             log.info("souk started", extra={"settings": settings.safe_dict()})

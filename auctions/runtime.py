@@ -55,12 +55,14 @@ async def running_auctions(
     orders: Orders,
     variants: VariantLookup,
     run_closer: bool = True,
+    durable: bool = True,
 ) -> AsyncIterator[AuctionService]:
     """The service, with its closing scheduler running in the background until exit (unless
-    `run_closer` is False: then other processes of the deployment close and settle)."""
+    `run_closer` is False: then other processes of the deployment close and settle).
+    `durable=False` answers bids before their COMMIT: the "cost of durability" benchmark only."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
-        limiter=limiter, settings=settings,
+        limiter=limiter, settings=settings, durable=durable,
     )
     task: asyncio.Task[None] | None = None
     if run_closer:

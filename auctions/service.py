@@ -30,6 +30,7 @@ from auctions.errors import (
     InsufficientFunds,
     InvalidAuctionAction,
 )
+from auctions.fundsbatch import CoalescingFunds
 from auctions.model import (
     MAX_PRICE,
     Auction,
@@ -118,6 +119,7 @@ class AuctionService:
             durable=durable,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
+        self._funds_gate = CoalescingFunds(funds)
         self._gate = (
             CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
                               window_s=settings.bid_rate_window_s)
@@ -220,7 +222,7 @@ class AuctionService:
             needed = rules.buy_now_price or 0
         if self.settings.bid_deposit > 0:
             needed = self.settings.bid_deposit
-        if await self.funds.available(None, user_id, rules.currency) < needed:
+        if await self._funds_gate.available(user_id, rules.currency) < needed:
             raise InsufficientFunds()
 
     async def _rules_of(self, auction_id: uuid.UUID) -> Rules:

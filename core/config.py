@@ -79,6 +79,8 @@ class Settings:
     auction_close_poll_ms: int = 250
     auction_max_batch: int = 500
     auction_closer: bool = True  # run the closing/settling loop in this process
+    # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
+    auction_ack_before_commit: bool = False
     # Real-time hub (realtime/); see README "Websocket hub settings".
     ws_max_connections: int = 10_000
     ws_max_frame_bytes: int = 65_536
@@ -176,6 +178,7 @@ class Settings:
             auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
+            auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),
             ws_max_connections=parser.integer("WS_MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
             ws_max_frame_bytes=parser.integer(
                 "WS_MAX_FRAME_BYTES", 65_536, low=1024, high=16 << 20
@@ -217,6 +220,10 @@ class Settings:
         parser.check(
             not (settings.env == "prod" and settings.payment_provider == "demo"),
             "PAYMENT_PROVIDER=demo is refused when SOUK_ENV=prod",
+        )
+        parser.check(
+            not (settings.env == "prod" and settings.auction_ack_before_commit),
+            "AUCTION_ACK_BEFORE_COMMIT is a benchmark switch, refused when SOUK_ENV=prod",
         )
         parser.finish()
         return settings

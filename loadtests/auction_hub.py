@@ -1,0 +1,361 @@
+"""Bid load through the whole product path: real uvicorn processes, websocket `bid` ops, the
+PostgreSQL group commit and the realtime hub fanning accepted bids out to watchers.
+
+One hot auction; W watching websocket connections (the fast raw-asyncio client of
+loadtests/fanout, one process); B bidders on websockets (`websockets` library, in their own
+process(es)) making R bid attempts/s in all (open loop; 0 = closed loop, each bidder sends its
+next bid when the previous one is answered). Connections are spread round-robin over the server
+processes. Reports:
+- ack latency: bidder's send of the `bid` op → its reply (p50/p95/p99/max), by outcome;
+- delivery latency: the bid's `placed_at` in PostgreSQL (the sequencer's DB clock, same host
+  clock) → arrival of its `bid` publication at a watcher, over every delivery to a sample of
+  watcher connections (1 in `--sample`); missing/gaps/reorders over all of them;
+- the record: accepted seqs gapless in PostgreSQL, attempts written.
+Isolated in a fresh schema and Redis prefix with a throwaway JWT key; drops both at the end.
+Targets 127.0.0.1 only; every run is bounded (`--seconds` <= 30) and stops by itself.
+
+    export DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0
+    flock /tmp/souk-bench.lock .venv/bin/python -m loadtests.auction_hub \
+        --watchers 5000 --bidders 500 --rate 1000 --seconds 15
+    ... --ack-before-commit        # the cost of durability (record only)
+    ... --watchers 0 --bidders 400 --rate 0   # the highest attempt rate (closed loop)
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import orjson
+
+from core.auth import generate_key
+from core.config import Settings
+from loadtests.fanout.client import Endpoint, Fleet
+from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
+
+BID_EVENT = msgspec.json.Decoder(dict[str, Any])
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def dist(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50": pct(values, 0.50), "p95": pct(values, 0.95),
+            "p99": pct(values, 0.99), "max": round(max(values, default=0.0), 2),
+            "mean": round(statistics.fmean(values), 2) if values else 0.0}
+
+
+# --- watchers (own process) --------------------------------------------------------------------
+
+
+class BidRecorder(Recorder):
+    """The fan-out accounting for every connection, plus (offset, arrival ns) of every
+    publication on the sampled connections and each offset's bid seq."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sampled: set[int] = set()
+        self.offsets = array.array("q")
+        self.arrivals = array.array("q")
+        self.seq_of: dict[int, int] = {}
+
+    def on_frame(self, tracker: ConnTracker, payload: bytes, now_ns: int) -> list[Msg]:
+        others = super().on_frame(tracker, payload, now_ns)
+        if id(tracker) in self.sampled:
+            for m in decode_frame(payload):
+                if m.offset is None:
+                    continue
+                if m.offset not in self.seq_of:
+                    data = BID_EVENT.decode(bytes(m.data))
+                    self.seq_of[m.offset] = data["seq"] if data.get("type") == "bid" else 0
+                self.offsets.append(m.offset)
+                self.arrivals.append(now_ns)
+        return others
+
+    @staticmethod
+    def _timestamp(data: msgspec.Raw) -> int:
+        return 0  # latency is computed against PostgreSQL's placed_at afterwards
+
+
+def watchers_main(urls: list[str], channel: str, n: int, sample: int, ready: Any,
+                  stop: Any, out: Any) -> None:
+    import uvloop
+
+    async def run() -> dict[str, Any]:
+        recorder = BidRecorder()
+        fleet = Fleet([Endpoint(u + "/v1/ws") for u in urls], channel, recorder)
+        took = await fleet.open(n, timeout_s=120)
+        for i, sub in enumerate(fleet.subscribers):
+            if i % sample == 0:
+                recorder.sampled.add(id(sub.tracker))
+        ready.set()
+        await asyncio.to_thread(stop.wait)
+        published = max(recorder.seq_of, default=0) - min(recorder.seq_of, default=1) + 1
+        summary = Summary.of(fleet.trackers, published)
+        fleet.close()
+        return {"open_s": round(took, 1), "delivered": recorder.delivered,
+                "missing": summary.missing, "gaps": summary.gaps,
+                "reorders": summary.reorders, "closed": summary.closed,
+                "errors": fleet.errors()[:5], "sampled": len(recorder.sampled),
+                "offsets": recorder.offsets.tobytes(), "arrivals": recorder.arrivals.tobytes(),
+                "seq_of": recorder.seq_of}
+
+    out.put(uvloop.run(run()))
+
+
+# --- bidders (own process) ---------------------------------------------------------------------
+
+
+async def _reply(ws: Any, n: int) -> dict[str, Any]:
+    """The reply to command `n` (frames may carry several newline-separated messages)."""
+    while True:
+        reply = None
+        for line in (await ws.recv()).split("\n"):
+            msg = orjson.loads(line)
+            if msg.get("id") == n:
+                reply = msg
+        if reply is not None:
+            return reply
+
+
+async def _bid_loop(ws: Any, rng: random.Random, auction: str, interval: float, t0: float,
+                    end: float, price: list[int], lat: dict[str, list[float]]) -> None:
+    """One bidder: a bid every `interval` s (open loop; 0 = closed loop) until `end`.
+    Bid mix: 70% one-tap `next` up to 10% above the last price seen, 30% maxima around it."""
+    due = t0 + rng.uniform(0, interval)
+    n = 0
+    while True:
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            due = max(due + interval, time.perf_counter() - interval)
+        if time.perf_counter() >= end:
+            return
+        n += 1
+        p = price[0]
+        if rng.random() < 0.7:
+            bid = {"kind": "next", "amount": p * 11 // 10 + 5_000}
+        else:
+            bid = {"kind": "max", "amount": max(1_000, p + rng.randint(-2, 30) * 100)}
+        frame = orjson.dumps({"id": n, "op": "bid", "auction_id": auction,
+                              "bid_id": str(uuid.uuid4()), **bid})
+        sent = time.perf_counter()
+        await ws.send(frame.decode())
+        reply = await _reply(ws, n)
+        took = (time.perf_counter() - sent) * 1000
+        if "result" in reply:
+            lat.setdefault("accepted", []).append(took)
+            price[0] = max(price[0], reply["result"]["price"])
+        else:
+            lat.setdefault(reply["error"]["code"], []).append(took)
+
+
+def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], rate: float,
+                 seconds: float, first: int, ready: Any, start: Any, out: Any) -> None:
+    import uvloop
+    from websockets.asyncio.client import connect
+
+    async def run() -> dict[str, Any]:
+        conns = [await connect(
+            urls[(first + i) % len(urls)] + "/v1/ws", subprotocols=["souk.v1.json"],  # type: ignore[list-item]
+            additional_headers={"Authorization": f"Bearer {token}"}, max_size=None)
+            for i, (_, token) in enumerate(users)]
+        ready.set()
+        await asyncio.to_thread(start.wait)
+        t0 = time.perf_counter()
+        lat: dict[str, list[float]] = {}
+        interval = len(users) / rate if rate else 0.0
+        price = [1_000]  # the highest price any bidder of this process was told
+        await asyncio.gather(*(
+            _bid_loop(ws, random.Random(first + i), auction, interval, t0, t0 + seconds,
+                      price, lat) for i, ws in enumerate(conns)))
+        elapsed = time.perf_counter() - t0
+        for ws in conns:
+            await ws.close()
+        return {"lat": lat, "elapsed": elapsed}
+
+    out.put(uvloop.run(run()))
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+async def prepare(settings: Settings, base: str, bidders: int) -> tuple[str, list[tuple[str, str]]]:
+    from core import db
+    from tests.integration.auction_crowd import buyers
+
+    pool = await db.create_pool(settings.database_url, schema=settings.database_schema,
+                                min_size=1, max_size=2)
+    try:
+        users = await buyers(pool, settings, bidders)
+    finally:
+        await pool.close()
+    async with httpx.AsyncClient(timeout=30) as http:
+        email = f"seller-{uuid.uuid4().hex[:8]}@bench.test"
+        r = await http.post(base + "/v1/auth/register", json={
+            "email": email, "password": "correct horse battery staple",
+            "display_name": "Bench seller", "role": "seller"})
+        r.raise_for_status()
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await http.post(base + "/v1/products", headers=headers, json={
+            "title": "Hot item", "variants": [{"sku": "HOT-1", "price": 9_000, "stock": 1}]})
+        r.raise_for_status()
+        r = await http.post(base + "/v1/auctions", headers=headers, json={
+            "variant_id": r.json()["variants"][0]["id"], "start_price": 1_000,
+            "duration_s": 3600, "soft_close_s": 10})
+        r.raise_for_status()
+        return str(r.json()["id"]), users
+
+
+async def record(settings: Settings, auction: str) -> dict[str, Any]:
+    from core import db
+
+    pool = await db.create_pool(settings.database_url, schema=settings.database_schema,
+                                min_size=1, max_size=2)
+    try:
+        rows = await pool.fetch(
+            "SELECT seq, (extract(epoch FROM placed_at) * 1e9)::bigint AS ns FROM auction_bids "
+            "WHERE auction_id = $1 ORDER BY seq", uuid.UUID(auction))
+        attempts = await pool.fetchval(
+            "SELECT count(*) FROM auction_bid_attempts WHERE auction_id = $1", uuid.UUID(auction))
+    finally:
+        await pool.close()
+    seqs = [r["seq"] for r in rows]
+    return {"accepted": len(rows), "attempts_written": attempts,
+            "gapless": seqs == list(range(1, len(seqs) + 1)),
+            "placed_ns": {r["seq"]: r["ns"] for r in rows}}
+
+
+def delivery(w: dict[str, Any], placed: dict[int, int], skip_ns: int) -> dict[str, float]:
+    offsets = array.array("q")
+    offsets.frombytes(w["offsets"])
+    arrivals = array.array("q")
+    arrivals.frombytes(w["arrivals"])
+    lat = []
+    for off, at in zip(offsets, arrivals, strict=True):
+        seq = w["seq_of"].get(off, 0)
+        if seq and seq in placed and placed[seq] >= skip_ns:
+            lat.append((at - placed[seq]) / 1e6)
+    return dist(lat)
+
+
+def summarise(args: argparse.Namespace, results: list[dict[str, Any]],
+              watch: dict[str, Any] | None, rec: dict[str, Any], t_start: int) -> dict[str, Any]:
+    lat: dict[str, list[float]] = {}
+    elapsed = max(r["elapsed"] for r in results)
+    for r in results:
+        for k, v in r["lat"].items():
+            lat.setdefault(k, []).extend(v)
+    every = [x for v in lat.values() for x in v]
+    report: dict[str, Any] = {
+        "servers": args.servers, "watchers": args.watchers, "bidders": args.bidders,
+        "rate": args.rate, "seconds": args.seconds,
+        "ack_before_commit": args.ack_before_commit,
+        "attempts_per_s": round(len(every) / elapsed, 1),
+        "accepted_per_s": round(len(lat.get("accepted", [])) / elapsed, 1),
+        "outcomes": {k: len(v) for k, v in lat.items()},
+        "ack_ms_all": dist(every), "ack_ms_accepted": dist(lat.get("accepted", [])),
+        "gapless": rec["gapless"], "accepted_in_pg": rec["accepted"],
+        "attempts_in_pg": rec["attempts_written"],
+        "load_avg": os.getloadavg(),
+    }
+    if watch is not None:
+        # deliveries of bids placed in the first 2 s (connection warm-up) are left out
+        report["delivery_ms"] = delivery(watch, rec["placed_ns"], t_start + 2 * 10**9)
+        report["watchers_result"] = {k: v for k, v in watch.items()
+                                     if k not in ("offsets", "arrivals", "seq_of")}
+    return report
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--servers", type=int, default=2)
+    p.add_argument("--watchers", type=int, default=5000)
+    p.add_argument("--bidders", type=int, default=500)
+    p.add_argument("--bidder-procs", type=int, default=1)
+    p.add_argument("--rate", type=float, default=1000, help="attempts/s in all; 0 = closed loop")
+    p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--sample", type=int, default=49, help="1 in N watchers timed")
+    p.add_argument("--ack-before-commit", action="store_true")
+    p.add_argument("--env", action="append", default=[], help="extra server env KEY=VALUE")
+    args = p.parse_args()
+    if not 0 < args.seconds <= 30:
+        raise SystemExit("--seconds must be in (0, 30]")
+
+    from tests.support.servers import ServerProcess
+    from tests.support.services import drop_isolation, make_settings
+
+    workdir = Path(tempfile.mkdtemp(prefix="auction-hub-"))
+    generate_key(workdir, "bench1")
+    settings = make_settings(workdir, database_pool_max=20)
+    env = {"AUCTION_BID_RATE": "100000", "WS_MAX_CONNECTIONS": "19100",
+           "WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000",
+           "AUCTION_ACK_BEFORE_COMMIT": "true" if args.ack_before_commit else "false"}
+    env.update(kv.split("=", 1) for kv in args.env)
+    procs: list[ServerProcess] = []
+    ctx = mp.get_context("spawn")
+    try:
+        for _ in range(args.servers):
+            procs.append(ServerProcess(settings, extra_env=env).start(log_dir=workdir))
+        urls = [s.ws_url for s in procs]
+        auction, users = asyncio.run(prepare(settings, procs[0].url, args.bidders))
+        channel = f"auction:{auction}"
+        out: Any = ctx.Queue()
+        stop = ctx.Event()
+        children = []
+        if args.watchers:
+            w_ready = ctx.Event()
+            children.append(ctx.Process(target=watchers_main, args=(
+                urls, channel, args.watchers, args.sample, w_ready, stop, out)))
+            children[-1].start()
+            if not w_ready.wait(150):
+                raise SystemExit("watchers did not connect")
+        start = ctx.Event()
+        b_ready = []
+        per = -(-len(users) // args.bidder_procs)
+        for k in range(args.bidder_procs):
+            ready = ctx.Event()
+            b_ready.append(ready)
+            share = users[k * per:(k + 1) * per]
+            children.append(ctx.Process(target=bidders_main, args=(
+                urls, auction, share, args.rate * len(share) / len(users), args.seconds,
+                k * per, ready, start, out)))
+            children[-1].start()
+        for ready in b_ready:
+            if not ready.wait(120):
+                raise SystemExit("bidders did not connect")
+        t_start = time.time_ns()
+        start.set()
+        results = [out.get(timeout=args.seconds + 120) for _ in range(args.bidder_procs)]
+        time.sleep(2.0)  # deliveries drain
+        stop.set()
+        watch = out.get(timeout=120) if args.watchers else None
+        for c in children:
+            c.join(30)
+        rec = asyncio.run(record(settings, auction))
+        report = summarise(args, results, watch, rec, t_start)
+        print(json.dumps(report, indent=1))
+    finally:
+        for s in procs:
+            s.stop()
+        asyncio.run(drop_isolation(settings))
+
+
+if __name__ == "__main__":
+    main()
