@@ -165,30 +165,6 @@ async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
     )
 
 
-async def insert_bids(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, records: Sequence[BidRecord]
-) -> None:
-    """Insert accepted bids in one statement (one round trip per batch)."""
-    if not records:
-        return
-    await conn.execute(
-        """INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
-               price_after, leader_after, ends_at_after, placed_at)
-           SELECT $1, * FROM unnest($2::bigint[], $3::uuid[], $4::uuid[], $5::text[],
-               $6::bigint[], $7::bigint[], $8::uuid[], $9::timestamptz[], $10::timestamptz[])""",
-        auction_id,
-        [r.seq for r in records],
-        [r.bidder for r in records],
-        [r.bid_id for r in records],
-        [r.kind.value for r in records],
-        [r.amount for r in records],
-        [r.price_after for r in records],
-        [r.leader_after for r in records],
-        [from_ms(r.ends_at_after) for r in records],
-        [from_ms(r.at) for r in records],
-    )
-
-
 async def write_batch(
     conn: asyncpg.Connection,
     auction_id: uuid.UUID,
@@ -258,33 +234,13 @@ class Attempt:
     at: int
 
 
-async def insert_attempts(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, attempts: Sequence[Attempt]
-) -> None:
-    if not attempts:
-        return
-    await conn.execute(
-        """INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount, outcome,
-               seq, attempted_at)
-           SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[],
-               $6::text[], $7::bigint[], $8::timestamptz[])""",
-        auction_id,
-        [a.bidder for a in attempts],
-        [a.bid_id for a in attempts],
-        [a.kind for a in attempts],
-        [a.amount for a in attempts],
-        [a.outcome for a in attempts],
-        [a.seq for a in attempts],
-        [from_ms(a.at) for a in attempts],
-    )
-
-
 def _record(r: asyncpg.Record) -> BidRecord:
     return BidRecord(
         seq=r["seq"], bidder=r["bidder_id"], bid_id=r["bid_id"], kind=BidKind(r["kind"]),
         amount=r["amount"], at=to_ms(r["placed_at"]), price_after=r["price_after"],
         leader_after=r["leader_after"], ends_at_after=to_ms(r["ends_at_after"]),
     )
+
 
 
 async def find_bids(

@@ -195,8 +195,8 @@ class RedisSequencedService:
                                                   r.amount, reason, None, 0))
                     answers.append((r, err))
             async with self.svc.pool.acquire() as conn, conn.transaction():
-                await store.insert_bids(conn, aid, rows)
-                await store.insert_attempts(conn, aid, attempts)
+                # The Redis function holds the state; PostgreSQL gets the bids and attempts.
+                await store.write_batch(conn, aid, None, rows, attempts)
             self.stats.batches += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
             for r, answer in answers:
