@@ -1,6 +1,6 @@
 """Coalesced wallet pre-checks: every `available` asked in the same event-loop turn (a burst of
-bids) is answered by one query when the Funds port offers `available_many`, instead of one pool
-round trip per bid. Ports without it are asked one by one, concurrently."""
+bids) is answered by one query per currency when the Funds port offers `available_many`,
+instead of one pool round trip per bid. Ports without it are asked one by one, concurrently."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import uuid
 from typing import Protocol, runtime_checkable
 
 from auctions.ports import Funds
+from core.coalesce import Coalescer
 
 
 @runtime_checkable
@@ -23,47 +24,19 @@ class CoalescingFunds:
     def __init__(self, funds: Funds, *, max_batch: int = 1_000) -> None:
         self._funds = funds
         self._max_batch = max_batch
-        self._pending: list[tuple[uuid.UUID, str, asyncio.Future[int]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._by_currency: dict[str, Coalescer[uuid.UUID, int]] = {}
 
     async def available(self, user_id: uuid.UUID, currency: str) -> int:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        self._pending.append((user_id, currency, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
-        elif len(self._pending) >= self._max_batch:
-            self._flush()
-        return await future
+        batches = self._by_currency.get(currency)
+        if batches is None:
+            batches = self._by_currency[currency] = Coalescer(
+                lambda users: self._ask(users, currency), max_batch=self._max_batch
+            )
+        return await batches.call(user_id)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        by_currency: dict[str, list[tuple[uuid.UUID, asyncio.Future[int]]]] = {}
-        for user, currency, future in batch:
-            by_currency.setdefault(currency, []).append((user, future))
-        for currency, items in by_currency.items():
-            task = asyncio.ensure_future(self._send(currency, items))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _send(
-        self, currency: str, items: list[tuple[uuid.UUID, asyncio.Future[int]]]
-    ) -> None:
-        try:
-            if isinstance(self._funds, BulkFunds):
-                found = await self._funds.available_many(
-                    sorted({u for u, _ in items}), currency)
-                values = [found.get(u, 0) for u, _ in items]
-            else:
-                values = list(await asyncio.gather(
-                    *(self._funds.available(None, u, currency) for u, _ in items)))
-        except BaseException as exc:
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for (_, future), value in zip(items, values, strict=True):
-            if not future.done():
-                future.set_result(value)
+    async def _ask(self, users: list[uuid.UUID], currency: str) -> list[int]:
+        if isinstance(self._funds, BulkFunds):
+            found = await self._funds.available_many(sorted(set(users)), currency)
+            return [found.get(u, 0) for u in users]
+        return list(await asyncio.gather(
+            *(self._funds.available(None, u, currency) for u in users)))
