@@ -63,6 +63,10 @@ class Broker(Protocol):
         """Publish encoded `data_json` on `channel`. Durable (no `key`): returns its position.
         With `key`: latest-value only, no offset, no history; returns None."""
 
+    async def publish_many(self, channel: str, data_json: list[bytes]) -> list[Position]:
+        """Publish several durable publications on `channel` at once: consecutive offsets in
+        list order, nothing else interleaved; one round trip to the bus."""
+
     async def subscribe(self, channel: str) -> None:
         """Receive `channel`'s messages from now on; returns once the subscription is active."""
 
@@ -142,6 +146,14 @@ class MemoryBroker:
         del st.history[: max(0, len(st.history) - self.bus.history_size)]
         self._fan(Message(channel, st.epoch, st.offset, ts, None, payload))
         return Position(st.epoch, st.offset)
+
+    async def publish_many(self, channel: str, data_json: list[bytes]) -> list[Position]:
+        out = []
+        for data in data_json:
+            position = await self.publish(channel, data)
+            assert position is not None
+            out.append(position)
+        return out
 
     def _fan(self, msg: Message) -> None:
         loop = asyncio.get_running_loop()

@@ -53,27 +53,33 @@ return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0}
 """
 
 _PUBLISH = """
-local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
-  epoch = ARGV[4]
+  epoch = ARGV[3]
   redis.call('HSET', KEYS[1], 'epoch', epoch)
   redis.call('DEL', KEYS[2])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local payload = '{"channel":"' .. ARGV[2] .. '","offset":' .. offset .. ',"data":' .. ARGV[3] .. '}'
-if tonumber(ARGV[5]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'o', offset, 'p', payload)
-  redis.call('XTRIM', KEYS[2], 'MINID', '~', ms - tonumber(ARGV[6]))
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+local offset = 0
+local head = '{"channel":"' .. ARGV[2] .. '","offset":'
+for i = 8, #ARGV do
+  offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
+  local payload = head .. offset .. ',"data":' .. ARGV[i] .. '}'
+  if tonumber(ARGV[4]) > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'o', offset, 'p', payload)
+  end
+  local msg = epoch .. ' ' .. offset .. ' ' .. ms .. ' \\n' .. payload
+  if ARGV[7] == '1' then
+    redis.call('SPUBLISH', ARGV[1], msg)
+  else
+    redis.call('PUBLISH', ARGV[1], msg)
+  end
 end
-local msg = epoch .. ' ' .. offset .. ' ' .. ms .. ' \\n' .. payload
-if ARGV[8] == '1' then
-  redis.call('SPUBLISH', ARGV[1], msg)
-else
-  redis.call('PUBLISH', ARGV[1], msg)
+if tonumber(ARGV[4]) > 0 then
+  redis.call('XTRIM', KEYS[2], 'MINID', '~', ms - tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 return {epoch, offset}
 """
@@ -197,13 +203,23 @@ class RedisBroker:
             else:
                 await self._redis.publish(self._tag(channel), msg)
             return None
+        return (await self.publish_many(channel, [data_json]))[0]
+
+    async def publish_many(self, channel: str, data_json: list[bytes]) -> list[Position]:
+        """Publish several durable publications on one channel in one Redis call: their
+        offsets are consecutive, in list order, and nothing else on the channel interleaves."""
+        if not data_json:
+            return []
         async with self._gate:
-            epoch, offset = await self._publish(
+            epoch, last = await self._publish(
                 keys=self._keys(channel),
-                args=[self._tag(channel), channel, data_json, new_epoch(), self._history_size,
-                      self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0"],
+                args=[self._tag(channel), channel, new_epoch(), self._history_size,
+                      self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0",
+                      *data_json],
             )
-        return Position(epoch.decode(), int(offset))
+        e, n = epoch.decode(), int(last)
+        first = n - len(data_json) + 1
+        return [Position(e, first + i) for i in range(len(data_json))]
 
     async def position(self, channel: str) -> Position:
         async with self._gate:
