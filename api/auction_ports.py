@@ -146,3 +146,6 @@ class HubPublisher:
 
     async def publish(self, channel: str, data: dict[str, Any]) -> None:
         await self._hub.publish(channel, data)
+
+    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
+        await self._hub.publish_many(channel, items)

@@ -24,6 +24,10 @@ class Publisher(Protocol):
 
     async def publish(self, channel: str, data: dict[str, Any]) -> None: ...
 
+    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
+        """Publish `items` on `channel` in order as one unit (one bus round trip)."""
+        ...
+
 
 class Funds(Protocol):
     """The wallet ledger, for bid checks and the winner's payment."""

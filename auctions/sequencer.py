@@ -268,6 +268,9 @@ class _Writer:
             try:
                 placed = engine.place_bid(state, Bid(r.bidder, r.amount, r.kind, r.bid_id), now)
             except BidRejected as exc:
+                # The refusal goes back through a future: drop the traceback, which would tie
+                # this frame (and the whole batch) into a cycle only the GC's full pass frees.
+                exc.__traceback__ = None
                 attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                               exc.code, None, now))
                 answers.append((r, exc))
@@ -295,11 +298,10 @@ class _Writer:
                 self._names.clear()
             self._names.update(await store.display_names(conn, missing))
         topic = wire.channel(self.auction_id)
-        payloads = [wire.event_payload(self.auction_id, e, self._names) for e in events]
+        payloads = wire.publications(self.auction_id, events, self._names)
         try:
             async with asyncio.timeout(self._s._publish_timeout_s):
-                for payload in payloads:
-                    await self._s._publisher.publish(topic, payload)
+                await self._s._publisher.publish_all(topic, payloads)
         except Exception as exc:  # the bids are durable; watchers recover over REST
             log.warning("auction publish failed", extra={"error": repr(exc)})
 
@@ -358,11 +360,9 @@ async def exclusive(
             events = await work(conn, locked[0], locked[1])
         if events:
             names = await store.display_names(conn, wire.people(events))
-            topic = wire.channel(auction_id)
-            for event in events:
-                try:
-                    await publisher.publish(topic, wire.event_payload(auction_id, event, names))
-                except Exception as exc:
-                    log.warning("auction publish failed", extra={"error": repr(exc)})
-                    break
+            payloads = wire.publications(auction_id, events, names)
+            try:
+                await publisher.publish_all(wire.channel(auction_id), payloads)
+            except Exception as exc:
+                log.warning("auction publish failed", extra={"error": repr(exc)})
         return events

@@ -15,6 +15,7 @@ close (`scheduler.py`); if it cannot pay then, the payment-window rule applies.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -213,16 +214,26 @@ class AuctionService:
     async def _pre_checks(
         self, user_id: uuid.UUID, rules: Rules, amount: int, kind: BidKind
     ) -> None:
-        if self._gate is not None:
-            decision = await self._gate.take(str(user_id))
-            if not decision.allowed:
-                raise RateLimited(decision.retry_after_s)
+        """The rate limit (Redis) and the funds check (ledger) run concurrently: a bid pays
+        one round trip for both, not two in a row."""
         needed = amount
         if kind is BidKind.BUY_NOW:
             needed = rules.buy_now_price or 0
         if self.settings.bid_deposit > 0:
             needed = self.settings.bid_deposit
-        if await self._funds_gate.available(user_id, rules.currency) < needed:
+        funds = asyncio.ensure_future(self._funds_gate.available(user_id, rules.currency))
+        try:
+            if self._gate is not None:
+                decision = await self._gate.take(str(user_id))
+                if not decision.allowed:
+                    raise RateLimited(decision.retry_after_s)
+            available = await funds
+        finally:
+            if not funds.done():
+                funds.cancel()
+            elif not funds.cancelled():
+                funds.exception()  # mark it retrieved when the rate limit answered first
+        if available < needed:
             raise InsufficientFunds()
 
     async def _rules_of(self, auction_id: uuid.UUID) -> Rules:

@@ -28,6 +28,9 @@ class MemoryPublisher:
     async def publish(self, channel: str, data: dict[str, Any]) -> None:
         self.published[channel].append(data)
 
+    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
+        self.published[channel].extend(items)
+
 
 @dataclass
 class MemoryFunds:

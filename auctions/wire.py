@@ -1,6 +1,12 @@
 """Public event payloads for the `auction:{id}` channel (times as integer ms, as in websocket
 frames). Pure. Leader and winner are shown by display name (and id); maxima and the reserve
-never appear."""
+never appear.
+
+One commit is one publication: a commit that produced one event publishes that event; one that
+produced several (a burst of bids committed together, a bid and its extension) publishes
+`{"type": "events", "auction_id", "events": [...]}` with the events in seq order. Watchers get
+every event, and the hub writes and every client parses one message per commit instead of one
+per bid. `events_of(data)` is the client's rule for reading either shape."""
 
 from __future__ import annotations
 
@@ -52,6 +58,23 @@ def event_payload(
             "bid_count": event.bid_count, "reserve_met": event.reserve_met,
         }
     raise TypeError(f"unknown event {event!r}")  # pragma: no cover
+
+
+def publications(
+    auction_id: uuid.UUID, events: list[Event], names: Mapping[uuid.UUID, str]
+) -> list[dict[str, Any]]:
+    """What one commit publishes on `auction:{id}` (see the module docstring)."""
+    payloads = [event_payload(auction_id, e, names) for e in events]
+    if len(payloads) <= 1:
+        return payloads
+    return [{"type": "events", "auction_id": str(auction_id), "events": payloads}]
+
+
+def events_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The events one `auction:{id}` publication carries, in seq order."""
+    if data.get("type") == "events":
+        return list(data["events"])
+    return [dict(data)]
 
 
 def people(events: list[Event]) -> set[uuid.UUID]:

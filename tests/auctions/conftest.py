@@ -17,6 +17,7 @@ from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings, NewAuction
 from auctions.store import AuctionRow
 from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
+from auctions.wire import events_of
 from core.auth import Principal, Role
 from core.config import Settings
 from core.context import Runtime
@@ -44,7 +45,9 @@ class Env:
         return await self.svc.create(self.principal(seller), NewAuction(**fields))
 
     def published(self, auction_id: uuid.UUID) -> list[dict[str, Any]]:
-        return self.publisher.published[f"auction:{auction_id}"]
+        """The events published on the auction's channel, in order (batches flattened)."""
+        return [e for data in self.publisher.published[f"auction:{auction_id}"]
+                for e in events_of(data)]
 
     async def buyers(self, n: int) -> list[Account]:
         """`n` buyer accounts inserted directly (no password hashing: fast). They can bid

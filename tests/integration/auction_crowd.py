@@ -20,6 +20,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from api.ledger import service as ledger
+from auctions.wire import events_of
 from core.auth import KeyRing, Role, TokenService
 from core.config import Settings
 from tests.realtime.wsclient import WsClient
@@ -181,8 +182,8 @@ def _answered(crowd: Crowd, user: str, bid: dict[str, Any],
 async def _until_closed(ws: WsClient, wait_s: float = 25.0) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_s
     try:
-        while not any(m["data"].get("type") == "closed" for m in ws.inbox
-                      if isinstance(m.get("data"), dict)):
+        while not any(e.get("type") == "closed" for m in ws.inbox
+                      if isinstance(m.get("data"), dict) for e in events_of(m["data"])):
             await ws._read_one(max(0.1, deadline - time.monotonic()))
     except NETWORK_ERRORS:
         pass
@@ -226,13 +227,17 @@ async def _resubscribe(crowd: Crowd, url: str, binary: bool,
 
 
 def bid_events(seen: list[dict[str, Any]], channel: str) -> list[tuple[int, int]]:
-    return [(m["data"]["seq"], m["data"]["price"]) for m in seen
-            if m.get("channel") == channel and m["data"].get("type") == "bid"]
+    return [(e["seq"], e["price"]) for e in auction_events(seen, channel)
+            if e.get("type") == "bid"]
 
 
 def closed_events(seen: list[dict[str, Any]], channel: str) -> list[dict[str, Any]]:
-    return [m["data"] for m in seen
-            if m.get("channel") == channel and m["data"].get("type") == "closed"]
+    return [e for e in auction_events(seen, channel) if e.get("type") == "closed"]
+
+
+def auction_events(seen: list[dict[str, Any]], channel: str) -> list[dict[str, Any]]:
+    """Every event the publications on `channel` carried, in order (batches flattened)."""
+    return [e for m in seen if m.get("channel") == channel for e in events_of(m["data"])]
 
 
 async def wait_settled(pool: asyncpg.Pool, auction_id: str, timeout_s: float = 40) -> Any:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from auctions.model import IncrementTable
+from auctions.wire import events_of
 from tests.realtime.wsclient import WsClient
 from tests.support.servers import ServerProcess
 
@@ -54,8 +55,11 @@ async def wallet(http: httpx.AsyncClient, server: ServerProcess, who: dict[str, 
 async def next_of(client: WsClient, channel: str, kind: str) -> dict[str, Any]:
     while True:
         [msg] = await client.publications(1, wait_s=20)
-        if msg.get("channel") == channel and msg["data"].get("type") == kind:
-            return msg
+        if msg.get("channel") != channel:
+            continue
+        for event in events_of(msg["data"]):
+            if event.get("type") == kind:
+                return msg | {"data": event}
 
 
 async def test_live_auction_end_to_end(servers, http: httpx.AsyncClient) -> None:  # type: ignore[no-untyped-def]
@@ -107,8 +111,8 @@ async def test_live_auction_end_to_end(servers, http: httpx.AsyncClient) -> None
         closed = await next_of(w, channel, "closed")
         assert closed["data"]["outcome"] == "sold"
         assert closed["data"]["winner_id"] == bob["id"]
-        bids = [(m["data"]["seq"], m["data"]["price"]) for m in w.inbox if
-                m["data"].get("type") == "bid"]
+        bids = [(e["seq"], e["price"]) for m in w.inbox for e in events_of(m["data"])
+                if e.get("type") == "bid"]
         seen.append(bids)
     assert seen[0] == seen[1]
     assert [s for s, _ in seen[0]] == sorted(s for s, _ in seen[0])
