@@ -3,10 +3,16 @@ frames). Pure. Leader and winner are shown by display name (and id); maxima and 
 never appear.
 
 One commit is one publication: a commit that produced one event publishes that event; one that
-produced several (a burst of bids committed together, a bid and its extension) publishes
-`{"type": "events", "auction_id", "events": [...]}` with the events in seq order. Watchers get
-every event, and the hub writes and every client parses one message per commit instead of one
-per bid. `events_of(data)` is the client's rule for reading either shape."""
+produced several (a burst of bids committed together, a bid and its extension) publishes them
+as one batch, with the bids in a compact row form (at a hot auction most of the channel's bytes
+are bids, and every byte goes to every watcher):
+
+    {"type": "batch", "auction_id": "...", "people": {"<user id>": "<display name>", ...},
+     "events": [[seq, price, "<leader id>", ends_at, bid_count, flags], {...}, ...]}
+
+An array is a bid (`flags`: 1 extended, 2 reserve met, 4 buy-it-now still offered); an object
+is any other event in its usual form. Items are in seq order. `events_of(data)` is the
+client's rule: it turns either shape into the list of full event objects."""
 
 from __future__ import annotations
 
@@ -64,17 +70,47 @@ def publications(
     auction_id: uuid.UUID, events: list[Event], names: Mapping[uuid.UUID, str]
 ) -> list[dict[str, Any]]:
     """What one commit publishes on `auction:{id}` (see the module docstring)."""
-    payloads = [event_payload(auction_id, e, names) for e in events]
-    if len(payloads) <= 1:
-        return payloads
-    return [{"type": "events", "auction_id": str(auction_id), "events": payloads}]
+    if len(events) <= 1:
+        return [event_payload(auction_id, e, names) for e in events]
+    people: dict[str, str] = {}
+    items: list[Any] = []
+    for e in events:
+        if isinstance(e, BidAccepted):
+            uid = str(e.leader)
+            people.setdefault(uid, names.get(e.leader, "bidder"))
+            flags = ((_EXTENDED if e.extended else 0) | (_RESERVE_MET if e.reserve_met else 0)
+                     | (_BUY_NOW if e.buy_now_available else 0))
+            items.append([e.seq, e.price, uid, e.ends_at, e.bid_count, flags])
+        else:
+            full = event_payload(auction_id, e, names)
+            del full["auction_id"]
+            items.append(full)
+    return [{"type": "batch", "auction_id": str(auction_id), "people": people,
+             "events": items}]
 
 
 def events_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The events one `auction:{id}` publication carries, in seq order."""
-    if data.get("type") == "events":
-        return list(data["events"])
-    return [dict(data)]
+    """The full events one `auction:{id}` publication carries, in seq order."""
+    if data.get("type") != "batch":
+        return [dict(data)]
+    auction_id, people = data["auction_id"], data["people"]
+    out: list[dict[str, Any]] = []
+    for item in data["events"]:
+        if isinstance(item, list):
+            seq, price, uid, ends_at, bid_count, flags = item
+            out.append({
+                "auction_id": auction_id, "seq": seq, "type": "bid", "price": price,
+                "amount": price, "leader": people.get(uid, "bidder"), "leader_id": uid,
+                "ends_at": ends_at, "extended": bool(flags & _EXTENDED),
+                "reserve_met": bool(flags & _RESERVE_MET),
+                "buy_now_available": bool(flags & _BUY_NOW), "bid_count": bid_count,
+            })
+        else:
+            out.append({"auction_id": auction_id} | item)
+    return out
+
+
+_EXTENDED, _RESERVE_MET, _BUY_NOW = 1, 2, 4
 
 
 def people(events: list[Event]) -> set[uuid.UUID]:
