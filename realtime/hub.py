@@ -10,7 +10,11 @@ written; the sweep writes it everything from there to the log's end in one frame
 arrives while a sweep is under way joins it for the subscribers the sweep has not reached yet;
 the others get it in the next sweep, which starts when this one ends but no sooner than
 `flush_delay_s` after this one started (so at small fan-outs each write still carries several
-publications). A publication on an idle channel starts a sweep at once.
+publications), and, when the loop had other work during the sweep (bids, commands, another
+process on the same core), no sooner than that much time after it ended (at most
+`max_backoff_s`): under contention the fan-out yields and each write carries more, instead of
+sweeping back to back and starving everything else. A publication on an idle channel starts a
+sweep at once.
 
 Backpressure (never awaits a client): a client whose transport buffer is above `high_water`
 gets messages queued in its own outbox instead; latest-value publications (those with a `key`)

@@ -269,3 +269,49 @@ async def test_sweeps_of_a_busy_channel_are_spaced_and_batched() -> None:
     await settle()
     assert [p["offset"] for p in sink.publications()] == list(range(1, 7))
     assert len(sink.frames) == 2  # the next five waited for the interval and left together
+
+
+async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewhere() -> None:
+    """While a sweep runs, other callbacks take the loop for ~20 ms between its slices: the
+    next sweep waits about as long as the loop spent elsewhere after it ends (fan-out yields to
+    a busy loop), never longer than `max_backoff_s`; on an idle loop sweeps follow at once."""
+    import time
+
+    loop = asyncio.get_running_loop()
+
+    def busy() -> None:  # other work of the loop
+        time.sleep(0.02)
+
+    class BusySink(FakeSink):
+        written_at = 0.0
+
+        def write(self, frame: OutFrame) -> None:
+            super().write(frame)
+            BusySink.written_at = time.perf_counter()
+            loop.call_soon(busy)  # runs before the sweep's next slice
+
+    bus = MemoryBus()
+    pub = make_hub(bus)
+    hub = make_hub(bus, slice_size=1, max_backoff_s=0.5)
+    name = f"auction:{uuid.uuid4()}"
+    sinks = [BusySink() for _ in range(3)]
+    for s in sinks:
+        await subscribe(hub, s, name)
+    await pub.publish(name, {"n": 0})
+    await settle()
+    ch = hub.channels[name]
+    # two busy turns ran between the three slices: the next sweep waits ~40 ms after the last
+    assert 0.035 <= ch.next_sweep_at - BusySink.written_at <= 0.5
+    await pub.publish(name, {"n": 1})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert all(len(s.frames) == 1 for s in sinks)  # not yet: backing off
+    await settle()
+    assert all([p["offset"] for p in s.publications()] == [1, 2] for s in sinks)
+
+    quiet = make_hub(bus, slice_size=1)
+    sink = FakeSink()
+    await subscribe(quiet, sink, name)
+    await pub.publish(name, {"n": 2})
+    await settle()
+    assert quiet.channels[name].next_sweep_at - time.perf_counter() < 0.01
