@@ -52,6 +52,7 @@ from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
 from core.context import Runtime
+from core.gctune import GcPauses, settle_after_startup
 from core.http import JSONResponse, endpoint
 from core.logs import configure_logging
 from core.metrics import Metrics
@@ -175,6 +176,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 durable=not settings.auction_ack_before_commit,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())
+            gc_pauses = GcPauses(metrics.registry)
+            stack.callback(gc_pauses.close)
+            settle_after_startup(settings.gc_gen0_threshold)
             log.info("souk started", extra={"settings": settings.safe_dict()})
             yield {
                 "runtime": rt,

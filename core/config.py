@@ -60,6 +60,7 @@ class Settings:
     payment_provider: str = "none"
     log_level: str = "INFO"
     log_json: bool = True
+    gc_gen0_threshold: int = 10_000  # 0: leave the interpreter's collector alone (gctune.py)
     default_currency: str = "USD"
     encryption_keys: Mapping[str, str] = field(default_factory=dict)
     encryption_active_kid: str | None = None
@@ -89,6 +90,7 @@ class Settings:
     ws_command_burst: int = 50
     ws_outbox_max_bytes: int = 1_048_576
     ws_flush_delay_ms: int = 20
+    ws_sweep_slice: int = 256  # connections written per event-loop turn by a fan-out sweep
     ws_drain_s: float = 10.0
     realtime_history_size: int = 300
     realtime_history_ttl_s: int = 300
@@ -154,6 +156,8 @@ class Settings:
                 "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
             ),
             log_json=parser.boolean("LOG_JSON", True),
+            gc_gen0_threshold=parser.integer("GC_GEN0_THRESHOLD", 10_000, low=0,
+                                             high=1_000_000),
             default_currency=parser.matching("DEFAULT_CURRENCY", re.compile(r"^[A-Z]{3}$"), "USD"),
             encryption_keys=parser.key_map("ENCRYPTION_KEYS"),
             encryption_active_kid=parser.optional("ENCRYPTION_ACTIVE_KID"),
@@ -190,6 +194,7 @@ class Settings:
                 "WS_OUTBOX_MAX_BYTES", 1_048_576, low=4096, high=256 << 20
             ),
             ws_flush_delay_ms=parser.integer("WS_FLUSH_DELAY_MS", 20, low=0, high=1000),
+            ws_sweep_slice=parser.integer("WS_SWEEP_SLICE", 256, low=1, high=100_000),
             ws_drain_s=float(parser.integer("WS_DRAIN_S", 10, low=0, high=600)),
             realtime_history_size=parser.integer(
                 "REALTIME_HISTORY_SIZE", 300, low=0, high=1_000_000

@@ -309,7 +309,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="auction-hub-"))
     generate_key(workdir, "bench1")
     settings = make_settings(workdir, database_pool_max=20)
-    env = {"AUCTION_BID_RATE": "100000", "WS_MAX_CONNECTIONS": "19100",
+    # the servers run with the product's defaults, not the test suite's (which leaves GC alone)
+    gc_default = Settings.__dataclass_fields__["gc_gen0_threshold"].default
+    env = {"GC_GEN0_THRESHOLD": str(gc_default),
+           "AUCTION_BID_RATE": "100000", "WS_MAX_CONNECTIONS": "19100",
            "WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000",
            "AUCTION_ACK_BEFORE_COMMIT": "true" if args.ack_before_commit else "false"}
     env.update(kv.split("=", 1) for kv in args.env)

@@ -41,6 +41,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "PAYMENT_PROVIDER": s.payment_provider,
         "LOG_LEVEL": s.log_level,
         "LOG_JSON": "true",
+        "GC_GEN0_THRESHOLD": str(s.gc_gen0_threshold),
         "ACCESS_TOKEN_TTL_S": str(s.access_token_ttl_s),
         "LOGIN_RATE_PER_ACCOUNT": str(s.login_rate_per_account),
         "LOGIN_RATE_PER_ADDRESS": str(s.login_rate_per_address),

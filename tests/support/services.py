@@ -53,6 +53,7 @@ def make_settings(key_dir: Path, **overrides: object) -> Settings:
         payment_provider="demo",
         log_level="WARNING",
         log_json=True,
+        gc_gen0_threshold=0,  # see core/gctune.py: never freeze the test runner's heap
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
