@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -47,7 +48,7 @@ from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
 from auctions import routes as auction_routes
-from auctions.runtime import running_auctions, settings_from
+from auctions.runtime import Routing, running_auctions, settings_from
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -150,6 +151,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
     hub_metrics = HubMetrics(metrics.registry)
+    bids_routed = Counter(
+        "souk_auction_bids_routed_total",
+        "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, timeout).",
+        ("outcome",), registry=metrics.registry,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -173,6 +179,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 orders=CommerceOrders(payment_window_s=settings.auction_payment_window_s),
                 variants=CatalogVariants(),
                 run_closer=settings.auction_closer,
+                routing=Routing(rt.redis, settings.redis_prefix,
+                                on_forward=lambda outcome: bids_routed.labels(outcome).inc())
+                if settings.auction_routing else None,
                 durable=not settings.auction_ack_before_commit,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())

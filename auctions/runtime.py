@@ -21,16 +21,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import asyncpg
+import redis.asyncio as aioredis
 
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
+from auctions.routing import BidRouter
 from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings
 from core.config import Settings
 from core.ratelimit import RateLimiter
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What bid routing needs: the Redis client, the key prefix, a counter hook."""
+
+    redis: aioredis.Redis
+    prefix: str
+    on_forward: Callable[[str], None] | None = None
 
 
 def settings_from(settings: Settings) -> AuctionSettings:
@@ -56,14 +68,22 @@ async def running_auctions(
     variants: VariantLookup,
     run_closer: bool = True,
     durable: bool = True,
+    routing: Routing | None = None,
 ) -> AsyncIterator[AuctionService]:
     """The service, with its closing scheduler running in the background until exit (unless
     `run_closer` is False: then other processes of the deployment close and settle).
-    `durable=False` answers bids before their COMMIT: the "cost of durability" benchmark only."""
+    `durable=False` answers bids before their COMMIT: the "cost of durability" benchmark only.
+    With `routing`, each auction's bids go to one owner process (routing.py)."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
         limiter=limiter, settings=settings, durable=durable,
     )
+    router: BidRouter | None = None
+    if routing is not None:
+        router = BidRouter(routing.redis, service.sequencer, prefix=routing.prefix,
+                           on_forward=routing.on_forward)
+        await router.start()
+        service.route_bids(router)
     task: asyncio.Task[None] | None = None
     if run_closer:
         scheduler = CloseScheduler(service, poll_s=settings.close_poll_s)
@@ -76,4 +96,6 @@ async def running_auctions(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if router is not None:
+            await router.aclose()
         await service.aclose()

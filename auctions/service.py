@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -95,6 +95,12 @@ class BidFrame(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     op: str | None = None
 
 
+class Router(Protocol):
+    async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck: ...
+
+    def record_refusal(self, auction_id: uuid.UUID, request: BidRequest) -> None: ...
+
+
 class AuctionService:
     def __init__(
         self,
@@ -120,12 +126,19 @@ class AuctionService:
             durable=durable,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
+        # where accepted-for-sequencing bids go: this process's sequencer, or the auction's
+        # owner process (`route_bids`, see routing.py)
+        self._route: Router = self.sequencer
         self._funds_gate = CoalescingFunds(funds)
         self._gate = (
             CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
                               window_s=settings.bid_rate_window_s)
             if limiter is not None else None
         )
+
+    def route_bids(self, router: Router) -> None:
+        """Send bids through `router` (routing.BidRouter: one owner process per auction)."""
+        self._route = router
 
     async def aclose(self) -> None:
         await self.sequencer.aclose()
@@ -207,9 +220,9 @@ class AuctionService:
         try:
             await self._pre_checks(principal.user_id, rules, amount, kind)
         except (RateLimited, InsufficientFunds) as exc:
-            self.sequencer.record_refusal(auction_id, replace(request, refused=exc.code))
+            self._route.record_refusal(auction_id, replace(request, refused=exc.code))
             raise
-        return await self.sequencer.submit(auction_id, request)
+        return await self._route.submit(auction_id, request)
 
     async def _pre_checks(
         self, user_id: uuid.UUID, rules: Rules, amount: int, kind: BidKind
