@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from auctions.model import BidKind
 from auctions.sequencer import BidAck, BidRequest, Sequencer
+from core.coalesce import Coalescer
 from core.errors import AppError, ServiceUnavailable
 
 log = logging.getLogger("souk.auctions.routing")
@@ -130,10 +131,12 @@ class BidRouter:
         self._owners: dict[uuid.UUID, tuple[str, float]] = {}
         self._owned: dict[uuid.UUID, float] = {}  # auctions we own -> last bid (monotonic)
         self._waiting: dict[str, asyncio.Future[BidAck]] = {}
+        self._lookups: dict[uuid.UUID, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reader: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self._outbox: Coalescer[tuple[str, bytes], int] = Coalescer(self._publish_many)
 
     # -- names --------------------------------------------------------------------------
 
@@ -195,10 +198,20 @@ class BidRouter:
         self._spawn(self._publish(cached[0], self._request(auction_id, request, None)))
 
     async def _owner(self, auction_id: uuid.UUID) -> str:
-        now = time.monotonic()
+        """The auction's owner node (claiming it when nobody owns it). One Redis call per
+        auction at a time: a burst of bids shares it."""
         cached = self._owners.get(auction_id)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        pending = self._lookups.get(auction_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(auction_id))
+            self._lookups[auction_id] = pending
+            pending.add_done_callback(lambda _: self._lookups.pop(auction_id, None))
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, auction_id: uuid.UUID) -> str:
+        now = time.monotonic()
         try:
             owner = await self._claim(keys=[self._lease(auction_id)],
                                       args=[self.node, self._lease_ms])
@@ -249,8 +262,16 @@ class BidRouter:
             self._waiting.pop(rid, None)
 
     async def _publish(self, node: str, message: bytes) -> int:
-        receivers: int = await self._redis.publish(self._inbox(node), message)
-        return receivers
+        """PUBLISH to a node's inbox; returns how many subscribers got it (0: node gone).
+        The messages of one loop turn go out in one pipelined round trip."""
+        return await self._outbox.call((self._inbox(node), message))
+
+    async def _publish_many(self, items: list[tuple[str, bytes]]) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, message in items:
+                pipe.publish(channel, message)
+            out: list[int] = await pipe.execute()
+        return out
 
     # -- the owner's side ---------------------------------------------------------------
 
