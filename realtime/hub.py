@@ -575,7 +575,7 @@ class Hub:
                 ch.trim(ch.sweep_end)
                 wall = ended - ch.sweep_started
                 ch.next_sweep_at = max(ch.sweep_started + self.flush_delay_s,
-                                       ended + min(wall - ch.own_s, self.max_backoff_s))
+                                       ended + min(wall - ch.own_s, ch.own_s, self.max_backoff_s))
                 self.metrics.fanout_duration.observe(wall)
                 active.rotate(-1)
         if active and not self._step_scheduled:
