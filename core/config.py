@@ -80,7 +80,7 @@ class Settings:
     auction_close_poll_ms: int = 250
     auction_max_batch: int = 500
     auction_closer: bool = True  # run the closing/settling loop in this process
-    auction_routing: bool = True  # one owner process per auction (auctions/routing.py)
+    auction_routing: bool = False  # one owner process per auction (auctions/routing.py)
     # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
     auction_ack_before_commit: bool = False
     # Real-time hub (realtime/); see README "Websocket hub settings".
@@ -183,7 +183,7 @@ class Settings:
             auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
-            auction_routing=parser.boolean("AUCTION_ROUTING", True),
+            auction_routing=parser.boolean("AUCTION_ROUTING", False),
             auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),
             ws_max_connections=parser.integer("WS_MAX_CONNECTIONS", 10_000, low=1, high=1_000_000),
             ws_max_frame_bytes=parser.integer(

@@ -137,3 +137,36 @@ async def test_redis_restarted_empty_mid_auction(
         assert bid_events(messages, crowd.channel)[-1] == record[-1]
         [closed] = closed_events(messages, crowd.channel)
         assert closed["price"] == record[-1][1]
+
+
+def routed(server: ServerProcess, outcome: str) -> float:
+    """`souk_auction_bids_routed_total{outcome=...}` on a server process."""
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(f'souk_auction_bids_routed_total{{outcome="{outcome}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_routed_auction_survives_its_owner_being_killed(
+    servers, settings: Settings, http: httpx.AsyncClient,  # type: ignore[no-untyped-def]
+) -> None:
+    """With AUCTION_ROUTING one process sequences the auction and the other forwards its
+    bids there; SIGKILL the owner mid-auction: the other takes the auction over at once (the
+    owner's inbox has no subscriber any more) and nothing acknowledged is lost."""
+    env = {"AUCTION_BID_RATE": "1000", "AUCTION_ROUTING": "true"}
+    a, b = servers(**env), servers(**env)
+    roles: dict[str, ServerProcess] = {}
+
+    async def kill_the_owner(crowd: Crowd) -> None:
+        forwarded = {s.port: routed(s, "forwarded") for s in (a, b)}
+        # exactly one process forwards: the other is the owner
+        assert sorted(v > 0 for v in forwarded.values()) == [False, True], forwarded
+        owner, other = (a, b) if forwarded[b.port] > 0 else (b, a)
+        roles.update(owner=owner, other=other)
+        crowd.urls = [other.ws_url]
+        await asyncio.to_thread(owner.kill)
+
+    crowd, _seen, record = await crowd_with_fault(settings, http, a, b, kill_the_owner)
+    assert crowd.reconnects > 0 and len(record) >= len(crowd.acks) > 0
+    assert routed(roles["other"], "owner_gone") >= 1  # it took the auction over
