@@ -29,6 +29,8 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from realtime.transport import LEAN_WS
+
     _settings()  # fail before uvicorn starts if the environment is wrong
     uvicorn.run(
         "api.app:create_app",
@@ -38,6 +40,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         http="httptools",
+        ws=LEAN_WS,  # uvicorn's websockets-sansio with lighter per-connection state
+        ws_per_message_deflate=False,  # frames are built once for every subscriber
         proxy_headers=True,
         forwarded_allow_ips=args.forwarded_allow_ips,
         log_config=None,

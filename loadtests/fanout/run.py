@@ -117,6 +117,8 @@ def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
     if kind == "hub":
         return [py, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
                 "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                "--ws", "realtime.transport:LeanWebSocketsProtocol", "--ws-per-message-deflate",
+                "false",
                 "--no-access-log", "--log-level", "warning"]
     if kind == "socketio":
         return ["node", str(ROOT / "loadtests/fanout/baseline_socketio/server.js"),

@@ -274,7 +274,8 @@ async def test_sweeps_of_a_busy_channel_are_spaced_and_batched() -> None:
 async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewhere() -> None:
     """While a sweep runs, other callbacks take the loop for ~20 ms between its slices: the
     next sweep waits about as long as the loop spent elsewhere after it ends (fan-out yields to
-    a busy loop), never longer than `max_backoff_s`; on an idle loop sweeps follow at once."""
+    a busy loop), never longer than the sweep's own cost or `max_backoff_s`; on an idle loop
+    sweeps follow at once."""
     import time
 
     loop = asyncio.get_running_loop()
@@ -287,6 +288,7 @@ async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewher
 
         def write(self, frame: OutFrame) -> None:
             super().write(frame)
+            time.sleep(0.015)  # the write's own cost (the backoff is at most the sweep's own)
             BusySink.written_at = time.perf_counter()
             loop.call_soon(busy)  # runs before the sweep's next slice
 

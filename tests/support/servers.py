@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
+from realtime.transport import LEAN_WS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,6 +101,10 @@ class ServerProcess:
                     "uvloop",
                     "--http",
                     "httptools",
+                    "--ws",
+                    LEAN_WS,
+                    "--ws-per-message-deflate",
+                    "false",
                     "--no-access-log",
                     "--log-level",
                     "warning",
