@@ -5,15 +5,15 @@ Each process keeps one writer task per auction it is receiving bids for. Bids qu
 PostgreSQL transaction:
 
     acquire a connection
-    BEGIN
-      SELECT auction ... FOR UPDATE, pg_advisory_lock(auction), the DB clock
-                                       -- single writer; the session advisory lock orders
-                                       -- commit + publication across processes
-      look up (bidder, bid_id) already accepted        -- idempotent retries
-      engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
-      one statement: INSERT accepted bids, INSERT attempts, UPDATE auction (unnest arrays)
+    pg_advisory_lock(auction); BEGIN             -- one round trip; the single-writer point
+                                                 -- across processes, taken before any row
+                                                 -- lock, held until the connection's release
+    SELECT auction ... FOR UPDATE, the DB clock, the (bidder, bid_id) pairs already accepted
+                                                 -- one statement (idempotent retries)
+    engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
+    one statement: INSERT accepted bids, INSERT attempts, UPDATE auction (unnest arrays)
     COMMIT
-    publish the public events, in seq order (bounded by `publish_timeout_s`)
+    publish the commit's events as one publication   -- one Redis call
     answer the bidders
     release the connection             -- asyncpg's reset unlocks the advisory lock
 
@@ -215,21 +215,23 @@ class _Writer:
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
         async with s._pool.acquire() as conn:
-            tx = conn.transaction()
-            await tx.start()
+            # the advisory lock and BEGIN in one round trip; then one statement locks the row
+            # and finds retried bids; one writes the batch; COMMIT
+            await store.advisory_lock(conn, advisory_key(self.auction_id), begin=True)
             try:
-                outcome = await self._apply(conn, batch)
+                events, answers, closed = await self._apply(conn, batch)
             except BaseException:
-                await tx.rollback()
+                if not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
                 raise
-            events, answers, closed = outcome
             if s._durable:
-                await tx.commit()
+                await conn.execute("COMMIT")
                 await self._publish(conn, events)
                 _answer(answers)
             else:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
-                await tx.commit()
+                await conn.execute("COMMIT")
                 await self._publish(conn, events)
         s.stats.batches += 1
         s.stats.bids += len(batch)
@@ -240,14 +242,13 @@ class _Writer:
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest]
     ) -> tuple[list[Event], list[tuple[BidRequest, BidAck | BaseException]], bool]:
-        locked = await store.lock(conn, self.auction_id, advisory_key(self.auction_id))
+        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
+        locked = await store.lock_with_bids(conn, self.auction_id, keys)
         if locked is None:
             raise AuctionNotFound()
-        row, now = locked
+        row, now, known = locked
         state = row.auction
         before_state = state.state
-        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
-        known = await store.find_bids(conn, self.auction_id, keys)
         records: list[BidRecord] = []
         attempts: list[store.Attempt] = []
         events: list[Event] = []
@@ -353,8 +354,9 @@ async def exclusive(
     row lock), commit, then publish the events it returns — the same discipline as bid batches,
     so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
     async with pool.acquire() as conn:
+        await store.advisory_lock(conn, advisory_key(auction_id))  # before any row lock
         async with conn.transaction():
-            locked = await store.lock(conn, auction_id, advisory_key(auction_id))
+            locked = await store.lock(conn, auction_id)
             if locked is None:
                 raise AuctionNotFound()
             events = await work(conn, locked[0], locked[1])

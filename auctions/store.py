@@ -131,24 +131,51 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
     return _row(row) if row else None
 
 
-async def lock(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, advisory_key: int
-) -> tuple[AuctionRow, int] | None:
-    """In one round trip: take the auction's session advisory lock (held until the connection
-    is released, i.e. past COMMIT and publication), lock the auction row for this transaction
-    (the single-writer point across processes) and read the database clock.
+async def advisory_lock(conn: asyncpg.Connection, advisory_key: int, *,
+                        begin: bool = False) -> None:
+    """Take the auction's session advisory lock (held until the connection is released, i.e.
+    past COMMIT and publication): the single-writer point across processes. Every writer takes
+    it before any row lock, so writers never deadlock, and a writer holding it sees every
+    earlier writer's commit in the statements that follow. With `begin`, `BEGIN` goes in the
+    same round trip (the caller then ends the transaction itself)."""
+    key = int(advisory_key)  # an int we made: safe to inline into a simple query
+    sql = f"SELECT pg_advisory_lock({key})" + ("; BEGIN" if begin else "")
+    await conn.execute(sql)
 
-    No deadlock with other writers: whoever holds the advisory lock without the row lock is
-    only publishing, which waits on nothing in the database."""
+
+async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
+    """Lock the auction row for this transaction and read the database clock (the caller
+    holds the advisory lock: `advisory_lock`)."""
     row = await conn.fetchrow(
-        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
-                   pg_advisory_lock($2) AS locked
+        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
             FROM auctions WHERE id = $1 FOR UPDATE""",
-        auction_id, advisory_key,
+        auction_id,
     )
     if row is None:
         return None
     return _row(row), int(row["now_ms"])
+
+
+async def lock_with_bids(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
+) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
+    """`lock`, plus the accepted bids already stored for these (bidder, bid_id) pairs
+    (idempotent retries), in one round trip. Correct only under the advisory lock: no other
+    writer can be between its inserts and its COMMIT while this statement takes its snapshot."""
+    pairs = list(keys)
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
+                   ARRAY(SELECT b FROM auction_bids b
+                         JOIN unnest($2::uuid[], $3::uuid[]) AS k(bidder_id, bid_id)
+                           ON b.bidder_id = k.bidder_id AND b.bid_id = k.bid_id
+                         WHERE b.auction_id = $1) AS known
+            FROM auctions WHERE id = $1 FOR UPDATE""",
+        auction_id, [p[0] for p in pairs], [p[1] for p in pairs],
+    )
+    if row is None:
+        return None
+    known = {(b["bidder_id"], b["bid_id"]): _record(b) for b in row["known"]}
+    return _row(row), int(row["now_ms"]), known
 
 
 async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
@@ -241,23 +268,6 @@ def _record(r: asyncpg.Record) -> BidRecord:
         leader_after=r["leader_after"], ends_at_after=to_ms(r["ends_at_after"]),
     )
 
-
-
-async def find_bids(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
-) -> dict[tuple[uuid.UUID, uuid.UUID], BidRecord]:
-    """Accepted bids already stored for these (bidder, bid_id) pairs (idempotent retries)."""
-    pairs = list(keys)
-    if not pairs:
-        return {}
-    rows = await conn.fetch(
-        """SELECT b.* FROM auction_bids b
-           JOIN unnest($2::uuid[], $3::uuid[]) AS k(bidder_id, bid_id)
-             ON b.bidder_id = k.bidder_id AND b.bid_id = k.bid_id
-           WHERE b.auction_id = $1""",
-        auction_id, [p[0] for p in pairs], [p[1] for p in pairs],
-    )
-    return {(r["bidder_id"], r["bid_id"]): _record(r) for r in rows}
 
 
 async def history(
