@@ -8,8 +8,9 @@ next bid when the previous one is answered). Connections are spread round-robin 
 processes. Reports:
 - ack latency: bidder's send of the `bid` op → its reply (p50/p95/p99/max), by outcome;
 - delivery latency: the bid's `placed_at` in PostgreSQL (the sequencer's DB clock, same host
-  clock) → arrival of its `bid` publication at a watcher, over every delivery to a sample of
-  watcher connections (1 in `--sample`); missing/gaps/reorders over all of them;
+  clock) → arrival at a watcher of the publication carrying it (one per commit: a bid event or
+  a batch, see auctions/wire.py), for every bid delivered to a sample of watcher connections
+  (1 in `--sample`); missing/gaps/reorders (of publications) over all of them;
 - the record: accepted seqs gapless in PostgreSQL, attempts written.
 Isolated in a fresh schema and Redis prefix with a throwaway JWT key; drops both at the end.
 Targets 127.0.0.1 only; every run is bounded (`--seconds` <= 30) and stops by itself.
