@@ -18,7 +18,7 @@ from api.ledger import service as ledger
 from api.orders import service as orders
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By
-from auctions.ports import VariantInfo
+from auctions.ports import Announced, VariantInfo
 from realtime.hub import Hub
 
 # Commerce's reservation job must not cancel an unpaid auction order before the auction's own
@@ -147,5 +147,7 @@ class HubPublisher:
     async def publish(self, channel: str, data: dict[str, Any]) -> None:
         await self._hub.publish(channel, data)
 
-    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
-        await self._hub.publish_many(channel, items)
+    async def announce(self, channel: str, number: int, items: list[dict[str, Any]],
+                       *, after_gap: bool = False) -> Announced:
+        result = await self._hub.publish_ordered(channel, number, items, after_gap=after_gap)
+        return Announced(result.status, result.last_order)

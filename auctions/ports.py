@@ -17,6 +17,12 @@ from typing import Any, Protocol
 import asyncpg
 
 
+@dataclass(frozen=True, slots=True)
+class Announced:
+    status: str  # "published" | "duplicate" (already announced) | "gap" (earlier ones missing)
+    last: int  # the channel's last announcement number
+
+
 class Publisher(Protocol):
     """The real-time hub: publish `data` on `channel` (e.g. `auction:{id}`) to every watcher.
     Must hand publications of one channel to the bus in call order; may raise on bus failure
@@ -24,8 +30,12 @@ class Publisher(Protocol):
 
     async def publish(self, channel: str, data: dict[str, Any]) -> None: ...
 
-    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
-        """Publish `items` on `channel` in order as one unit (one bus round trip)."""
+    async def announce(self, channel: str, number: int, items: list[dict[str, Any]],
+                       *, after_gap: bool = False) -> Announced:
+        """Publish `items` on `channel`, in order, as one unit (one bus round trip), as the
+        channel's announcement `number` — only if it follows the last one announced (or the
+        channel has none yet). `after_gap=True` publishes even over a gap (one that cannot be
+        filled). Returns what happened and the channel's last announcement number."""
         ...
 
 

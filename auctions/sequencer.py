@@ -11,9 +11,10 @@ PostgreSQL transaction:
     SELECT auction ... FOR UPDATE, the DB clock, the (bidder, bid_id) pairs already accepted
                                                  -- one statement (idempotent retries)
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
-    one statement: INSERT accepted bids, INSERT attempts, UPDATE auction (unnest arrays)
+    one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
+                   UPDATE auction (unnest arrays)
     COMMIT
-    publish the commit's events as one publication   -- one Redis call
+    publish the announcement (one publication)       -- one Redis call
     answer the bidders
     release the connection             -- asyncpg's reset unlocks the advisory lock
 
@@ -30,9 +31,14 @@ Time: the batch takes `now` from the database clock when it locks the row, so ev
 agrees; a bid that arrives just before the end but is sequenced after it is refused
 (`auction_not_open`) — the sequencer's clock, not arrival, decides.
 
-If the process dies after COMMIT and before publishing, those publications are lost (the bids
-are not): watchers see the gap in `seq` on the next publication and reload the history over
-REST (`GET /v1/auctions/{id}/bids?after=`).
+Announcements: what a commit will publish is recorded in the commit itself
+(`auction_publications`, numbered by `auctions.pub_seq`) and published after COMMIT as that
+numbered announcement (`Publisher.announce`: Redis refuses a number that does not follow the
+channel's last one). If a process dies, or Redis fails, between a COMMIT and its publication,
+the next commit on the auction (a bid batch, a close, an admin action — on any process) is told
+"gap" and publishes the missing announcements from PostgreSQL first. Watchers therefore see
+every commit, in order; a watcher that still sees a seq gap (Redis lost its data: new epoch)
+reloads from REST (`GET /v1/auctions/{id}/bids?after=`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -219,7 +226,7 @@ class _Writer:
             # and finds retried bids; one writes the batch; COMMIT
             await store.advisory_lock(conn, advisory_key(self.auction_id), begin=True)
             try:
-                events, answers, closed = await self._apply(conn, batch)
+                announcement, answers, closed = await self._apply(conn, batch)
             except BaseException:
                 if not conn.is_closed():
                     with contextlib.suppress(Exception):
@@ -227,12 +234,14 @@ class _Writer:
                 raise
             if s._durable:
                 await conn.execute("COMMIT")
-                await self._publish(conn, events)
+                await announce(conn, s._publisher, self.auction_id, announcement,
+                               timeout_s=s._publish_timeout_s)
                 _answer(answers)
             else:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
                 await conn.execute("COMMIT")
-                await self._publish(conn, events)
+                await announce(conn, s._publisher, self.auction_id, announcement,
+                               timeout_s=s._publish_timeout_s)
         s.stats.batches += 1
         s.stats.bids += len(batch)
         s.stats.largest_batch = max(s.stats.largest_batch, len(batch))
@@ -241,7 +250,7 @@ class _Writer:
 
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest]
-    ) -> tuple[list[Event], list[tuple[BidRequest, BidAck | BaseException]], bool]:
+    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool]:
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         locked = await store.lock_with_bids(conn, self.auction_id, keys)
         if locked is None:
@@ -285,26 +294,56 @@ class _Writer:
                                           "accepted", rec.seq, now))
             answers.append((r, _ack(rec, state.leader)))
         changed = bool(records) or state.state is not before_state
+        announcement: Announcement | None = None
+        if events:
+            missing = wire.people(events) - self._names.keys()
+            if missing:
+                if len(self._names) > 10_000:
+                    self._names.clear()
+                self._names.update(await store.display_names(conn, missing))
+            announcement = (row.pub_seq + 1,
+                            wire.publications(self.auction_id, events, self._names))
         await store.write_batch(conn, self.auction_id, state if changed else None, records,
-                                attempts)
+                                attempts, announcement)
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
-        return events, answers, closed
+        return announcement, answers, closed
 
-    async def _publish(self, conn: asyncpg.Connection, events: list[Event]) -> None:
-        if not events:
-            return
-        missing = wire.people(events) - self._names.keys()
-        if missing:
-            if len(self._names) > 10_000:
-                self._names.clear()
-            self._names.update(await store.display_names(conn, missing))
-        topic = wire.channel(self.auction_id)
-        payloads = wire.publications(self.auction_id, events, self._names)
-        try:
-            async with asyncio.timeout(self._s._publish_timeout_s):
-                await self._s._publisher.publish_all(topic, payloads)
-        except Exception as exc:  # the bids are durable; watchers recover over REST
-            log.warning("auction publish failed", extra={"error": repr(exc)})
+
+# What one commit announces on `auction:{id}`: its number (auctions.pub_seq) and payloads.
+Announcement = tuple[int, list[dict[str, Any]]]
+
+REPAIR_MAX = 1_000  # most missing announcements filled in from PostgreSQL at once
+
+
+async def announce(
+    conn: asyncpg.Connection, publisher: Publisher, auction_id: uuid.UUID,
+    announcement: Announcement | None, *, timeout_s: float,
+) -> None:
+    """Publish a committed announcement (still holding the auction's advisory lock, so
+    announcements go out in commit order). If the channel's last announcement is not the one
+    before it — a process died, or Redis failed, between an earlier COMMIT and its publication
+    — the missing ones are published first from `auction_publications`. Failures are logged:
+    the bids are durable, and the next commit fills the gap."""
+    if announcement is None:
+        return
+    number, payloads = announcement
+    topic = wire.channel(auction_id)
+    try:
+        async with asyncio.timeout(timeout_s):
+            result = await publisher.announce(topic, number, payloads)
+            if result.status != "gap":
+                return
+            missing = await store.publications_between(conn, auction_id, result.last, number,
+                                                       limit=REPAIR_MAX)
+            log.warning("auction announcements were missing; publishing them now",
+                        extra={"auction_id": str(auction_id), "missing": len(missing)})
+            complete = len(missing) == number - result.last - 1
+            for n, items in missing:
+                await publisher.announce(topic, n, items, after_gap=not complete)
+                complete = True  # whatever came before the first recorded one is gone
+            await publisher.announce(topic, number, payloads, after_gap=True)
+    except Exception as exc:  # the bids are durable; the next commit fills the gap
+        log.warning("auction publish failed", extra={"error": repr(exc)})
 
 
 def _ack(rec: BidRecord, leader: uuid.UUID | None, *, replayed: bool = False) -> BidAck:
@@ -355,16 +394,16 @@ async def exclusive(
     so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
     async with pool.acquire() as conn:
         await store.advisory_lock(conn, advisory_key(auction_id))  # before any row lock
+        announcement: Announcement | None = None
         async with conn.transaction():
             locked = await store.lock(conn, auction_id)
             if locked is None:
                 raise AuctionNotFound()
             events = await work(conn, locked[0], locked[1])
-        if events:
-            names = await store.display_names(conn, wire.people(events))
-            payloads = wire.publications(auction_id, events, names)
-            try:
-                await publisher.publish_all(wire.channel(auction_id), payloads)
-            except Exception as exc:
-                log.warning("auction publish failed", extra={"error": repr(exc)})
+            if events:
+                names = await store.display_names(conn, wire.people(events))
+                payloads = wire.publications(auction_id, events, names)
+                number = await store.record_publication(conn, auction_id, payloads)
+                announcement = (number, payloads)
+        await announce(conn, publisher, auction_id, announcement, timeout_s=5.0)
         return events

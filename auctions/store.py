@@ -30,7 +30,7 @@ _MS = timedelta(milliseconds=1)
 _COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
     buy_now_price, increments, duration_ms, soft_close_ms, starts_at, ends_at, state, outcome,
     seq, price, leader_id, leader_max, second_max, bid_count, buy_now_available, closed_at,
-    cancel_reason, order_id, payment_state, payment_due_at, created_at"""
+    cancel_reason, order_id, payment_state, payment_due_at, created_at, pub_seq"""
 
 
 def to_ms(value: datetime) -> int:
@@ -59,6 +59,7 @@ class AuctionRow:
     payment_state: str | None
     payment_due_at: int | None
     created_at: int
+    pub_seq: int = 0  # number of the last commit that announced something (migration 0301)
 
 
 def _row(r: asyncpg.Record) -> AuctionRow:
@@ -97,6 +98,7 @@ def _row(r: asyncpg.Record) -> AuctionRow:
         payment_state=r["payment_state"],
         payment_due_at=to_ms(r["payment_due_at"]) if r["payment_due_at"] else None,
         created_at=to_ms(r["created_at"]),
+        pub_seq=r["pub_seq"],
     )
 
 
@@ -198,8 +200,10 @@ async def write_batch(
     state: Auction | None,
     records: Sequence[BidRecord],
     attempts: Sequence[Attempt],
+    publication: tuple[int, list[dict[str, Any]]] | None = None,
 ) -> None:
-    """Accepted bids, attempt rows and the new state (None: unchanged) in ONE statement."""
+    """Accepted bids, attempt rows, the new state (None: unchanged) and what the commit will
+    announce (`(pub_seq, payloads)`, recorded in `auction_publications`) in ONE statement."""
     a = state
     await conn.execute(
         """WITH bids AS (
@@ -213,10 +217,14 @@ async def write_batch(
                    outcome, seq, attempted_at)
                SELECT $1, * FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::bigint[],
                    $15::text[], $16::bigint[], $17::timestamptz[])
+           ), announced AS (
+               INSERT INTO auction_publications (auction_id, pub_seq, payloads)
+               SELECT $1, $30::bigint, $31::jsonb WHERE $30::bigint > 0
            )
            UPDATE auctions SET state = $18, outcome = $19, seq = $20, price = $21,
                leader_id = $22, leader_max = $23, bid_count = $24, buy_now_available = $25,
-               ends_at = $26, closed_at = $27, second_max = $29, updated_at = now()
+               ends_at = $26, closed_at = $27, second_max = $29,
+               pub_seq = greatest(pub_seq, $30::bigint), updated_at = now()
            WHERE id = $1 AND $28::boolean""",
         auction_id,
         [r.seq for r in records],
@@ -247,7 +255,40 @@ async def write_batch(
         from_ms(a.closed_at) if a and a.closed_at is not None else None,
         a is not None,
         a.second_max if a else 0,
+        publication[0] if publication else 0,
+        publication[1] if publication else None,
     )
+
+
+async def record_publication(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, payloads: list[dict[str, Any]]
+) -> int:
+    """Number and record what this commit will announce (the caller holds the row lock).
+    Returns its pub_seq."""
+    pub_seq: int = await conn.fetchval(
+        """WITH n AS (
+               UPDATE auctions SET pub_seq = pub_seq + 1 WHERE id = $1 RETURNING pub_seq
+           ), ins AS (
+               INSERT INTO auction_publications (auction_id, pub_seq, payloads)
+               SELECT $1, pub_seq, $2::jsonb FROM n
+           )
+           SELECT pub_seq FROM n""",
+        auction_id, payloads,
+    )
+    return pub_seq
+
+
+async def publications_between(
+    conn: asyncpg.Connection, auction_id: uuid.UUID, after: int, before: int, *, limit: int
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Recorded announcements with after < pub_seq < before, in order (at most `limit`)."""
+    rows = await conn.fetch(
+        """SELECT pub_seq, payloads FROM auction_publications
+           WHERE auction_id = $1 AND pub_seq > $2 AND pub_seq < $3
+           ORDER BY pub_seq LIMIT $4""",
+        auction_id, after, before, limit,
+    )
+    return [(r["pub_seq"], list(r["payloads"])) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from auctions.errors import InsufficientFunds
-from auctions.ports import VariantInfo
+from auctions.ports import Announced, VariantInfo
 
 
 @dataclass
@@ -28,8 +28,18 @@ class MemoryPublisher:
     async def publish(self, channel: str, data: dict[str, Any]) -> None:
         self.published[channel].append(data)
 
-    async def publish_all(self, channel: str, items: list[dict[str, Any]]) -> None:
+    announced: dict[str, int] = field(default_factory=dict)
+
+    async def announce(self, channel: str, number: int, items: list[dict[str, Any]],
+                       *, after_gap: bool = False) -> Announced:
+        last = self.announced.get(channel, 0)
+        if last and number <= last:
+            return Announced("duplicate", last)
+        if last and number > last + 1 and not after_gap:
+            return Announced("gap", last)
+        self.announced[channel] = number
         self.published[channel].extend(items)
+        return Announced("published", number)
 
 
 @dataclass

@@ -67,6 +67,15 @@ class Broker(Protocol):
         """Publish several durable publications on `channel` at once: consecutive offsets in
         list order, nothing else interleaved; one round trip to the bus."""
 
+    async def publish_ordered(self, channel: str, order: int, data_json: list[bytes], *,
+                              after_gap: bool = False) -> Ordered:
+        """`publish_many`, but only if `order` follows the last order number published on the
+        channel (or the channel has none: a new channel or epoch). Otherwise nothing is
+        published and the result says `duplicate` (order already published) or `gap` (orders
+        between the last one and this are missing), with the last order number. A producer
+        numbers its announcements and fills gaps from its own record (see auctions);
+        `after_gap=True` publishes over a gap it could not fill."""
+
     async def subscribe(self, channel: str) -> None:
         """Receive `channel`'s messages from now on; returns once the subscription is active."""
 
@@ -78,6 +87,15 @@ class Broker(Protocol):
     async def recover(self, channel: str, since: Position, *, limit: int) -> Recovery: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Ordered:
+    """The result of `publish_ordered`."""
+
+    status: str  # "published" | "duplicate" | "gap"
+    positions: list[Position]
+    last_order: int  # the channel's last published order number after the call
+
+
 def new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -86,6 +104,7 @@ def new_epoch() -> str:
 class _Stream:
     epoch: str
     offset: int = 0
+    order: int = 0  # last order number published (publish_ordered)
     history: list[tuple[int, bytes]] = field(default_factory=list)
 
 
@@ -154,6 +173,17 @@ class MemoryBroker:
             assert position is not None
             out.append(position)
         return out
+
+    async def publish_ordered(self, channel: str, order: int, data_json: list[bytes], *,
+                              after_gap: bool = False) -> Ordered:
+        st = self.bus.stream(channel)
+        if st.order:
+            if order <= st.order:
+                return Ordered("duplicate", [], st.order)
+            if order > st.order + 1 and not after_gap:
+                return Ordered("gap", [], st.order)
+        st.order = order
+        return Ordered("published", await self.publish_many(channel, data_json), order)
 
     def _fan(self, msg: Message) -> None:
         loop = asyncio.get_running_loop()

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 import orjson
 
 from realtime import wire
-from realtime.broker import Broker, Message
+from realtime.broker import Broker, Message, Ordered
 from realtime.channels import Channel, Subject, kind_of
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
@@ -693,6 +693,17 @@ class Hub:
         position = await self.broker.publish(channel, orjson.dumps(data), key=key)
         self.metrics.published.labels(kind_of(channel)).inc()
         return position
+
+    async def publish_ordered(self, channel: str, order: int, items: list[Any], *,
+                              after_gap: bool = False) -> Ordered:
+        """`publish_many` if `order` follows the channel's last order number (see
+        `Broker.publish_ordered`); the result says what happened."""
+        result = await self.broker.publish_ordered(channel, order,
+                                                   [orjson.dumps(d) for d in items],
+                                                   after_gap=after_gap)
+        if result.status == "published":
+            self.metrics.published.labels(kind_of(channel)).inc(len(items))
+        return result
 
     async def publish_many(self, channel: str, items: list[Any]) -> list[Position]:
         """Publish several durable publications on `channel` in one bus round trip, with

@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from realtime import wire
-from realtime.broker import Message, OnMessage, OnResync, Recovery, new_epoch
+from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
 
@@ -60,11 +60,22 @@ if not epoch then
   redis.call('DEL', KEYS[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+local order = tonumber(ARGV[8])
+local over_gap = order < 0
+if over_gap then order = -order end
+if order > 0 then
+  local last = tonumber(redis.call('HGET', KEYS[1], 'order'))
+  if last then
+    if order <= last then return {epoch, 0, 1, last} end
+    if order > last + 1 and not over_gap then return {epoch, 0, 2, last} end
+  end
+  redis.call('HSET', KEYS[1], 'order', order)
+end
 local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local offset = 0
 local head = '{"channel":"' .. ARGV[2] .. '","offset":'
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
   local payload = head .. offset .. ',"data":' .. ARGV[i] .. '}'
   if tonumber(ARGV[4]) > 0 then
@@ -81,7 +92,7 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', '~', ms - tonumber(ARGV[5]))
   redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
-return {epoch, offset}
+return {epoch, offset, 0, order}
 """
 
 _RECOVER = """
@@ -210,16 +221,29 @@ class RedisBroker:
         offsets are consecutive, in list order, and nothing else on the channel interleaves."""
         if not data_json:
             return []
+        return (await self._publish_ordered(channel, 0, data_json)).positions
+
+    async def publish_ordered(self, channel: str, order: int, data_json: list[bytes], *,
+                              after_gap: bool = False) -> Ordered:
+        if order <= 0:
+            raise ValueError("order numbers start at 1")
+        return await self._publish_ordered(channel, -order if after_gap else order, data_json)
+
+    async def _publish_ordered(self, channel: str, order: int,
+                               data_json: list[bytes]) -> Ordered:
         async with self._gate:
-            epoch, last = await self._publish(
+            epoch, last, status, last_order = await self._publish(
                 keys=self._keys(channel),
                 args=[self._tag(channel), channel, new_epoch(), self._history_size,
                       self._history_ttl_ms, self._meta_ttl_s, "1" if self._sharded else "0",
-                      *data_json],
+                      order, *data_json],
             )
+        if int(status) != 0:
+            return Ordered("duplicate" if int(status) == 1 else "gap", [], int(last_order))
         e, n = epoch.decode(), int(last)
         first = n - len(data_json) + 1
-        return [Position(e, first + i) for i in range(len(data_json))]
+        return Ordered("published", [Position(e, first + i) for i in range(len(data_json))],
+                       abs(order))
 
     async def position(self, channel: str) -> Position:
         async with self._gate:

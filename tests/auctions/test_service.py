@@ -351,3 +351,33 @@ async def test_running_auctions_closes_in_the_background(rt: object, register: R
                 break
             await asyncio.sleep(0.01)
     assert orders.orders[aid]["state"] == "paid"
+
+
+async def test_an_announcement_lost_after_commit_is_published_by_the_next_commit(
+    env: Env, register: Register,
+) -> None:
+    """As if the process died (or Redis failed) between a batch's COMMIT and its
+    publication: the next commit on the auction finds the gap and publishes the lost
+    announcement from PostgreSQL first, so watchers see every bid, in order."""
+    seller = await register("seller")
+    alice, bob = await register("buyer", name="Alice"), await register("buyer", name="Bob")
+    for user in (alice, bob):
+        env.funds.credit(uuid.UUID(user.id), 1_000_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    real = env.publisher.announce
+    calls: list[int] = []
+
+    async def loses_the_second(channel: str, number: int, items: list[dict[str, object]],
+                               *, after_gap: bool = False) -> object:
+        calls.append(number)
+        if len(calls) == 2:
+            raise ConnectionError("the bus went away")
+        return await real(channel, number, items, after_gap=after_gap)
+
+    env.publisher.announce = loses_the_second  # type: ignore[method-assign]
+    for user, amount in ((alice, 2_000), (bob, 3_000), (alice, 5_000)):
+        await env.svc.place_bid(env.principal(user), aid, amount=amount, bid_id=uuid.uuid4())
+    assert [e["seq"] for e in env.published(aid)] == [1, 2, 3]
+    assert calls == [1, 2, 3, 2, 3]  # 3 met the gap; 2 came from auction_publications first
+    stored = await store.get(env.rt.pool, aid)
+    assert stored is not None and stored.pub_seq == 3

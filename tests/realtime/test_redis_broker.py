@@ -54,3 +54,30 @@ async def test_publish_many_gives_consecutive_offsets_in_one_unit(settings: Sett
     finally:
         await broker.close()
         await redis.aclose()
+
+
+async def test_publish_ordered_refuses_gaps_and_duplicates(settings: Settings) -> None:
+    redis = aioredis.from_url(settings.redis_url)
+    broker = RedisBroker(redis, settings.redis_url, prefix=settings.redis_prefix,
+                         metrics=HubMetrics(CollectorRegistry()))
+    try:
+        channel = f"auction:{uuid.uuid4()}"
+        first = await broker.publish_ordered(channel, 5, [b'{"n":5}'])  # no record: accepted
+        assert (first.status, first.last_order, [p.offset for p in first.positions]) == (
+            "published", 5, [1])
+        gap = await broker.publish_ordered(channel, 7, [b'{"n":7}'])
+        assert (gap.status, gap.last_order, gap.positions) == ("gap", 5, [])
+        dup = await broker.publish_ordered(channel, 5, [b'{"n":5}'])
+        assert (dup.status, dup.last_order) == ("duplicate", 5)
+        six = await broker.publish_ordered(channel, 6, [b'{"n":6}', b'{"n":6.5}'])
+        assert (six.status, [p.offset for p in six.positions]) == ("published", [2, 3])
+        over = await broker.publish_ordered(channel, 9, [b'{"n":9}'], after_gap=True)
+        assert (over.status, over.last_order) == ("published", 9)
+        await broker.publish(channel, b'{"plain":1}')  # unordered publications do not count
+        assert (await broker.publish_ordered(channel, 10, [b"{}"])).status == "published"
+        # Redis lost the channel: the next number is accepted as the new start
+        await redis.delete(*[k async for k in redis.scan_iter(match=f"{settings.redis_prefix}*")])
+        again = await broker.publish_ordered(channel, 42, [b"{}"])
+        assert (again.status, again.last_order) == ("published", 42)
+    finally:
+        await redis.aclose()
