@@ -77,6 +77,16 @@ async def replay(conn: asyncpg.Connection, event_id: int) -> bool:
     return result.endswith(" 1")
 
 
+def _honour_cancel() -> None:
+    """Raise CancelledError if this task was asked to stop but carried on. On Python 3.11,
+    `asyncio.wait_for` (asyncpg uses it inside `connect`) can swallow a cancellation that lands
+    as its awaitable completes; the request then stays pending on the task (`cancelling()`),
+    and a relay that was being shut down would otherwise keep running."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to the registered handlers. Run `run()` as a task."""
 
@@ -122,21 +132,28 @@ class OutboxRelay:
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
         try:
+            _honour_cancel()
             lock_name = f"souk-outbox:{self._schema}"  # one leader per deployment (schema)
             while not await conn.fetchval(
                 "SELECT pg_try_advisory_lock(hashtext($1))", lock_name
             ):
                 self.is_leader = False
                 await asyncio.sleep(self._standby)
+                _honour_cancel()
             self.is_leader = True
             log.info("outbox relay is the leader")
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
             while True:
+                _honour_cancel()
                 while await self.relay_once() == self._batch:
                     pass
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation
+                    # that lands as the event is set (a NOTIFY at shutdown), and the relay
+                    # would then never stop
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
                 except TimeoutError:
                     await conn.execute("SELECT 1")  # quiet: notice a dead connection promptly
         finally:

@@ -121,3 +121,29 @@ async def test_one_leader_at_a_time(rt: Db) -> None:
     await wait_for(lambda: b.is_leader)  # the standby takes over when the leader goes
     tb.cancel()
     await asyncio.gather(tb, return_exceptions=True)
+
+
+async def test_a_swallowed_cancellation_is_still_honoured() -> None:
+    """Python 3.11's wait_for (inside asyncpg.connect) can swallow a cancellation; the relay
+    checks the task's pending cancel requests at each step, so shutdown still stops it."""
+    import asyncio
+    import contextlib
+
+    from core.outbox import _honour_cancel
+
+    reached = []
+
+    async def body() -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed, as wait_for can
+            await asyncio.sleep(10)
+        _honour_cancel()
+        reached.append("past the check")
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(body())
+    await asyncio.sleep(0)
+    task.cancel()
+    async with asyncio.timeout(1):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert reached == []
