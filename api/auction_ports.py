@@ -136,6 +136,11 @@ class CatalogVariants:
             return None
         return VariantInfo(variant_id, row["seller_id"], row["currency"])
 
+    async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
+        seller: uuid.UUID | None = await conn.fetchval(
+            "SELECT seller_id FROM shows WHERE id = $1", show_id)
+        return seller
+
 
 class HubPublisher:
     """`auctions.ports.Publisher` over the real-time hub (offsets assigned in Redis, in call

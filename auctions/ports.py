@@ -116,3 +116,7 @@ class VariantLookup(Protocol):
 
     async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
         ...
+
+    async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
+        """The seller whose show this is (None if there is no such show)."""
+        ...

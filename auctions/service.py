@@ -157,6 +157,10 @@ class AuctionService:
             info = await self.variants.variant(conn, new.variant_id)
             if info is None or info.seller_id != principal.user_id:
                 raise ValidationFailed([FieldError("variant_id", "no such variant of yours")])
+            if new.show_id is not None and (
+                await self.variants.show_seller(conn, new.show_id) != principal.user_id
+            ):
+                raise ValidationFailed([FieldError("show_id", "no such show of yours")])
             now = await store.now_ms(conn)
             starts_at = new.starts_at_ms if new.starts_at_ms is not None else now
             if starts_at < now - 60_000 or starts_at > now + MAX_SCHEDULE_AHEAD_S * 1000:

@@ -137,3 +137,13 @@ class MemoryVariants:
 
     async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
         return self.variants.get(variant_id)
+
+    shows: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # show -> its seller
+
+    def add_show(self, seller_id: uuid.UUID) -> uuid.UUID:
+        show_id = uuid.uuid4()
+        self.shows[show_id] = seller_id
+        return show_id
+
+    async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
+        return self.shows.get(show_id)

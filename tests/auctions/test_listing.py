@@ -39,3 +39,21 @@ async def test_list_by_show_and_state_with_paging(
         r = await client.get("/v1/auctions", params=bad)
         assert r.status_code == 422, bad
         assert r.json()["code"] == "validation_failed"
+
+
+async def test_an_auction_goes_only_into_a_show_of_its_seller(
+    client: httpx.AsyncClient, register: Register
+) -> None:
+    seller, other = await register("seller"), await register("seller")
+    variant = (await client.post("/v1/products", headers=seller.headers, json={
+        "title": "Lamp", "variants": [{"sku": "L1", "price": 2_000, "stock": 1}]},
+    )).json()["variants"][0]["id"]
+    theirs = (await client.post("/v1/shows", headers=other.headers,
+                                json={"title": "Someone else's evening"})).json()["id"]
+    for show_id in (theirs, "00000000-0000-4000-8000-000000000000"):
+        r = await client.post("/v1/auctions", headers=seller.headers, json={
+            "variant_id": variant, "start_price": 1_000, "duration_s": 600,
+            "show_id": show_id})
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in r.json()["errors"]] == ["show_id"]
