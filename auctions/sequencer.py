@@ -5,21 +5,20 @@ Each process keeps one writer task per auction it is receiving bids for. Bids qu
 PostgreSQL transaction:
 
     acquire a connection
-    BEGIN; pg_advisory_xact_lock(auction)        -- one round trip; the single-writer point
-                                                 -- across processes, taken before any row lock
+    pg_advisory_lock(auction); BEGIN             -- one round trip; the single-writer point
+                                                 -- across processes, taken before any row
+                                                 -- lock, held until the connection's release
     SELECT auction ... FOR UPDATE, the DB clock, the (bidder, bid_id) pairs already accepted
                                                  -- one statement (idempotent retries)
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
-    one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement
-                   (numbered: auctions.pub_seq), UPDATE auction (unnest arrays)
-    COMMIT                                       -- releases both locks
-    publish the numbered announcement            -- one Redis call, outside the locks
+    one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
+                   UPDATE auction (unnest arrays)
+    COMMIT
+    publish the announcement (one publication)       -- one Redis call
     answer the bidders
+    release the connection             -- asyncpg's reset unlocks the advisory lock
 
 So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
-The locks cover only the four database round trips: the next batch (from any process) can
-lock while this one publishes. Announcements still go out in commit order because Redis
-refuses a number that does not follow the channel's last one (see "Announcements" below).
 While one batch commits, the next one accumulates, so throughput grows with load while latency
 stays about one commit (no artificial batching window). Two processes writing the same auction
 serialise on the advisory lock and the row lock; each batch sees the state the previous one
@@ -320,13 +319,11 @@ async def announce(
     conn: asyncpg.Connection, publisher: Publisher, auction_id: uuid.UUID,
     announcement: Announcement | None, *, timeout_s: float,
 ) -> None:
-    """Publish a committed announcement (after COMMIT, outside the auction's locks). Redis
-    refuses a number that does not follow the channel's last one: if this commit overtook the
-    previous one's publication (its writer is still on its way to Redis, or died, or Redis
-    failed in between), the missing ones are published first from `auction_publications`, and
-    the late writer's own attempt is then refused as a duplicate. So watchers get every
-    announcement once, in commit order. Failures are logged: the bids are durable, and the next
-    commit fills the gap."""
+    """Publish a committed announcement (still holding the auction's advisory lock, so
+    announcements go out in commit order). If the channel's last announcement is not the one
+    before it — a process died, or Redis failed, between an earlier COMMIT and its publication
+    — the missing ones are published first from `auction_publications`. Failures are logged:
+    the bids are durable, and the next commit fills the gap."""
     if announcement is None:
         return
     number, payloads = announcement
@@ -338,13 +335,9 @@ async def announce(
                 return
             missing = await store.publications_between(conn, auction_id, result.last, number,
                                                        limit=REPAIR_MAX)
+            log.warning("auction announcements were missing; publishing them now",
+                        extra={"auction_id": str(auction_id), "missing": len(missing)})
             complete = len(missing) == number - result.last - 1
-            # usually this commit just overtook the previous one's publication (normal); an
-            # incomplete record means watchers will see a seq gap and reload over REST
-            (log.debug if complete else log.warning)(
-                "publishing auction announcements this commit overtook",
-                extra={"auction_id": str(auction_id), "missing": len(missing),
-                       "complete": complete})
             for n, items in missing:
                 await publisher.announce(topic, n, items, after_gap=not complete)
                 complete = True  # whatever came before the first recorded one is gone
@@ -400,9 +393,9 @@ async def exclusive(
     row lock), commit, then publish the events it returns — the same discipline as bid batches,
     so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
     async with pool.acquire() as conn:
+        await store.advisory_lock(conn, advisory_key(auction_id))  # before any row lock
         announcement: Announcement | None = None
         async with conn.transaction():
-            await store.advisory_lock(conn, advisory_key(auction_id))  # before any row lock
             locked = await store.lock(conn, auction_id)
             if locked is None:
                 raise AuctionNotFound()

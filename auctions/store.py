@@ -135,14 +135,13 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
 
 async def advisory_lock(conn: asyncpg.Connection, advisory_key: int, *,
                         begin: bool = False) -> None:
-    """Take the auction's advisory lock for the current transaction (released by its COMMIT or
-    ROLLBACK): the single-writer point across processes. Every writer takes it first, before
-    any row lock, so writers never deadlock, and a writer holding it sees every earlier
-    writer's commit in the statements that follow. With `begin`, the transaction is opened in
-    the same round trip (the caller then ends it itself); without, the caller is already in
-    one."""
+    """Take the auction's session advisory lock (held until the connection is released, i.e.
+    past COMMIT and publication): the single-writer point across processes. Every writer takes
+    it before any row lock, so writers never deadlock, and a writer holding it sees every
+    earlier writer's commit in the statements that follow. With `begin`, `BEGIN` goes in the
+    same round trip (the caller then ends the transaction itself)."""
     key = int(advisory_key)  # an int we made: safe to inline into a simple query
-    sql = ("BEGIN; " if begin else "") + f"SELECT pg_advisory_xact_lock({key})"
+    sql = f"SELECT pg_advisory_lock({key})" + ("; BEGIN" if begin else "")
     await conn.execute(sql)
 
 
