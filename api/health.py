@@ -28,7 +28,8 @@ async def healthz(request: Request) -> Response:
 
 async def _check(awaitable: object) -> str:
     try:
-        await asyncio.wait_for(awaitable, _CHECK_TIMEOUT_S)  # type: ignore[arg-type]
+        async with asyncio.timeout(_CHECK_TIMEOUT_S):  # not wait_for: see core/outbox.py
+            await awaitable  # type: ignore[misc]
     except Exception as exc:  # any failure means "not ready"; say which kind
         return f"error: {type(exc).__name__}"
     return "ok"

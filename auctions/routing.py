@@ -75,6 +75,11 @@ class OwnerGone(Exception):
     """The owner's inbox has no subscriber: the process is gone."""
 
 
+def _text(value: Any) -> str:
+    """A node id as Redis returned it (bytes without decode_responses)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _error_classes() -> dict[str, type[AppError]]:
     out: dict[str, type[AppError]] = {}
     todo: list[type[AppError]] = [AppError]
@@ -218,7 +223,7 @@ class BidRouter:
         except (RedisError, OSError) as exc:  # no routing without Redis: sequence here
             log.warning("auction owner lookup failed", extra={"error": repr(exc)})
             return self.node
-        name = owner.decode() if isinstance(owner, bytes) else str(owner)
+        name = _text(owner)
         # trust it for a third of the lease: the owner renews well before it lapses
         self._owners[auction_id] = (name, now + self._lease_ms / 3000)
         return name
@@ -227,7 +232,7 @@ class BidRouter:
         with contextlib.suppress(RedisError, OSError):
             owner = await self._steal(keys=[self._lease(auction_id)],
                                       args=[self.node, dead, self._lease_ms])
-            name = owner.decode() if isinstance(owner, bytes) else str(owner)
+            name = _text(owner)
             self._owners[auction_id] = (name, time.monotonic() + self._lease_ms / 3000)
             if name == self.node:
                 log.info("took over an auction from a node that is gone",
@@ -357,7 +362,7 @@ class BidRouter:
                 with contextlib.suppress(RedisError, OSError):
                     owner = await self._claim(keys=[self._lease(auction_id)],
                                               args=[self.node, self._lease_ms])
-                    name = owner.decode() if isinstance(owner, bytes) else str(owner)
+                    name = _text(owner)
                     self._owners[auction_id] = (name, now + self._lease_ms / 3000)
                     if name != self.node:
                         del self._owned[auction_id]

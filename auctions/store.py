@@ -148,14 +148,8 @@ async def advisory_lock(conn: asyncpg.Connection, advisory_key: int, *,
 async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
     """Lock the auction row for this transaction and read the database clock (the caller
     holds the advisory lock: `advisory_lock`)."""
-    row = await conn.fetchrow(
-        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
-            FROM auctions WHERE id = $1 FOR UPDATE""",
-        auction_id,
-    )
-    if row is None:
-        return None
-    return _row(row), int(row["now_ms"])
+    locked = await lock_with_bids(conn, auction_id, ())
+    return None if locked is None else locked[:2]
 
 
 async def lock_with_bids(

@@ -696,7 +696,8 @@ class Hub:
 
     async def publish_ordered(self, channel: str, order: int, items: list[Any], *,
                               after_gap: bool = False) -> Ordered:
-        """`publish_many` if `order` follows the channel's last order number (see
+        """Publish `items` on `channel` in one bus round trip (consecutive offsets, nothing
+        interleaved) if `order` follows the channel's last order number (see
         `Broker.publish_ordered`); the result says what happened."""
         result = await self.broker.publish_ordered(channel, order,
                                                    [orjson.dumps(d) for d in items],
@@ -704,13 +705,6 @@ class Hub:
         if result.status == "published":
             self.metrics.published.labels(kind_of(channel)).inc(len(items))
         return result
-
-    async def publish_many(self, channel: str, items: list[Any]) -> list[Position]:
-        """Publish several durable publications on `channel` in one bus round trip, with
-        consecutive offsets in list order (a producer's batch goes out as one unit)."""
-        positions = await self.broker.publish_many(channel, [orjson.dumps(d) for d in items])
-        self.metrics.published.labels(kind_of(channel)).inc(len(items))
-        return positions
 
     # -- shutdown ------------------------------------------------------------------------
 
