@@ -2,12 +2,11 @@
 
 Each process keeps one writer task per auction it is receiving bids for. Bids queue in memory
 (bounded); the writer takes everything queued (up to `max_batch`) and records it in ONE
-PostgreSQL transaction:
+PostgreSQL transaction, on a pool connection it keeps while bids keep coming:
 
-    acquire a connection
     pg_advisory_lock(auction); BEGIN             -- one round trip; the single-writer point
                                                  -- across processes, taken before any row
-                                                 -- lock, held until the connection's release
+                                                 -- lock
     SELECT auction ... FOR UPDATE, the DB clock, the (bidder, bid_id) pairs already accepted
                                                  -- one statement (idempotent retries)
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
@@ -15,8 +14,9 @@ PostgreSQL transaction:
                    UPDATE auction (unnest arrays)
     COMMIT
     publish the announcement (one publication)       -- one Redis call
-    answer the bidders
-    release the connection             -- asyncpg's reset unlocks the advisory lock
+    pg_advisory_unlock_all()                     -- the next writer may go
+    answer the bidders                           -- their replies are written after the
+                                                 -- unlock, not while the auction is locked
 
 So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
 While one batch commits, the next one accumulates, so throughput grows with load while latency
@@ -175,6 +175,7 @@ class _Writer:
         self.auction_id = auction_id
         self._queue: asyncio.Queue[BidRequest] = asyncio.Queue(seq._max_queue)
         self._names: dict[uuid.UUID, str] = {}
+        self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
 
     def put(self, request: BidRequest) -> None:
@@ -191,7 +192,15 @@ class _Writer:
             _fail(self._queue.get_nowait(), ServiceUnavailable())
 
     async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            await self._release()
+
+    async def _loop(self) -> None:
         while True:
+            if self._queue.empty():
+                await self._release()  # idle: the connection goes back to the pool
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
                 # that lands as the queue hands over an item (stop() would then hang).
@@ -218,13 +227,28 @@ class _Writer:
                 log.warning("bid batch not recorded", extra={"error": repr(exc)})
                 for r in batch:
                     _fail(r, ServiceUnavailable())
+                await self._release()  # a fresh connection for the next batch
+
+    async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
+        """The writer keeps one pool connection while bids keep coming: no acquire and no
+        reset query per batch."""
+        if self._conn is None:
+            self._conn = await self._s._pool.acquire()
+        return self._conn
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._s._pool.release(conn)  # its reset also drops any lock still held
 
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
-        async with s._pool.acquire() as conn:
-            # the advisory lock and BEGIN in one round trip; then one statement locks the row
-            # and finds retried bids; one writes the batch; COMMIT
-            await store.advisory_lock(conn, advisory_key(self.auction_id), begin=True)
+        conn = await self._connection()
+        # the advisory lock and BEGIN in one round trip; then one statement locks the row and
+        # finds retried bids; one writes the batch; COMMIT; publish; unlock — and only then
+        # wake the bidders, so their replies are not written while the auction is locked
+        await store.advisory_lock(conn, advisory_key(self.auction_id), begin=True)
+        try:
             try:
                 announcement, answers, closed = await self._apply(conn, batch)
             except BaseException:
@@ -232,16 +256,16 @@ class _Writer:
                     with contextlib.suppress(Exception):
                         await conn.execute("ROLLBACK")
                 raise
-            if s._durable:
-                await conn.execute("COMMIT")
-                await announce(conn, s._publisher, self.auction_id, announcement,
-                               timeout_s=s._publish_timeout_s)
+            if not s._durable:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
-            else:  # benchmark only ("cost of durability"): answer, then commit
-                _answer(answers)
-                await conn.execute("COMMIT")
-                await announce(conn, s._publisher, self.auction_id, announcement,
-                               timeout_s=s._publish_timeout_s)
+            await conn.execute("COMMIT")
+            await announce(conn, s._publisher, self.auction_id, announcement,
+                           timeout_s=s._publish_timeout_s)
+        finally:
+            if not await store.advisory_unlock(conn):
+                await self._release()  # the pool's reset (or closing it) ends the lock
+        if s._durable:
+            _answer(answers)
         s.stats.batches += 1
         s.stats.bids += len(batch)
         s.stats.largest_batch = max(s.stats.largest_batch, len(batch))

@@ -135,14 +135,28 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
 
 async def advisory_lock(conn: asyncpg.Connection, advisory_key: int, *,
                         begin: bool = False) -> None:
-    """Take the auction's session advisory lock (held until the connection is released, i.e.
-    past COMMIT and publication): the single-writer point across processes. Every writer takes
-    it before any row lock, so writers never deadlock, and a writer holding it sees every
-    earlier writer's commit in the statements that follow. With `begin`, `BEGIN` goes in the
-    same round trip (the caller then ends the transaction itself)."""
+    """Take the auction's session advisory lock (held past COMMIT and publication, until
+    `advisory_unlock` or the connection's release): the single-writer point across
+    processes. Every writer takes it before any row lock, so writers never deadlock, and a
+    writer holding it sees every earlier writer's commit in the statements that follow. With
+    `begin`, `BEGIN` goes in the same round trip (the caller then ends the transaction
+    itself)."""
     key = int(advisory_key)  # an int we made: safe to inline into a simple query
     sql = f"SELECT pg_advisory_lock({key})" + ("; BEGIN" if begin else "")
     await conn.execute(sql)
+
+
+async def advisory_unlock(conn: asyncpg.Connection) -> bool:
+    """Release the session advisory locks this connection holds (`advisory_lock`), without
+    waiting for the pool's reset. False if that failed (the caller then gives the connection
+    back to the pool, whose reset, or closing it, releases them)."""
+    if conn.is_closed():
+        return False
+    try:
+        await conn.execute("SELECT pg_advisory_unlock_all()")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    return True
 
 
 async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
