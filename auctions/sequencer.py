@@ -1,28 +1,28 @@
 """Durable, ordered bid sequencing with group commit.
 
 Each process keeps one writer task per auction it is receiving bids for. Bids queue in memory
-(bounded); the writer takes everything queued (up to `max_batch`) and records it in ONE
-PostgreSQL transaction, on a pool connection it keeps while bids keep coming:
+(bounded); the writer takes everything queued (up to `max_batch`) and records it with ONE
+statement, on a pool connection it keeps while bids keep coming:
 
-    pg_advisory_lock(auction); BEGIN             -- one round trip; the single-writer point
-                                                 -- across processes, taken before any row
-                                                 -- lock
-    SELECT auction ... FOR UPDATE, the DB clock, the (bidder, bid_id) pairs already accepted
-                                                 -- one statement (idempotent retries)
+    display names of the batch's bidders not seen yet      -- before the lock, rarely
+    pg_advisory_lock(auction)                    -- the single-writer point across processes,
+                                                 -- taken before any row lock
+    SELECT auction, the DB clock, the (bidder, bid_id) pairs already accepted
+                                                 -- one statement (idempotent retries); its
+                                                 -- snapshot follows the lock: it sees every
+                                                 -- earlier writer's commit
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
     one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
-                   UPDATE auction (unnest arrays)
-    COMMIT
-    publish the announcement (one publication)       -- one Redis call
-    pg_advisory_unlock_all()                     -- the next writer may go
-    answer the bidders                           -- their replies are written after the
-                                                 -- unlock, not while the auction is locked
+                   UPDATE auction (unnest arrays)    -- atomic, and committed when it returns
+    pg_advisory_unlock_all()  and  publish the announcement (one Redis call), together
+    answer the bidders                           -- not while the auction is locked
 
 So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
-While one batch commits, the next one accumulates, so throughput grows with load while latency
-stays about one commit (no artificial batching window). Two processes writing the same auction
-serialise on the advisory lock and the row lock; each batch sees the state the previous one
-committed, so seq stays gapless and identical everywhere.
+The auction is locked for four round trips per batch. While one batch is written, the next one
+accumulates, so throughput grows with load while latency stays about one write (no artificial
+batching window). Two processes writing the same auction serialise on the advisory lock; each
+batch sees the state the previous one wrote, so seq stays gapless and identical everywhere.
+Other writers (closing, admin actions: `exclusive`) take the same lock, then a transaction.
 
 Nothing is kept in Redis here: a Redis loss cannot lose or reorder a bid (see BENCHMARKS.md,
 "Auctions", for the measured alternative that sequences in a Redis function).
@@ -32,13 +32,14 @@ agrees; a bid that arrives just before the end but is sequenced after it is refu
 (`auction_not_open`) — the sequencer's clock, not arrival, decides.
 
 Announcements: what a commit will publish is recorded in the commit itself
-(`auction_publications`, numbered by `auctions.pub_seq`) and published after COMMIT as that
+(`auction_publications`, numbered by `auctions.pub_seq`) and published right after it as that
 numbered announcement (`Publisher.announce`: Redis refuses a number that does not follow the
-channel's last one). If a process dies, or Redis fails, between a COMMIT and its publication,
-the next commit on the auction (a bid batch, a close, an admin action — on any process) is told
-"gap" and publishes the missing announcements from PostgreSQL first. Watchers therefore see
-every commit, in order; a watcher that still sees a seq gap (Redis lost its data: new epoch)
-reloads from REST (`GET /v1/auctions/{id}/bids?after=`).
+channel's last one). The publication is sent as the lock is released, so it reaches Redis
+long before the next writer (three round trips later) publishes; if the next writer still finds
+the previous announcement missing, it waits a few ms, then — that process died, or Redis
+failed, between its commit and its publication — publishes the missing ones from PostgreSQL
+first. Watchers therefore see every commit, in order; a watcher that still sees a seq gap
+(Redis lost its data: new epoch) reloads from REST (`GET /v1/auctions/{id}/bids?after=`).
 """
 
 from __future__ import annotations
@@ -244,26 +245,28 @@ class _Writer:
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
         conn = await self._connection()
-        # the advisory lock and BEGIN in one round trip; then one statement locks the row and
-        # finds retried bids; one writes the batch; COMMIT; publish; unlock — and only then
-        # wake the bidders, so their replies are not written while the auction is locked
-        await store.advisory_lock(conn, advisory_key(self.auction_id), begin=True)
+        await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
+        # Under the auction's advisory lock, no transaction: one statement reads the state and
+        # the retried bids, one writes the whole batch (and commits: it is one statement);
+        # then the unlock and the publication go out together, and only then are the bidders
+        # woken, so their replies are not written while the auction is locked.
+        await store.advisory_lock(conn, advisory_key(self.auction_id))
         try:
-            try:
-                announcement, answers, closed = await self._apply(conn, batch)
-            except BaseException:
-                if not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.execute("ROLLBACK")
-                raise
+            announcement, answers, closed, write = await self._apply(conn, batch)
             if not s._durable:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
-            await conn.execute("COMMIT")
-            await announce(conn, s._publisher, self.auction_id, announcement,
-                           timeout_s=s._publish_timeout_s)
-        finally:
+            await write()
+        except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
+            raise
+        unlocked, _ = await asyncio.gather(
+            store.advisory_unlock(conn),  # sent first: the next writer may go ...
+            announce(s._pool, s._publisher, self.auction_id, announcement,  # ... ours is
+                     timeout_s=s._publish_timeout_s),  # sent to Redis before it can publish
+        )
+        if not unlocked:
+            await self._release()
         if s._durable:
             _answer(answers)
         s.stats.batches += 1
@@ -272,11 +275,23 @@ class _Writer:
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
 
+    async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
+        """Display names for announcements (leaders), looked up before taking the lock where
+        possible: this batch's bidders."""
+        missing = people - self._names.keys()
+        if missing:
+            if len(self._names) > 10_000:
+                self._names.clear()
+            self._names.update(await store.display_names(conn, missing))
+
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest]
-    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool]:
+    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool,
+               Callable[[], Awaitable[None]]]:
+        """Read the state, run the engine over the batch; returns what to announce, the
+        answers, whether the auction closed, and the write (not yet done)."""
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
-        locked = await store.lock_with_bids(conn, self.auction_id, keys)
+        locked = await store.read_with_bids(conn, self.auction_id, keys)
         if locked is None:
             raise AuctionNotFound()
         row, now, known = locked
@@ -320,34 +335,37 @@ class _Writer:
         changed = bool(records) or state.state is not before_state
         announcement: Announcement | None = None
         if events:
-            missing = wire.people(events) - self._names.keys()
-            if missing:
-                if len(self._names) > 10_000:
-                    self._names.clear()
-                self._names.update(await store.display_names(conn, missing))
+            await self._learn_names(conn, wire.people(events))  # a leader from elsewhere
             announcement = (row.pub_seq + 1,
                             wire.publications(self.auction_id, events, self._names))
-        await store.write_batch(conn, self.auction_id, state if changed else None, records,
-                                attempts, announcement)
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
-        return announcement, answers, closed
+
+        async def write() -> None:
+            await store.write_batch(conn, self.auction_id, state if changed else None,
+                                    records, attempts, announcement)
+
+        return announcement, answers, closed, write
 
 
 # What one commit announces on `auction:{id}`: its number (auctions.pub_seq) and payloads.
 Announcement = tuple[int, list[dict[str, Any]]]
 
 REPAIR_MAX = 1_000  # most missing announcements filled in from PostgreSQL at once
+# Waits before publishing again when the previous writer's announcement is not out yet (~20 ms
+# in all), before filling it in from PostgreSQL.
+GAP_RETRY_S = (0.002, 0.005, 0.013)
 
 
 async def announce(
-    conn: asyncpg.Connection, publisher: Publisher, auction_id: uuid.UUID,
+    pool: asyncpg.Pool, publisher: Publisher, auction_id: uuid.UUID,
     announcement: Announcement | None, *, timeout_s: float,
 ) -> None:
-    """Publish a committed announcement (still holding the auction's advisory lock, so
-    announcements go out in commit order). If the channel's last announcement is not the one
-    before it — a process died, or Redis failed, between an earlier COMMIT and its publication
-    — the missing ones are published first from `auction_publications`. Failures are logged:
-    the bids are durable, and the next commit fills the gap."""
+    """Publish a committed announcement. If the channel's last announcement is not the one
+    before it, the previous writer's publication is late (it is sent as that writer unlocks)
+    or lost: wait a little (`GAP_RETRY_S`); if it is still missing — its process died, or
+    Redis failed, between its commit and its publication — publish the missing ones first
+    from `auction_publications`. Failures are logged: the bids are durable, and the next
+    commit fills the gap."""
     if announcement is None:
         return
     number, payloads = announcement
@@ -355,10 +373,16 @@ async def announce(
     try:
         async with asyncio.timeout(timeout_s):
             result = await publisher.announce(topic, number, payloads)
+            for delay in GAP_RETRY_S:
+                if result.status != "gap":
+                    return
+                await asyncio.sleep(delay)
+                result = await publisher.announce(topic, number, payloads)
             if result.status != "gap":
                 return
-            missing = await store.publications_between(conn, auction_id, result.last, number,
-                                                       limit=REPAIR_MAX)
+            async with pool.acquire() as conn:
+                missing = await store.publications_between(
+                    conn, auction_id, result.last, number, limit=REPAIR_MAX)
             log.warning("auction announcements were missing; publishing them now",
                         extra={"auction_id": str(auction_id), "missing": len(missing)})
             complete = len(missing) == number - result.last - 1
@@ -429,5 +453,5 @@ async def exclusive(
                 payloads = wire.publications(auction_id, events, names)
                 number = await store.record_publication(conn, auction_id, payloads)
                 announcement = (number, payloads)
-        await announce(conn, publisher, auction_id, announcement, timeout_s=5.0)
+        await announce(pool, publisher, auction_id, announcement, timeout_s=5.0)
         return events

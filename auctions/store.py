@@ -133,17 +133,12 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
     return _row(row) if row else None
 
 
-async def advisory_lock(conn: asyncpg.Connection, advisory_key: int, *,
-                        begin: bool = False) -> None:
-    """Take the auction's session advisory lock (held past COMMIT and publication, until
-    `advisory_unlock` or the connection's release): the single-writer point across
+async def advisory_lock(conn: asyncpg.Connection, advisory_key: int) -> None:
+    """Take the auction's session advisory lock (held past the write and the publication,
+    until `advisory_unlock` or the connection's release): the single-writer point across
     processes. Every writer takes it before any row lock, so writers never deadlock, and a
-    writer holding it sees every earlier writer's commit in the statements that follow. With
-    `begin`, `BEGIN` goes in the same round trip (the caller then ends the transaction
-    itself)."""
-    key = int(advisory_key)  # an int we made: safe to inline into a simple query
-    sql = f"SELECT pg_advisory_lock({key})" + ("; BEGIN" if begin else "")
-    await conn.execute(sql)
+    writer holding it sees every earlier writer's commit in the statements that follow."""
+    await conn.execute("SELECT pg_advisory_lock($1)", int(advisory_key))
 
 
 async def advisory_unlock(conn: asyncpg.Connection) -> bool:
@@ -162,16 +157,22 @@ async def advisory_unlock(conn: asyncpg.Connection) -> bool:
 async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
     """Lock the auction row for this transaction and read the database clock (the caller
     holds the advisory lock: `advisory_lock`)."""
-    locked = await lock_with_bids(conn, auction_id, ())
-    return None if locked is None else locked[:2]
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+            FROM auctions WHERE id = $1 FOR UPDATE""",
+        auction_id,
+    )
+    return None if row is None else (_row(row), int(row["now_ms"]))
 
 
-async def lock_with_bids(
+async def read_with_bids(
     conn: asyncpg.Connection, auction_id: uuid.UUID, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
 ) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
-    """`lock`, plus the accepted bids already stored for these (bidder, bid_id) pairs
-    (idempotent retries), in one round trip. Correct only under the advisory lock: no other
-    writer can be between its inserts and its COMMIT while this statement takes its snapshot."""
+    """The auction, the database clock and the accepted bids already stored for these
+    (bidder, bid_id) pairs (idempotent retries), in one round trip. For the holder of the
+    advisory lock (`advisory_lock`), outside any transaction: its snapshot is taken after the
+    lock was granted, so it sees every earlier writer's work, and no writer can change the
+    auction until the lock is released."""
     pairs = list(keys)
     row = await conn.fetchrow(
         f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
@@ -179,7 +180,7 @@ async def lock_with_bids(
                          JOIN unnest($2::uuid[], $3::uuid[]) AS k(bidder_id, bid_id)
                            ON b.bidder_id = k.bidder_id AND b.bid_id = k.bid_id
                          WHERE b.auction_id = $1) AS known
-            FROM auctions WHERE id = $1 FOR UPDATE""",
+            FROM auctions WHERE id = $1""",
         auction_id, [p[0] for p in pairs], [p[1] for p in pairs],
     )
     if row is None:
