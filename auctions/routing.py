@@ -42,7 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from auctions.model import BidKind
-from auctions.sequencer import BidAck, BidRequest, Sequencer
+from auctions.sequencer import BidAck, BidRequest, Sequencer, settle_checks
 from core.coalesce import Coalescer
 from core.errors import AppError, ServiceUnavailable
 
@@ -185,6 +185,10 @@ class BidRouter:
         if owner == self.node:
             self._owned[auction_id] = time.monotonic()
             return await self._sequencer.submit(auction_id, request)
+        await settle_checks(request)  # they ran here: the owner gets only their outcome
+        if request.refusal is not None:
+            self.record_refusal(auction_id, request)
+            raise request.refusal
         try:
             ack = await self._forward(owner, auction_id, request)
         except OwnerGone:

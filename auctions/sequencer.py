@@ -92,6 +92,31 @@ class BidRequest:
     # Set when the shell already refused it (rate limit, funds): only the audit row is written.
     refused: str | None = None
     future: asyncio.Future[BidAck] | None = None
+    # The shell's checks (rate limit, funds), still running while the bid waits for its batch;
+    # the writer settles them before it takes the auction's lock (`settle_checks`).
+    checks: asyncio.Future[None] | None = None
+    refusal: AppError | None = None  # what a refused bid is answered
+
+
+CHECK_REFUSALS = frozenset({"rate_limited", "insufficient_funds"})
+CHECKS_TIMEOUT_S = 5.0  # longest a batch waits for its bids' checks
+
+
+async def settle_checks(request: BidRequest) -> None:
+    """Wait for the request's checks. A refusal (rate limit, funds) marks it refused, with
+    the error to answer; any other failure is raised (the bid is not recorded)."""
+    checks, request.checks = request.checks, None
+    if checks is None:
+        return
+    if checks.cancelled():
+        raise ServiceUnavailable()
+    try:
+        await checks
+    except AppError as exc:
+        if exc.code not in CHECK_REFUSALS:
+            raise
+        exc.__traceback__ = None  # answered through a future: no frames kept alive
+        request.refused, request.refusal = exc.code, exc
 
 
 def advisory_key(auction_id: uuid.UUID) -> int:
@@ -244,6 +269,9 @@ class _Writer:
 
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
+        batch = await self._settle(batch)
+        if not batch:
+            return
         conn = await self._connection()
         await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
         # Under the auction's advisory lock, no transaction: one statement reads the state and
@@ -275,6 +303,29 @@ class _Writer:
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
 
+    @staticmethod
+    async def _settle(batch: list[BidRequest]) -> list[BidRequest]:
+        """Wait for the batch's checks (most finished while the bids waited); bids whose
+        checks failed for another reason than a refusal are answered and left out."""
+        pending = [r.checks for r in batch if r.checks is not None and not r.checks.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=CHECKS_TIMEOUT_S)
+        kept = []
+        for r in batch:
+            if r.checks is not None and not r.checks.done():  # Redis or the ledger hangs
+                r.checks.cancel()
+                r.checks = None
+                _fail(r, ServiceUnavailable())
+                continue
+            try:
+                await settle_checks(r)
+            except Exception as exc:
+                log.warning("bid checks failed", extra={"error": repr(exc)})
+                _fail(r, exc if isinstance(exc, AppError) else ServiceUnavailable())
+                continue
+            kept.append(r)
+        return kept
+
     async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
         """Display names for announcements (leaders), looked up before taking the lock where
         possible: this batch's bidders."""
@@ -305,6 +356,8 @@ class _Writer:
             if r.refused is not None:
                 attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                               r.refused, None, now))
+                if r.refusal is not None:
+                    answers.append((r, r.refusal))
                 continue
             previous = known.get((r.bidder, r.bid_id))
             if previous is not None:

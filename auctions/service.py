@@ -19,7 +19,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
@@ -221,11 +221,11 @@ class AuctionService:
             raise ValidationFailed([FieldError("amount", f"must be between 1 and {MAX_PRICE}")])
         rules = await self._rules_of(auction_id)
         request = BidRequest(principal.user_id, amount, kind, bid_id)
-        try:
-            await self._pre_checks(principal.user_id, rules, amount, kind)
-        except (RateLimited, InsufficientFunds) as exc:
-            self._route.record_refusal(auction_id, replace(request, refused=exc.code))
-            raise
+        # The checks run while the bid waits for its batch; the sequencer settles them before
+        # it takes the auction's lock, and records a refusal like any other attempt.
+        request.checks = asyncio.ensure_future(
+            self._pre_checks(principal.user_id, rules, amount, kind))
+        request.checks.add_done_callback(_retrieved)
         return await self._route.submit(auction_id, request)
 
     async def _pre_checks(
@@ -334,6 +334,13 @@ class AuctionService:
     async def bids(self, auction_id: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:
         await self.get(auction_id)
         return await store.bid_page(self.pool, auction_id, after=after, limit=limit)
+
+
+def _retrieved(checks: asyncio.Future[None]) -> None:
+    """Checks whose bid never reached a batch (queue full, shutdown) are not reported as
+    never retrieved."""
+    if not checks.cancelled():
+        checks.exception()
 
 
 def _admin(principal: Principal) -> None:

@@ -17,8 +17,14 @@ from auctions.errors import (
     InvalidAuctionAction,
 )
 from auctions.model import BidKind, Outcome, State
-from auctions.sequencer import GAP_RETRY_S
-from core.errors import Forbidden, IdempotencyKeyReused, RateLimited, ValidationFailed
+from auctions.sequencer import GAP_RETRY_S, BidAck
+from core.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    RateLimited,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from tests.auctions.conftest import Env, make_env
 from tests.conftest import Register
 
@@ -147,6 +153,44 @@ async def test_checks_before_sequencing(env: Env, register: Register) -> None:
     outcomes = [a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
                                                                limit=10)]
     assert outcomes == ["insufficient_funds", "accepted"]
+
+
+async def test_checks_run_while_the_bid_waits_and_a_failed_check_is_not_recorded(
+    env: Env, register: Register,
+) -> None:
+    """The funds check runs concurrently with the bid's wait for its batch; a check that
+    fails (the ledger is down) answers 503 for that bid only and writes no attempt row, and a
+    refusal in the same batch is recorded and answered."""
+    seller = await register("seller")
+    rich, poor = await register("buyer", name="Rich"), await register("buyer", name="Poor")
+    broken = await register("buyer", name="Broken")
+    env.funds.credit(uuid.UUID(rich.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    real = env.funds.available
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_or_failing(conn: object, user_id: uuid.UUID, currency: str) -> int:
+        if user_id == uuid.UUID(broken.id):
+            raise OSError("ledger unreachable")
+        started.set()
+        await release.wait()
+        return await real(None, user_id, currency)
+
+    env.funds.available = slow_or_failing  # type: ignore[method-assign]
+    bids = [asyncio.ensure_future(env.svc.place_bid(env.principal(user), aid, amount=amount,
+                                                    bid_id=uuid.uuid4()))
+            for user, amount in ((rich, 2_000), (poor, 3_000), (broken, 4_000))]
+    await started.wait()
+    assert not any(b.done() for b in bids)  # the batch waits for its bids' checks
+    release.set()
+    results = await asyncio.gather(*bids, return_exceptions=True)
+    assert isinstance(results[0], BidAck) and results[0].seq == 1
+    assert isinstance(results[1], InsufficientFunds)
+    assert isinstance(results[2], ServiceUnavailable)
+    outcomes = sorted(a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
+                                                                     limit=10))
+    assert outcomes == ["accepted", "insufficient_funds"]
 
 
 async def test_deposit_rule(app: object, rt: object, register: Register) -> None:
