@@ -258,6 +258,23 @@ def delivery(w: dict[str, Any], placed: dict[int, int], skip_ns: int) -> dict[st
     return dist(lat)
 
 
+SCRAPED = ("souk_ws_writes_total", "souk_ws_bytes_out_total", "souk_ws_publications_in_total",
+           "souk_ws_publications_out_total", "souk_ws_slow_disconnects_total",
+           "souk_ws_fanout_duration_seconds_count", "souk_ws_fanout_duration_seconds_sum",
+           "souk_gc_pause_seconds_count", "souk_gc_pause_seconds_sum")
+
+
+def scrape(url: str) -> dict[str, float]:
+    """A server's fan-out and GC counters (summed over labels) from its /metrics."""
+    totals: dict[str, float] = {}
+    text = httpx.get(url + "/metrics", timeout=10).text
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in SCRAPED:
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return {k.removeprefix("souk_"): round(v, 3) for k, v in totals.items()}
+
+
 def summarise(args: argparse.Namespace, results: list[dict[str, Any]],
               watch: dict[str, Any] | None, rec: dict[str, Any], t_start: int) -> dict[str, Any]:
     lat: dict[str, list[float]] = {}
@@ -362,6 +379,7 @@ def main() -> None:
             c.join(30)
         rec = asyncio.run(record(settings, auction))
         report = summarise(args, results, watch, rec, t_start)
+        report["servers_metrics"] = [scrape(s.url) for s in procs]
         print(json.dumps(report, indent=1))
     finally:
         for s in procs:
