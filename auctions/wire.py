@@ -7,12 +7,14 @@ produced several (a burst of bids committed together, a bid and its extension) p
 as one batch, with the bids in a compact row form (at a hot auction most of the channel's bytes
 are bids, and every byte goes to every watcher):
 
-    {"type": "batch", "auction_id": "...", "people": {"<user id>": "<display name>", ...},
-     "events": [[seq, price, "<leader id>", ends_at, bid_count, flags], {...}, ...]}
+    {"type": "batch", "auction_id": "...", "people": [["<user id>", "<display name>"], ...],
+     "ends_at": <ms>, "events": [[seq, price, leader, bid_count, flags], {...}, ...]}
 
-An array is a bid (`flags`: 1 extended, 2 reserve met, 4 buy-it-now still offered); an object
-is any other event in its usual form. Items are in seq order. `events_of(data)` is the
-client's rule: it turns either shape into the list of full event objects."""
+An array is a bid: `leader` is an index into `people`; `flags`: 1 extended, 2 reserve met,
+4 buy-it-now still offered; a sixth element is the bid's new `ends_at` when it differs from the
+previous bid's (the first bid's is the batch's `ends_at`). An object is any other event in its
+usual form. Items are in seq order. `events_of(data)` is the client's rule: it turns either
+shape into the list of full event objects."""
 
 from __future__ import annotations
 
@@ -72,21 +74,35 @@ def publications(
     """What one commit publishes on `auction:{id}` (see the module docstring)."""
     if len(events) <= 1:
         return [event_payload(auction_id, e, names) for e in events]
-    people: dict[str, str] = {}
+    index: dict[uuid.UUID, int] = {}
+    people: list[list[str]] = []
     items: list[Any] = []
+    first_ends: int | None = None
+    ends: int | None = None
     for e in events:
         if isinstance(e, BidAccepted):
-            uid = str(e.leader)
-            people.setdefault(uid, names.get(e.leader, "bidder"))
+            who = index.get(e.leader)
+            if who is None:
+                who = index[e.leader] = len(people)
+                people.append([str(e.leader), names.get(e.leader, "bidder")])
             flags = ((_EXTENDED if e.extended else 0) | (_RESERVE_MET if e.reserve_met else 0)
                      | (_BUY_NOW if e.buy_now_available else 0))
-            items.append([e.seq, e.price, uid, e.ends_at, e.bid_count, flags])
+            row: list[int] = [e.seq, e.price, who, e.bid_count, flags]
+            if first_ends is None:
+                first_ends = ends = e.ends_at
+            elif e.ends_at != ends:
+                row.append(e.ends_at)
+                ends = e.ends_at
+            items.append(row)
         else:
             full = event_payload(auction_id, e, names)
             del full["auction_id"]
             items.append(full)
-    return [{"type": "batch", "auction_id": str(auction_id), "people": people,
-             "events": items}]
+    batch: dict[str, Any] = {"type": "batch", "auction_id": str(auction_id), "people": people}
+    if first_ends is not None:
+        batch["ends_at"] = first_ends
+    batch["events"] = items
+    return [batch]
 
 
 def events_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -94,14 +110,18 @@ def events_of(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     if data.get("type") != "batch":
         return [dict(data)]
     auction_id, people = data["auction_id"], data["people"]
+    ends = data.get("ends_at")
     out: list[dict[str, Any]] = []
     for item in data["events"]:
         if isinstance(item, list):
-            seq, price, uid, ends_at, bid_count, flags = item
+            seq, price, who, bid_count, flags = item[:5]
+            if len(item) > 5:
+                ends = item[5]
+            uid, name = people[who]
             out.append({
                 "auction_id": auction_id, "seq": seq, "type": "bid", "price": price,
-                "amount": price, "leader": people.get(uid, "bidder"), "leader_id": uid,
-                "ends_at": ends_at, "extended": bool(flags & _EXTENDED),
+                "amount": price, "leader": name, "leader_id": uid,
+                "ends_at": ends, "extended": bool(flags & _EXTENDED),
                 "reserve_met": bool(flags & _RESERVE_MET),
                 "buy_now_available": bool(flags & _BUY_NOW), "bid_count": bid_count,
             })

@@ -47,4 +47,4 @@ def test_the_batch_form_is_much_smaller_than_one_object_per_bid() -> None:
                                        False, s) for s in range(1, 41)]
     [batch] = wire.publications(AUCTION, events, names)
     one_by_one = sum(len(orjson.dumps(wire.event_payload(AUCTION, e, names))) for e in events)
-    assert len(orjson.dumps(batch)) * 3 < one_by_one
+    assert len(orjson.dumps(batch)) * 8 < one_by_one
