@@ -294,7 +294,7 @@ class Hub:
         recover_max: int = 300,
         high_water: int = 64 * 1024,
         max_connections: int = 10_000,
-        slice_size: int = 256,
+        slice_size: int = 128,
         max_backoff_s: float = 0.25,
     ) -> None:
         self.broker = broker
