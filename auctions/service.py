@@ -126,6 +126,7 @@ class AuctionService:
             durable=durable,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
+        self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}
         # where accepted-for-sequencing bids go: this process's sequencer, or the auction's
         # owner process (`route_bids`, see routing.py)
         self._route: Router = self.sequencer
@@ -254,13 +255,20 @@ class AuctionService:
             raise InsufficientFunds()
 
     async def _rules_of(self, auction_id: uuid.UUID) -> Rules:
+        """The auction's rules (they never change after creation), cached; the bids of a
+        burst that all miss the cache share one lookup."""
         rules = self._rules.get(auction_id)
-        if rules is None:
-            row = await self.get(auction_id)
-            rules = row.auction.rules
-            if len(self._rules) > 50_000:
-                self._rules.clear()
-            self._rules[auction_id] = rules  # rules never change after creation
+        if rules is not None:
+            return rules
+        pending = self._rules_lookups.get(auction_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self.get(auction_id))
+            self._rules_lookups[auction_id] = pending
+            pending.add_done_callback(lambda _: self._rules_lookups.pop(auction_id, None))
+        row = await asyncio.shield(pending)
+        if len(self._rules) > 50_000:
+            self._rules.clear()
+        rules = self._rules[auction_id] = row.auction.rules
         return rules
 
     def bid_op(self) -> Callable[[Principal | None, dict[str, Any]], Awaitable[dict[str, Any]]]:
