@@ -6,7 +6,9 @@ loadtests/fanout, one process); B bidders on websockets (`websockets` library, i
 process(es)) making R bid attempts/s in all (open loop; 0 = closed loop, each bidder sends its
 next bid when the previous one is answered). Connections are spread round-robin over the server
 processes. Reports:
-- ack latency: bidder's send of the `bid` op → its reply (p50/p95/p99/max), by outcome;
+- ack latency: bidder's send of the `bid` op → its reply (p50/p95/p99/max), by outcome, and
+  `ack_ms_steady`: every bid sent after the first 2 s (`WARM_UP_S`; the auction's first
+  burst pays cold caches and connection-pool growth), the window delivery is measured on;
 - delivery latency: the bid's `placed_at` in PostgreSQL (the sequencer's DB clock, same host
   clock) → arrival at a watcher of the publication carrying it (one per commit: a bid event or
   a batch, see auctions/wire.py), for every bid delivered to a sample of watcher connections
@@ -49,6 +51,7 @@ from loadtests.fanout.client import Endpoint, Fleet
 from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
 
 BID_EVENT = msgspec.json.Decoder(dict[str, Any])
+WARM_UP_S = 2.0  # the first seconds of bidding, left out of the steady figures
 # The hub writes each publication as `{"channel":"…","offset":N,"data":…}`, several per frame
 # separated by raw newlines (JSON never has one inside a document): one line per publication.
 PUBLICATION_HEAD = b'{"channel":"'
@@ -163,7 +166,8 @@ async def _reply(ws: Any, n: int) -> dict[str, Any]:
 
 
 async def _bid_loop(ws: Any, rng: random.Random, auction: str, interval: float, t0: float,
-                    end: float, price: list[int], lat: dict[str, list[float]]) -> None:
+                    end: float, price: list[int], lat: dict[str, list[float]],
+                    steady: list[float]) -> None:
     """One bidder: a bid every `interval` s (open loop; 0 = closed loop) until `end`.
     Bid mix: 70% one-tap `next` up to 10% above the last price seen, 30% maxima around it."""
     due = t0 + rng.uniform(0, interval)
@@ -186,6 +190,8 @@ async def _bid_loop(ws: Any, rng: random.Random, auction: str, interval: float, 
         await ws.send(frame.decode())
         reply = await _reply(ws, n)
         took = (time.perf_counter() - sent) * 1000
+        if sent - t0 >= WARM_UP_S:
+            steady.append(took)
         if "result" in reply:
             lat.setdefault("accepted", []).append(took)
             price[0] = max(price[0], reply["result"]["price"])
@@ -207,15 +213,16 @@ def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], ra
         await asyncio.to_thread(start.wait)
         t0 = time.perf_counter()
         lat: dict[str, list[float]] = {}
+        steady: list[float] = []
         interval = len(users) / rate if rate else 0.0
         price = [1_000]  # the highest price any bidder of this process was told
         await asyncio.gather(*(
             _bid_loop(ws, random.Random(first + i), auction, interval, t0, t0 + seconds,
-                      price, lat) for i, ws in enumerate(conns)))
+                      price, lat, steady) for i, ws in enumerate(conns)))
         elapsed = time.perf_counter() - t0
         for ws in conns:
             await ws.close()
-        return {"lat": lat, "elapsed": elapsed}
+        return {"lat": lat, "steady": steady, "elapsed": elapsed}
 
     out.put(uvloop.run(run()))
 
@@ -307,6 +314,7 @@ def summarise(args: argparse.Namespace, results: list[dict[str, Any]],
         for k, v in r["lat"].items():
             lat.setdefault(k, []).extend(v)
     every = [x for v in lat.values() for x in v]
+    steady = [x for r in results for x in r["steady"]]
     report: dict[str, Any] = {
         "servers": args.servers, "watchers": args.watchers, "bidders": args.bidders,
         "rate": args.rate, "seconds": args.seconds, "server_nice": args.server_nice,
@@ -315,13 +323,17 @@ def summarise(args: argparse.Namespace, results: list[dict[str, Any]],
         "accepted_per_s": round(len(lat.get("accepted", [])) / elapsed, 1),
         "outcomes": {k: len(v) for k, v in lat.items()},
         "ack_ms_all": dist(every), "ack_ms_accepted": dist(lat.get("accepted", [])),
+        # bids sent after the first WARM_UP_S (an auction's first burst pays its cold caches,
+        # pool growth and script loading), as for delivery below
+        "ack_ms_steady": dist(steady),
         "gapless": rec["gapless"], "accepted_in_pg": rec["accepted"],
         "attempts_in_pg": rec["attempts_written"],
         "load_avg": os.getloadavg(),
     }
     if watch is not None:
-        # deliveries of bids placed in the first 2 s (connection warm-up) are left out
-        report["delivery_ms"] = delivery(watch, rec["placed_ns"], t_start + 2 * 10**9)
+        # deliveries of bids placed in the first WARM_UP_S are left out
+        report["delivery_ms"] = delivery(watch, rec["placed_ns"],
+                                         t_start + int(WARM_UP_S * 10**9))
         report["watchers_result"] = {k: v for k, v in watch.items()
                                      if k not in ("offsets", "arrivals", "seqs_of")}
     return report
