@@ -50,7 +50,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import asyncpg
@@ -129,6 +129,10 @@ class SequencerStats:
     batches: int = 0
     bids: int = 0
     largest_batch: int = 0
+    unaudited: int = 0  # attempts refused as overloaded whose audit row was dropped too
+
+
+OVERFLOW_MAX = 10_000  # audit rows of overload refusals kept per auction for the next batch
 
 
 class Sequencer:
@@ -172,8 +176,8 @@ class Sequencer:
         self._on_closed = callback
 
     def record_refusal(self, auction_id: uuid.UUID, request: BidRequest) -> None:
-        """Audit a bid the shell refused before sequencing; best effort (dropped when full)."""
-        with contextlib.suppress(BidQueueFull):
+        """Audit a bid the shell refused before sequencing (with the next batch)."""
+        with contextlib.suppress(BidQueueFull):  # then it is in the writer's overflow
             self._writer(auction_id).put(request)
 
     def _writer(self, auction_id: uuid.UUID) -> _Writer:
@@ -201,13 +205,25 @@ class _Writer:
         self.auction_id = auction_id
         self._queue: asyncio.Queue[BidRequest] = asyncio.Queue(seq._max_queue)
         self._names: dict[uuid.UUID, str] = {}
+        self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
 
     def put(self, request: BidRequest) -> None:
+        """Queue a bid; when `max_queue` bids wait, it is refused with BidQueueFull and only
+        its audit row waits (in `overflow`, written with the next batch)."""
         try:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
+            if len(self._overflow) >= OVERFLOW_MAX:
+                self._s.stats.unaudited += 1  # beyond even that: counted, and logged once
+                if self._s.stats.unaudited == 1:
+                    log.error("bid attempts refused without an audit row",
+                              extra={"auction_id": str(self.auction_id)})
+            else:
+                self._overflow.append(replace(
+                    request, refused=request.refused or BidQueueFull.code, refusal=None,
+                    checks=None, future=None))
             raise BidQueueFull() from None
 
     async def stop(self) -> None:
@@ -237,9 +253,7 @@ class _Writer:
                     self._s._forget(self.auction_id, self)
                     return
                 continue
-            batch = [first]
-            while len(batch) < self._s._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = self._take(first)
             try:
                 await self._commit(batch)
             except asyncio.CancelledError:
@@ -254,6 +268,17 @@ class _Writer:
                 for r in batch:
                     _fail(r, ServiceUnavailable())
                 await self._release()  # a fresh connection for the next batch
+
+    def _take(self, first: BidRequest) -> list[BidRequest]:
+        """`first` and what else is queued, up to `max_batch`, plus the overflow's audit rows
+        (they ride along, beyond `max_batch`)."""
+        batch = [first]
+        while len(batch) < self._s._max_batch and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if self._overflow:
+            batch.extend(self._overflow)
+            self._overflow = []
+        return batch
 
     async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
         """The writer keeps one pool connection while bids keep coming: no acquire and no

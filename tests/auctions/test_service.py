@@ -12,6 +12,7 @@ import pytest
 from auctions import engine, store
 from auctions.errors import (
     AuctionNotOpen,
+    BidQueueFull,
     BidTooLow,
     InsufficientFunds,
     InvalidAuctionAction,
@@ -191,6 +192,29 @@ async def test_checks_run_while_the_bid_waits_and_a_failed_check_is_not_recorded
     outcomes = sorted(a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
                                                                      limit=10))
     assert outcomes == ["accepted", "insufficient_funds"]
+
+
+async def test_bids_refused_as_overloaded_are_audited(rt: object, register: Register) -> None:
+    """A full bid queue refuses with `bids_overloaded`, and those attempts are in the audit
+    like every other one (written with the next batch)."""
+    e = make_env(rt, max_queue=2)  # type: ignore[arg-type]
+    try:
+        seller = await register("seller")
+        buyers = await e.buyers(12)
+        for b in buyers:
+            e.funds.credit(uuid.UUID(b.id), 10**9)
+        aid = (await e.auction(seller)).auction.rules.auction_id
+        results = await asyncio.gather(*(
+            e.svc.place_bid(e.principal(b), aid, amount=2_000 + 100 * i, bid_id=uuid.uuid4())
+            for i, b in enumerate(buyers)), return_exceptions=True)
+        overloaded = [r for r in results if isinstance(r, BidQueueFull)]
+        assert overloaded and len(overloaded) < len(buyers)
+        await e.svc.place_bid(e.principal(buyers[0]), aid, amount=90_000, bid_id=uuid.uuid4())
+        rows = await store.attempt_page(e.rt.pool, aid, after=0, limit=100)
+        assert len(rows) == len(buyers) + 1
+        assert sum(r["outcome"] == "bids_overloaded" for r in rows) == len(overloaded)
+    finally:
+        await e.svc.aclose()
 
 
 async def test_deposit_rule(app: object, rt: object, register: Register) -> None:
