@@ -39,10 +39,10 @@ class LedgerFunds:
         return int(view.available)
 
     async def available_many(
-        self, user_ids: list[uuid.UUID], currency: str
+        self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
     ) -> dict[uuid.UUID, int]:
-        """`available` for many buyers in one query (a burst of bids' pre-checks)."""
-        rows = await self._pool.fetch(
+        """`available` for many buyers in one query (a bid batch's funds check)."""
+        rows = await (conn or self._pool).fetch(
             "SELECT owner_id, sum(balance) AS available FROM ledger_accounts "
             "WHERE owner_id = ANY($1::uuid[]) AND currency = $2 AND kind = 'buyer_wallet' "
             "GROUP BY owner_id", user_ids, currency)

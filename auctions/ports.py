@@ -48,6 +48,13 @@ class Funds(Protocol):
         """Spendable balance (posted credits - debits - pending holds) in cents."""
         ...
 
+    async def available_many(
+        self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
+    ) -> dict[uuid.UUID, int]:
+        """`available` for many buyers in one query (a bid batch); users without a wallet
+        may be absent (0)."""
+        ...
+
     async def hold_for_order(
         self,
         conn: asyncpg.Connection,

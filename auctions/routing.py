@@ -248,7 +248,8 @@ class BidRouter:
         return orjson.dumps({
             "t": "bid", "rid": rid, "from": self.node, "a": str(auction_id),
             "b": str(request.bidder), "m": request.amount, "k": request.kind.value,
-            "i": str(request.bid_id), "r": request.refused,
+            "i": str(request.bid_id), "r": request.refused, "n": request.needs,
+            "c": request.currency,
         })
 
     async def _forward(self, owner: str, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
@@ -334,7 +335,8 @@ class BidRouter:
     def _serve(self, msg: dict[str, Any]) -> None:
         auction_id = uuid.UUID(msg["a"])
         request = BidRequest(uuid.UUID(msg["b"]), int(msg["m"]), BidKind(msg["k"]),
-                             uuid.UUID(msg["i"]), refused=msg.get("r"))
+                             uuid.UUID(msg["i"]), refused=msg.get("r"),
+                             needs=int(msg.get("n", 0)), currency=str(msg.get("c", "")))
         self._owned[auction_id] = time.monotonic()
         if request.refused is not None or msg.get("rid") is None:
             self._sequencer.record_refusal(auction_id, request)

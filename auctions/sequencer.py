@@ -56,9 +56,9 @@ from typing import Any
 import asyncpg
 
 from auctions import engine, store, wire
-from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected
+from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, InsufficientFunds
 from auctions.model import Bid, BidKind, BidRecord, Event
-from auctions.ports import Publisher
+from auctions.ports import Funds, Publisher
 from core.errors import AppError, IdempotencyKeyReused, ServiceUnavailable
 
 log = logging.getLogger("souk.auctions")
@@ -96,15 +96,19 @@ class BidRequest:
     # the writer settles them before it takes the auction's lock (`settle_checks`).
     checks: asyncio.Future[None] | None = None
     refusal: AppError | None = None  # what a refused bid is answered
+    # The wallet balance the bid needs (its amount, the buy-it-now price or the deposit; 0: no
+    # check) in the auction's currency: checked against the ledger once per batch.
+    needs: int = 0
+    currency: str = ""
 
 
-CHECK_REFUSALS = frozenset({"rate_limited", "insufficient_funds"})
+CHECK_REFUSALS = frozenset({"rate_limited"})
 CHECKS_TIMEOUT_S = 5.0  # longest a batch waits for its bids' checks
 
 
 async def settle_checks(request: BidRequest) -> None:
-    """Wait for the request's checks. A refusal (rate limit, funds) marks it refused, with
-    the error to answer; any other failure is raised (the bid is not recorded)."""
+    """Wait for the request's checks. A refusal (the rate limit) marks it refused, with the
+    error to answer; any other failure is raised (the bid is not recorded)."""
     checks, request.checks = request.checks, None
     if checks is None:
         return
@@ -143,6 +147,7 @@ class Sequencer:
         pool: asyncpg.Pool,
         publisher: Publisher,
         *,
+        funds: Funds | None = None,
         max_batch: int = 500,
         max_queue: int = 5_000,
         idle_s: float = 30.0,
@@ -152,6 +157,7 @@ class Sequencer:
     ) -> None:
         self._pool = pool
         self._publisher = publisher
+        self._funds = funds  # None: bids are not checked against wallets
         self._max_batch = max_batch
         self._max_queue = max_queue
         self._idle_s = idle_s
@@ -253,21 +259,29 @@ class _Writer:
                     self._s._forget(self.auction_id, self)
                     return
                 continue
-            batch = self._take(first)
-            try:
-                await self._commit(batch)
-            except asyncio.CancelledError:
-                for r in batch:
-                    _fail(r, ServiceUnavailable())
-                raise
-            except AppError as exc:
-                for r in batch:
-                    _fail(r, exc)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("bid batch not recorded", extra={"error": repr(exc)})
-                for r in batch:
-                    _fail(r, ServiceUnavailable())
-                await self._release()  # a fresh connection for the next batch
+            await self._record(self._take(first))
+
+    async def _record(self, batch: list[BidRequest]) -> None:
+        """Commit a batch; if it cannot be recorded, every bid in it is answered."""
+        try:
+            await self._commit(batch)
+        except asyncio.CancelledError:
+            for r in batch:
+                _fail(r, ServiceUnavailable())
+            raise
+        except AppError as exc:
+            for r in batch:
+                _fail(r, exc)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("bid batch not recorded", extra={"error": repr(exc)})
+            for r in batch:
+                _fail(r, ServiceUnavailable())
+            await self._release()  # a fresh connection for the next batch
+        except Exception:  # a bug: answer, and keep the auction's writer alive
+            log.exception("bid batch failed", extra={"auction_id": str(self.auction_id)})
+            for r in batch:
+                _fail(r, ServiceUnavailable())
+            await self._release()
 
     def _take(self, first: BidRequest) -> list[BidRequest]:
         """`first` and what else is queued, up to `max_batch`, plus the overflow's audit rows
@@ -298,6 +312,7 @@ class _Writer:
         if not batch:
             return
         conn = await self._connection()
+        short = await self._short_of_funds(conn, batch)
         await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
         # Under the auction's advisory lock, no transaction: one statement reads the state and
         # the retried bids, one writes the whole batch (and commits: it is one statement);
@@ -305,7 +320,7 @@ class _Writer:
         # woken, so their replies are not written while the auction is locked.
         await store.advisory_lock(conn, advisory_key(self.auction_id))
         try:
-            announcement, answers, closed, write = await self._apply(conn, batch)
+            announcement, answers, closed, write = await self._apply(conn, batch, short)
             if not s._durable:  # benchmark only ("cost of durability"): answer, then commit
                 _answer(answers)
             await write()
@@ -351,6 +366,17 @@ class _Writer:
             kept.append(r)
         return kept
 
+    async def _short_of_funds(self, conn: asyncpg.Connection,
+                              batch: list[BidRequest]) -> set[int]:
+        """The bids (by id()) whose bidder's wallet does not cover what they need: one ledger
+        query for the whole batch, before the auction is locked."""
+        wanting = [r for r in batch if r.refused is None and r.needs > 0]
+        if not wanting or self._s._funds is None:
+            return set()
+        have = await self._s._funds.available_many(
+            conn, sorted({r.bidder for r in wanting}), wanting[0].currency)
+        return {id(r) for r in wanting if have.get(r.bidder, 0) < r.needs}
+
     async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
         """Display names for announcements (leaders), looked up before taking the lock where
         possible: this batch's bidders."""
@@ -361,7 +387,7 @@ class _Writer:
             self._names.update(await store.display_names(conn, missing))
 
     async def _apply(
-        self, conn: asyncpg.Connection, batch: list[BidRequest]
+        self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int]
     ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool,
                Callable[[], Awaitable[None]]]:
         """Read the state, run the engine over the batch; returns what to announce, the
@@ -391,6 +417,11 @@ class _Writer:
                 attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                               outcome, previous.seq, now))
                 answers.append((r, answer))
+                continue
+            if id(r) in short:
+                attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
+                                              InsufficientFunds.code, None, now))
+                answers.append((r, InsufficientFunds()))
                 continue
             try:
                 placed = engine.place_bid(state, Bid(r.bidder, r.amount, r.kind, r.bid_id), now)

@@ -4,12 +4,13 @@ One instance per process, built by the composition root with the pool, the rate 
 the injected ports. HTTP routes and the websocket `bid` op both call `place_bid`, so the two
 surfaces behave identically.
 
-Bid path: role check → per-user rate limit (Redis token bucket) → funds pre-check through the
-`Funds` port (wallet available ≥ the bid, or ≥ the configured deposit) → the sequencer (group
-commit in PostgreSQL, then broadcast in seq order) → acknowledgement. Refusals before the
-sequencer are still written to the attempts audit.
+Bid path: role check → per-user rate limit (Redis token bucket, started at once and settled
+while the bid waits for its batch) → the sequencer: one funds query through the `Funds` port
+for the whole batch (wallet available ≥ the bid, or ≥ the configured deposit), then the group
+commit in PostgreSQL and the broadcast in seq order → acknowledgement. Every refusal is
+written to the attempts audit.
 
-The funds check is a pre-check, not a reservation: the winner's wallet is held and captured at
+The funds check is a check, not a reservation: the winner's wallet is held and captured at
 close (`scheduler.py`); if it cannot pay then, the payment-window rule applies.
 """
 
@@ -28,10 +29,8 @@ import msgspec
 from auctions import engine, store
 from auctions.errors import (
     AuctionNotFound,
-    InsufficientFunds,
     InvalidAuctionAction,
 )
-from auctions.fundsbatch import CoalescingFunds
 from auctions.model import (
     MAX_PRICE,
     Auction,
@@ -122,15 +121,14 @@ class AuctionService:
         self.limiter = limiter
         self.settings = settings
         self.sequencer = Sequencer(
-            pool, publisher, max_batch=settings.max_batch, max_queue=settings.max_queue,
-            durable=durable,
+            pool, publisher, funds=funds, max_batch=settings.max_batch,
+            max_queue=settings.max_queue, durable=durable,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}
         # where accepted-for-sequencing bids go: this process's sequencer, or the auction's
         # owner process (`route_bids`, see routing.py)
         self._route: Router = self.sequencer
-        self._funds_gate = CoalescingFunds(funds)
         self._gate = (
             CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
                               window_s=settings.bid_rate_window_s)
@@ -221,38 +219,26 @@ class AuctionService:
         if not 0 < amount <= MAX_PRICE and kind is not BidKind.BUY_NOW:
             raise ValidationFailed([FieldError("amount", f"must be between 1 and {MAX_PRICE}")])
         rules = await self._rules_of(auction_id)
-        request = BidRequest(principal.user_id, amount, kind, bid_id)
-        # The checks run while the bid waits for its batch; the sequencer settles them before
-        # it takes the auction's lock, and records a refusal like any other attempt.
-        request.checks = asyncio.ensure_future(
-            self._pre_checks(principal.user_id, rules, amount, kind))
-        request.checks.add_done_callback(_retrieved)
+        needs = amount
+        if kind is BidKind.BUY_NOW:
+            needs = rules.buy_now_price or 0
+        if self.settings.bid_deposit > 0:
+            needs = self.settings.bid_deposit
+        request = BidRequest(principal.user_id, amount, kind, bid_id, needs=needs,
+                             currency=rules.currency)
+        if self._gate is not None:
+            # The rate limit runs while the bid waits for its batch; the sequencer settles it
+            # before it takes the auction's lock (and checks funds, once for the whole batch)
+            # and records a refusal like any other attempt.
+            request.checks = asyncio.ensure_future(self._rate_check(principal.user_id))
+            request.checks.add_done_callback(_retrieved)
         return await self._route.submit(auction_id, request)
 
-    async def _pre_checks(
-        self, user_id: uuid.UUID, rules: Rules, amount: int, kind: BidKind
-    ) -> None:
-        """The rate limit (Redis) and the funds check (ledger) run concurrently: a bid pays
-        one round trip for both, not two in a row."""
-        needed = amount
-        if kind is BidKind.BUY_NOW:
-            needed = rules.buy_now_price or 0
-        if self.settings.bid_deposit > 0:
-            needed = self.settings.bid_deposit
-        funds = asyncio.ensure_future(self._funds_gate.available(user_id, rules.currency))
-        try:
-            if self._gate is not None:
-                decision = await self._gate.take(str(user_id))
-                if not decision.allowed:
-                    raise RateLimited(decision.retry_after_s)
-            available = await funds
-        finally:
-            if not funds.done():
-                funds.cancel()
-            elif not funds.cancelled():
-                funds.exception()  # mark it retrieved when the rate limit answered first
-        if available < needed:
-            raise InsufficientFunds()
+    async def _rate_check(self, user_id: uuid.UUID) -> None:
+        assert self._gate is not None
+        decision = await self._gate.take(str(user_id))
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
 
     async def _rules_of(self, auction_id: uuid.UUID) -> Rules:
         """The auction's rules (they never change after creation), cached; the bids of a

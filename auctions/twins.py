@@ -60,6 +60,12 @@ class MemoryFunds:
         held = sum(a for u, a in self.holds.values() if u == user_id)
         return self.balances.get(user_id, 0) - held
 
+    async def available_many(
+        self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
+    ) -> dict[uuid.UUID, int]:
+        return {u: await self.available(conn, u, currency) for u in user_ids
+                if u in self.balances}
+
     async def hold_for_order(
         self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID, order_id: uuid.UUID, amount: int,
         currency: str, transfer_id: uuid.UUID,

@@ -35,6 +35,10 @@ class NoLedger:
     async def available(self, conn: Any, user_id: uuid.UUID, currency: str) -> int:
         return 10**12
 
+    async def available_many(self, conn: Any, user_ids: list[uuid.UUID],
+                             currency: str) -> dict[uuid.UUID, int]:
+        return dict.fromkeys(user_ids, 10**12)
+
     async def hold_for_order(self, conn: Any, **kw: Any) -> None:
         return None
 

@@ -156,40 +156,38 @@ async def test_checks_before_sequencing(env: Env, register: Register) -> None:
     assert outcomes == ["insufficient_funds", "accepted"]
 
 
-async def test_checks_run_while_the_bid_waits_and_a_failed_check_is_not_recorded(
+async def test_funds_are_checked_once_per_batch_and_a_failed_check_records_nothing(
     env: Env, register: Register,
 ) -> None:
-    """The funds check runs concurrently with the bid's wait for its batch; a check that
-    fails (the ledger is down) answers 503 and writes no attempt row; a refusal is recorded
-    and answered with the batch."""
+    """The wallets of a batch's bidders are read in one ledger query; a bid the wallet does
+    not cover is refused, recorded and answered with the batch; when the ledger cannot be
+    read the batch is answered 503 and nothing is recorded."""
     seller = await register("seller")
     rich, poor = await register("buyer", name="Rich"), await register("buyer", name="Poor")
-    broken = await register("buyer", name="Broken")
     env.funds.credit(uuid.UUID(rich.id), 100_000)
     aid = (await env.auction(seller)).auction.rules.auction_id
-    real = env.funds.available
-    started = asyncio.Event()
-    release = asyncio.Event()
+    real = env.funds.available_many
+    calls: list[list[uuid.UUID]] = []
+    failing = [False]
 
-    async def slow_or_failing(conn: object, user_id: uuid.UUID, currency: str) -> int:
-        if user_id == uuid.UUID(broken.id):
+    async def counting(conn: object, user_ids: list[uuid.UUID],
+                       currency: str) -> dict[uuid.UUID, int]:
+        calls.append(user_ids)
+        if failing[0]:
             raise OSError("ledger unreachable")
-        started.set()
-        await release.wait()
-        return await real(None, user_id, currency)
+        return await real(None, user_ids, currency)
 
-    env.funds.available = slow_or_failing  # type: ignore[method-assign]
-    with pytest.raises(ServiceUnavailable):
-        await env.svc.place_bid(env.principal(broken), aid, amount=4_000, bid_id=uuid.uuid4())
-    bids = [asyncio.ensure_future(env.svc.place_bid(env.principal(user), aid, amount=amount,
-                                                    bid_id=uuid.uuid4()))
-            for user, amount in ((rich, 2_000), (poor, 3_000))]
-    await started.wait()
-    assert not any(b.done() for b in bids)  # the batch waits for its bids' checks
-    release.set()
-    results = await asyncio.gather(*bids, return_exceptions=True)
+    env.funds.available_many = counting  # type: ignore[method-assign]
+    batches = env.svc.sequencer.stats.batches
+    results = await asyncio.gather(*(
+        env.svc.place_bid(env.principal(user), aid, amount=amount, bid_id=uuid.uuid4())
+        for user, amount in ((rich, 2_000), (poor, 3_000))), return_exceptions=True)
     assert isinstance(results[0], BidAck) and results[0].seq == 1
     assert isinstance(results[1], InsufficientFunds)
+    assert len(calls) == env.svc.sequencer.stats.batches - batches  # one query per batch
+    failing[0] = True
+    with pytest.raises(ServiceUnavailable):
+        await env.svc.place_bid(env.principal(rich), aid, amount=9_000, bid_id=uuid.uuid4())
     outcomes = sorted(a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
                                                                      limit=10))
     assert outcomes == ["accepted", "insufficient_funds"]
