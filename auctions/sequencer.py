@@ -4,8 +4,6 @@ Each process keeps one writer task per auction it is receiving bids for. Bids qu
 (bounded); the writer takes everything queued (up to `max_batch`) and records it with ONE
 statement, on a pool connection it keeps while bids keep coming:
 
-    the bids' rate-limit checks (started as they arrived) settle
-    one ledger query: the wallets of the batch's bidders   -- before the lock
     display names of the batch's bidders not seen yet      -- before the lock, rarely
     pg_advisory_lock(auction)                    -- the single-writer point across processes,
                                                  -- taken before any row lock
@@ -14,11 +12,10 @@ statement, on a pool connection it keeps while bids keep coming:
                                                  -- snapshot follows the lock: it sees every
                                                  -- earlier writer's commit
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
-    one statement: INSERT accepted bids and their attempts, INSERT the commit's announcement,
+    one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
                    UPDATE auction (unnest arrays)    -- atomic, and committed when it returns
     pg_advisory_unlock_all()  and  publish the announcement (one Redis call), together
-    answer the accepted bids                     -- not while the auction is locked
-    one statement: INSERT the refused attempts (audit), then answer them
+    answer the bidders                           -- not while the auction is locked
 
 So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
 The auction is locked for four round trips per batch. While one batch is written, the next one
@@ -54,7 +51,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 
@@ -323,44 +320,28 @@ class _Writer:
         # woken, so their replies are not written while the auction is locked.
         await store.advisory_lock(conn, advisory_key(self.auction_id))
         try:
-            applied = await self._apply(conn, batch, short)
+            announcement, answers, closed, write = await self._apply(conn, batch, short)
             if not s._durable:  # benchmark only ("cost of durability"): answer, then commit
-                _answer(applied.acks)
-            await applied.write()
+                _answer(answers)
+            await write()
         except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
             raise
         unlocked, _ = await asyncio.gather(
             store.advisory_unlock(conn),  # sent first: the next writer may go ...
-            announce(s._pool, s._publisher, self.auction_id, applied.announcement,  # ... ours
-                     timeout_s=s._publish_timeout_s),  # is sent to Redis before it publishes
+            announce(s._pool, s._publisher, self.auction_id, announcement,  # ... ours is
+                     timeout_s=s._publish_timeout_s),  # sent to Redis before it can publish
         )
         if not unlocked:
             await self._release()
         if s._durable:
-            _answer(applied.acks)
-        await self._audit_refusals(applied.refusal_rows)
-        _answer(applied.refused)
-        closed = applied.closed
+            _answer(answers)
         s.stats.batches += 1
         s.stats.bids += len(batch)
         s.stats.largest_batch = max(s.stats.largest_batch, len(batch))
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
-
-    async def _audit_refusals(self, rows: list[store.Attempt]) -> None:
-        """The refused attempts' audit rows, written after the auction is unlocked (they
-        change nothing in it) and before the refusals are answered."""
-        if not rows:
-            return
-        try:
-            await store.write_attempts(await self._connection(), self.auction_id, rows)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            self._s.stats.unaudited += len(rows)
-            log.error("bid refusals not audited", extra={"error": repr(exc),
-                                                         "attempts": len(rows)})
-            await self._release()
 
     @staticmethod
     async def _settle(batch: list[BidRequest]) -> list[BidRequest]:
@@ -407,8 +388,10 @@ class _Writer:
 
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int]
-    ) -> _Applied:
-        """Read the state, run the engine over the batch (see `_Applied`)."""
+    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool,
+               Callable[[], Awaitable[None]]]:
+        """Read the state, run the engine over the batch; returns what to announce, the
+        answers, whether the auction closed, and the write (not yet done)."""
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         locked = await store.read_with_bids(conn, self.auction_id, keys)
         if locked is None:
@@ -466,37 +449,15 @@ class _Writer:
                             wire.publications(self.auction_id, events, self._names))
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
 
-        recorded = [a for a in attempts if a.outcome in _RECORDED]
-
         async def write() -> None:
             await store.write_batch(conn, self.auction_id, state if changed else None,
-                                    records, recorded, announcement)
+                                    records, attempts, announcement)
 
-        return _Applied(
-            announcement, closed, write,
-            acks=[(r, a) for r, a in answers if isinstance(a, BidAck)],
-            refused=[(r, a) for r, a in answers if not isinstance(a, BidAck)],
-            refusal_rows=[a for a in attempts if a.outcome not in _RECORDED],
-        )
+        return announcement, answers, closed, write
 
 
 # What one commit announces on `auction:{id}`: its number (auctions.pub_seq) and payloads.
 Announcement = tuple[int, list[dict[str, Any]]]
-
-# Attempt outcomes written with the batch, under the lock (they name a recorded bid); the
-# others (refusals) are written just after it.
-_RECORDED = frozenset({"accepted", "duplicate"})
-
-
-class _Applied(NamedTuple):
-    """A batch run through the engine, not yet written."""
-
-    announcement: Announcement | None
-    closed: bool  # the batch closed the auction (buy it now)
-    write: Callable[[], Awaitable[None]]  # the one statement: bids, their attempts, the state
-    acks: list[tuple[BidRequest, BidAck | BaseException]]  # answered once written
-    refused: list[tuple[BidRequest, BidAck | BaseException]]  # answered once audited
-    refusal_rows: list[store.Attempt]  # their audit rows
 
 REPAIR_MAX = 1_000  # most missing announcements filled in from PostgreSQL at once
 # Waits before publishing again when the previous writer's announcement is not out yet (~20 ms

@@ -269,26 +269,6 @@ async def write_batch(
     )
 
 
-async def write_attempts(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, attempts: Sequence[Attempt]
-) -> None:
-    """Audit rows of attempts that changed nothing (refusals), in one statement."""
-    await conn.execute(
-        """INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount,
-               outcome, seq, attempted_at)
-           SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[],
-               $6::text[], $7::bigint[], $8::timestamptz[])""",
-        auction_id,
-        [t.bidder for t in attempts],
-        [t.bid_id for t in attempts],
-        [t.kind for t in attempts],
-        [t.amount for t in attempts],
-        [t.outcome for t in attempts],
-        [t.seq for t in attempts],
-        [from_ms(t.at) for t in attempts],
-    )
-
-
 async def record_publication(
     conn: asyncpg.Connection, auction_id: uuid.UUID, payloads: list[dict[str, Any]]
 ) -> int:
