@@ -63,8 +63,7 @@ class MemoryFunds:
     async def available_many(
         self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
     ) -> dict[uuid.UUID, int]:
-        return {u: await self.available(conn, u, currency) for u in user_ids
-                if u in self.balances}
+        return {u: await self.available(conn, u, currency) for u in user_ids}
 
     async def hold_for_order(
         self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID, order_id: uuid.UUID, amount: int,

@@ -1,6 +1,6 @@
 """Bid load generator for one hot auction, at the service level (no HTTP, no websocket).
 
-Drives `AuctionService.place_bid` — rate limit (Redis), funds pre-check (in-memory twin),
+Drives `AuctionService.place_bid` — rate limit (Redis), funds check (in-memory twin),
 sequencing and the PostgreSQL group commit — from N bidder coroutines in P processes that share
 one auction, and reports acknowledgement latency and throughput. It isolates itself in a fresh
 schema and Redis prefix, and drops both at the end.

@@ -20,7 +20,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from auctions import store
-from auctions.errors import AuctionNotOpen, BidTooLow, SellerCannotBid
+from auctions.errors import AuctionNotOpen, BidTooLow, InsufficientFunds, SellerCannotBid
 from auctions.model import BidKind, BidRecord
 from auctions.sequencer import SequencerStats
 from auctions.service import AuctionService
@@ -143,7 +143,11 @@ class RedisSequencedService:
     async def place_bid(self, principal: Principal, aid: uuid.UUID, *, amount: int,
                         bid_id: uuid.UUID, kind: BidKind) -> Ack:
         rules = await self.svc._rules_of(aid)
-        await self.svc._pre_checks(principal.user_id, rules, amount, kind)
+        # the product's checks: the rate limit, then the wallet (here one query per bid)
+        if self.svc._gate is not None:
+            await self.svc._rate_check(principal.user_id)
+        if await self.svc.funds.available(None, principal.user_id, rules.currency) < amount:
+            raise InsufficientFunds()
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Req(principal, amount, kind, bid_id, fut))
         return await fut

@@ -19,7 +19,8 @@ async def test_the_twin_answers_many_like_one_by_one() -> None:
     for i, u in enumerate(users[:3]):
         funds.credit(u, 100 * (i + 1))
     many = await funds.available_many(None, users, "USD")
-    assert many == {u: await funds.available(None, u, "USD") for u in users[:3]}
+    assert many == {u: await funds.available(None, u, "USD") for u in users}
+    assert many[users[3]] == 0
 
 
 @pytest.mark.parametrize("n", [1, 25])
