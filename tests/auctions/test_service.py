@@ -193,6 +193,35 @@ async def test_funds_are_checked_once_per_batch_and_a_failed_check_records_nothi
     assert outcomes == ["accepted", "insufficient_funds"]
 
 
+async def test_a_failing_batch_answers_its_bids_and_the_writer_goes_on(
+    env: Env, register: Register,
+) -> None:
+    """An unexpected error while recording a batch answers its bids 503 (nothing recorded,
+    the auction unlocked) and the auction's writer keeps serving the next bids."""
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    real = env.funds.available_many
+    calls = [0]
+
+    async def broken_once(conn: object, user_ids: list[uuid.UUID],
+                          currency: str) -> dict[uuid.UUID, int]:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a bug")
+        return await real(None, user_ids, currency)
+
+    env.funds.available_many = broken_once  # type: ignore[method-assign]
+    with pytest.raises(ServiceUnavailable):
+        await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=uuid.uuid4())
+    ack = await env.svc.place_bid(env.principal(buyer), aid, amount=3_000, bid_id=uuid.uuid4())
+    assert ack.seq == 1
+    # the lock was never left taken: another writer (an admin cancel) gets it at once
+    admin = await register("admin")
+    async with asyncio.timeout(5):
+        await env.svc.cancel(env.principal(admin), aid, "test over")
+
+
 async def test_bids_refused_as_overloaded_are_audited(rt: object, register: Register) -> None:
     """A full bid queue refuses with `bids_overloaded`, and those attempts are in the audit
     like every other one (written with the next batch)."""
