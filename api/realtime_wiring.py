@@ -89,6 +89,7 @@ async def open_realtime(
         broker, metrics=metrics, outbox_max_bytes=s.ws_outbox_max_bytes,
         flush_delay_s=s.ws_flush_delay_ms / 1000, recover_max=s.realtime_recover_max,
         max_connections=s.ws_max_connections, slice_size=s.ws_sweep_slice,
+        slice_s=s.ws_sweep_slice_ms / 1000,
     )
 
     async def verify(token: str) -> Principal:

@@ -91,7 +91,8 @@ class Settings:
     ws_command_burst: int = 50
     ws_outbox_max_bytes: int = 1_048_576
     ws_flush_delay_ms: int = 20
-    ws_sweep_slice: int = 128  # connections written per event-loop turn by a fan-out sweep
+    ws_sweep_slice: int = 256  # most connections written per event-loop turn by a fan-out sweep
+    ws_sweep_slice_ms: int = 2  # ... and most time spent writing per turn
     ws_drain_s: float = 10.0
     realtime_history_size: int = 300
     realtime_history_ttl_s: int = 300
@@ -196,7 +197,8 @@ class Settings:
                 "WS_OUTBOX_MAX_BYTES", 1_048_576, low=4096, high=256 << 20
             ),
             ws_flush_delay_ms=parser.integer("WS_FLUSH_DELAY_MS", 20, low=0, high=1000),
-            ws_sweep_slice=parser.integer("WS_SWEEP_SLICE", 128, low=1, high=100_000),
+            ws_sweep_slice=parser.integer("WS_SWEEP_SLICE", 256, low=1, high=100_000),
+            ws_sweep_slice_ms=parser.integer("WS_SWEEP_SLICE_MS", 2, low=1, high=1000),
             ws_drain_s=float(parser.integer("WS_DRAIN_S", 10, low=0, high=600)),
             realtime_history_size=parser.integer(
                 "REALTIME_HISTORY_SIZE", 300, low=0, high=1_000_000

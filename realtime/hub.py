@@ -3,10 +3,11 @@
 `Hub` keeps, per channel this process has local subscribers for, the subscribed `Client`s and
 the channel's last (epoch, offset). Publications arriving from the broker are appended to the
 channel's log and written by a *sweep*: a pass over the channel's subscribers, a bounded slice
-of connections per event-loop turn (`slice_size`), so Redis reads, publish commands and new
-connections are served between slices. Each subscriber records how far in the log it has been
-written; the sweep writes it everything from there to the log's end in one frame, built once per
-(start, end, protocol) and shared by every subscriber at the same point. A publication that
+of connections per event-loop turn (at most `slice_size`, and at most `slice_s` of writing),
+so Redis reads, publish commands, bids and new connections are served between slices. Each
+subscriber records how far in the log it has been written; the sweep writes it everything from
+there to the log's end in one frame, built once per (start, end, protocol) and shared by every
+subscriber at the same point. A publication that
 arrives while a sweep is under way joins it for the subscribers the sweep has not reached yet;
 the others get it in the next sweep, which starts when this one ends but no sooner than
 `flush_delay_s` after this one started (so at small fan-outs each write still carries several
@@ -294,7 +295,8 @@ class Hub:
         recover_max: int = 300,
         high_water: int = 64 * 1024,
         max_connections: int = 10_000,
-        slice_size: int = 128,
+        slice_size: int = 256,
+        slice_s: float = 0.002,
         max_backoff_s: float = 0.25,
     ) -> None:
         self.broker = broker
@@ -305,6 +307,7 @@ class Hub:
         self.high_water = high_water
         self.max_connections = max_connections
         self.slice_size = max(1, slice_size)
+        self.slice_s = slice_s  # a slice also ends after this long (big frames write slower)
         self.max_backoff_s = max_backoff_s
         self.channels: dict[str, _Chan] = {}
         self.clients: set[Client] = set()
@@ -539,6 +542,7 @@ class Hub:
         """One event-loop turn of fan-out: at most `slice_size` connections, then yield."""
         self._step_scheduled = False
         budget = self.slice_size
+        deadline = time.perf_counter() + self.slice_s
         active = self._active
         while budget > 0 and active:
             ch = active[0]
@@ -565,7 +569,7 @@ class Hub:
                 ch.sweep_started = time.perf_counter()
                 ch.own_s = 0.0
             began = time.perf_counter()
-            budget -= self._sweep(ch, budget)
+            budget -= self._sweep(ch, budget, deadline)
             ended = time.perf_counter()
             ch.own_s += ended - began
             if ch.cursor >= len(ch.sweep):
@@ -578,13 +582,15 @@ class Hub:
                                        ended + min(wall - ch.own_s, ch.own_s, self.max_backoff_s))
                 self.metrics.fanout_duration.observe(wall)
                 active.rotate(-1)
+            if ended >= deadline:
+                break
         if active and not self._step_scheduled:
             self._step_scheduled = True
             asyncio.get_running_loop().call_soon(self._step)
 
-    def _sweep(self, ch: _Chan, budget: int) -> int:
-        """Write to the next `budget` subscribers of the channel's sweep; returns how many
-        connections it visited."""
+    def _sweep(self, ch: _Chan, budget: int, deadline: float) -> int:
+        """Write to the next `budget` subscribers of the channel's sweep, stopping early at
+        `deadline` (perf_counter); returns how many connections it visited."""
         snap = ch.sweep
         assert snap is not None
         i = first = ch.cursor
@@ -597,6 +603,8 @@ class Hub:
         json_start = -1
         delivered = written = nbytes = 0
         while i < stop:
+            if not (i - first) & 15 and i > first and time.perf_counter() >= deadline:
+                break
             client = snap[i]
             i += 1
             start = subs.get(client)
@@ -632,7 +640,7 @@ class Hub:
         if written:
             self.metrics.writes.inc(written)
             self.metrics.bytes_out.inc(nbytes)
-        return max(1, stop - first)
+        return max(1, i - first)
 
     def _push_skipping(self, client: Client, ch: _Chan, batch: list[Message]) -> None:
         assert client._skip is not None

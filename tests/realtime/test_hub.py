@@ -317,3 +317,36 @@ async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewher
     await pub.publish(name, {"n": 2})
     await settle()
     assert quiet.channels[name].next_sweep_at - time.perf_counter() < 0.01
+
+
+async def test_a_slice_also_ends_when_its_time_is_up() -> None:
+    """Big frames write slowly: a slice stops after `slice_s` of writing even below
+    `slice_size` connections, so other work runs between slices."""
+    import time
+
+    class SlowSink(FakeSink):
+        def write(self, frame: OutFrame) -> None:
+            super().write(frame)
+            time.sleep(0.001)
+
+    loop = asyncio.get_running_loop()
+    partial: list[int] = []
+    sinks = [SlowSink() for _ in range(40)]
+
+    def probe() -> None:
+        written = sum(len(s.frames) for s in sinks)
+        if 0 < written < len(sinks):
+            partial.append(written)
+        if written < len(sinks):
+            loop.call_soon(probe)
+
+    bus = MemoryBus()
+    pub, hub = make_hub(bus), make_hub(bus, slice_size=1000, slice_s=0.005)
+    name = f"auction:{uuid.uuid4()}"
+    for s in sinks:
+        await subscribe(hub, s, name)
+    loop.call_soon(probe)
+    await pub.publish(name, {"n": 0})
+    await settle()
+    assert all(len(s.frames) == 1 for s in sinks)
+    assert partial and partial[0] == 16  # the time is checked every 16 connections
