@@ -92,7 +92,7 @@ class Settings:
     ws_outbox_max_bytes: int = 1_048_576
     ws_flush_delay_ms: int = 20
     ws_sweep_slice: int = 256  # most connections written per event-loop turn by a fan-out sweep
-    ws_sweep_slice_ms: int = 2  # ... and most time spent writing per turn
+    ws_sweep_slice_ms: int = 1  # ... and most time spent writing per turn
     ws_drain_s: float = 10.0
     realtime_history_size: int = 300
     realtime_history_ttl_s: int = 300
@@ -198,7 +198,7 @@ class Settings:
             ),
             ws_flush_delay_ms=parser.integer("WS_FLUSH_DELAY_MS", 20, low=0, high=1000),
             ws_sweep_slice=parser.integer("WS_SWEEP_SLICE", 256, low=1, high=100_000),
-            ws_sweep_slice_ms=parser.integer("WS_SWEEP_SLICE_MS", 2, low=1, high=1000),
+            ws_sweep_slice_ms=parser.integer("WS_SWEEP_SLICE_MS", 1, low=1, high=1000),
             ws_drain_s=float(parser.integer("WS_DRAIN_S", 10, low=0, high=600)),
             realtime_history_size=parser.integer(
                 "REALTIME_HISTORY_SIZE", 300, low=0, high=1_000_000

@@ -296,7 +296,7 @@ class Hub:
         high_water: int = 64 * 1024,
         max_connections: int = 10_000,
         slice_size: int = 256,
-        slice_s: float = 0.002,
+        slice_s: float = 0.001,
         max_backoff_s: float = 0.25,
     ) -> None:
         self.broker = broker
