@@ -32,16 +32,10 @@ class LedgerFunds:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def available(
-        self, conn: asyncpg.Connection | None, user_id: uuid.UUID, currency: str
-    ) -> int:
-        view = await ledger.wallet(conn or self._pool, user_id, currency)
-        return int(view.available)
-
     async def available_many(
         self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
     ) -> dict[uuid.UUID, int]:
-        """`available` for many buyers in one query (a bid batch's funds check)."""
+        """Spendable balances of many buyers in one query (a bid batch's funds check)."""
         rows = await (conn or self._pool).fetch(
             "SELECT owner_id, sum(balance) AS available FROM ledger_accounts "
             "WHERE owner_id = ANY($1::uuid[]) AND currency = $2 AND kind = 'buyer_wallet' "

@@ -42,17 +42,11 @@ class Publisher(Protocol):
 class Funds(Protocol):
     """The wallet ledger, for bid checks and the winner's payment."""
 
-    async def available(
-        self, conn: asyncpg.Connection | None, user_id: uuid.UUID, currency: str
-    ) -> int:
-        """Spendable balance (posted credits - debits - pending holds) in cents."""
-        ...
-
     async def available_many(
         self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
     ) -> dict[uuid.UUID, int]:
-        """`available` for many buyers in one query (a bid batch); users without a wallet
-        may be absent (0)."""
+        """Spendable balances (posted credits - debits - pending holds, in cents) of many
+        buyers in one query (a bid batch); users without a wallet may be absent (0)."""
         ...
 
     async def hold_for_order(

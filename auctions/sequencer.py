@@ -4,6 +4,8 @@ Each process keeps one writer task per auction it is receiving bids for. Bids qu
 (bounded); the writer takes everything queued (up to `max_batch`) and records it with ONE
 statement, on a pool connection it keeps while bids keep coming:
 
+    the rate-limit checks of the batch's bids (started as each bid arrived) settle
+    one ledger query: the wallets of the batch's bidders   -- before the lock
     display names of the batch's bidders not seen yet      -- before the lock, rarely
     pg_advisory_lock(auction)                    -- the single-writer point across processes,
                                                  -- taken before any row lock
@@ -59,7 +61,7 @@ from auctions import engine, store, wire
 from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, InsufficientFunds
 from auctions.model import Bid, BidKind, BidRecord, Event
 from auctions.ports import Funds, Publisher
-from core.errors import AppError, IdempotencyKeyReused, ServiceUnavailable
+from core.errors import AppError, IdempotencyKeyReused, RateLimited, ServiceUnavailable
 
 log = logging.getLogger("souk.auctions")
 
@@ -89,11 +91,11 @@ class BidRequest:
     kind: BidKind
     bid_id: uuid.UUID
     received_at: float = field(default_factory=time.monotonic)
-    # Set when the shell already refused it (rate limit, funds): only the audit row is written.
+    # Set when it is already refused (rate limit, full queue): only the audit row is written.
     refused: str | None = None
     future: asyncio.Future[BidAck] | None = None
-    # The shell's checks (rate limit, funds), still running while the bid waits for its batch;
-    # the writer settles them before it takes the auction's lock (`settle_checks`).
+    # The shell's rate-limit check, still running while the bid waits for its batch; the
+    # writer settles it before it takes the auction's lock (`settle_checks`).
     checks: asyncio.Future[None] | None = None
     refusal: AppError | None = None  # what a refused bid is answered
     # The wallet balance the bid needs (its amount, the buy-it-now price or the deposit; 0: no
@@ -102,7 +104,6 @@ class BidRequest:
     currency: str = ""
 
 
-CHECK_REFUSALS = frozenset({"rate_limited"})
 CHECKS_TIMEOUT_S = 5.0  # longest a batch waits for its bids' checks
 
 
@@ -116,9 +117,7 @@ async def settle_checks(request: BidRequest) -> None:
         raise ServiceUnavailable()
     try:
         await checks
-    except AppError as exc:
-        if exc.code not in CHECK_REFUSALS:
-            raise
+    except RateLimited as exc:
         exc.__traceback__ = None  # answered through a future: no frames kept alive
         request.refused, request.refusal = exc.code, exc
 
@@ -320,10 +319,7 @@ class _Writer:
         # woken, so their replies are not written while the auction is locked.
         await store.advisory_lock(conn, advisory_key(self.auction_id))
         try:
-            announcement, answers, closed, write = await self._apply(conn, batch, short)
-            if not s._durable:  # benchmark only ("cost of durability"): answer, then commit
-                _answer(answers)
-            await write()
+            announcement, answers, closed = await self._apply(conn, batch, short)
         except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
@@ -388,10 +384,9 @@ class _Writer:
 
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int]
-    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool,
-               Callable[[], Awaitable[None]]]:
-        """Read the state, run the engine over the batch; returns what to announce, the
-        answers, whether the auction closed, and the write (not yet done)."""
+    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool]:
+        """Read the state, run the engine over the batch, write it; returns what to announce,
+        the answers and whether the auction closed."""
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         locked = await store.read_with_bids(conn, self.auction_id, keys)
         if locked is None:
@@ -448,12 +443,11 @@ class _Writer:
             announcement = (row.pub_seq + 1,
                             wire.publications(self.auction_id, events, self._names))
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
-
-        async def write() -> None:
-            await store.write_batch(conn, self.auction_id, state if changed else None,
-                                    records, attempts, announcement)
-
-        return announcement, answers, closed, write
+        if not self._s._durable:  # benchmark only ("cost of durability"): answer, then commit
+            _answer(answers)
+        await store.write_batch(conn, self.auction_id, state if changed else None, records,
+                                attempts, announcement)
+        return announcement, answers, closed
 
 
 # What one commit announces on `auction:{id}`: its number (auctions.pub_seq) and payloads.

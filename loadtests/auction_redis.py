@@ -146,7 +146,8 @@ class RedisSequencedService:
         # the product's checks: the rate limit, then the wallet (here one query per bid)
         if self.svc._gate is not None:
             await self.svc._rate_check(principal.user_id)
-        if await self.svc.funds.available(None, principal.user_id, rules.currency) < amount:
+        have = await self.svc.funds.available_many(None, [principal.user_id], rules.currency)
+        if have.get(principal.user_id, 0) < amount:
             raise InsufficientFunds()
         fut: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Req(principal, amount, kind, bid_id, fut))

@@ -1,21 +1,19 @@
 """Node-local fan-out: one bus subscription per channel per process, encode once, write many.
 
-`Hub` keeps, per channel this process has local subscribers for, the subscribed `Client`s and
-the channel's last (epoch, offset). Publications arriving from the broker are appended to the
-channel's log and written by a *sweep*: a pass over the channel's subscribers, a bounded slice
-of connections per event-loop turn (at most `slice_size`, and at most `slice_s` of writing),
-so Redis reads, publish commands, bids and new connections are served between slices. Each
-subscriber records how far in the log it has been written; the sweep writes it everything from
-there to the log's end in one frame, built once per (start, end, protocol) and shared by every
-subscriber at the same point. A publication that
-arrives while a sweep is under way joins it for the subscribers the sweep has not reached yet;
-the others get it in the next sweep, which starts when this one ends but no sooner than
-`flush_delay_s` after this one started (so at small fan-outs each write still carries several
-publications), and, when the loop had other work during the sweep (bids, commands, another
-process on the same core), no sooner than that much time after it ended (at most
-`max_backoff_s`): under contention the fan-out yields and each write carries more, instead of
-sweeping back to back and starving everything else. A publication on an idle channel starts a
-sweep at once.
+`Hub` keeps, per channel this process has local subscribers for, the subscribed `Client`s and the
+channel's last (epoch, offset). Publications arriving from the broker are appended to the channel's
+log and written by a *sweep*: a pass over the channel's subscribers, a bounded slice of connections
+per event-loop turn (at most `slice_size`, and at most `slice_s` of writing), so Redis reads,
+publish commands, bids and new connections are served between slices. Each subscriber records how
+far in the log it has been written; the sweep writes it everything from there to the log's end in
+one frame, built once per (start, end, protocol) and shared by every subscriber at the same point.
+A publication that arrives while a sweep is under way joins it for the subscribers the sweep has
+not reached yet; the others get it in the next sweep, which starts when this one ends but no sooner
+than `flush_delay_s` after this one started (so at small fan-outs each write still carries several
+publications), and, when the loop had other work during the sweep (bids, commands, another process
+on the same core), no sooner than that much time after it ended (at most `max_backoff_s`): under
+contention the fan-out yields and each write carries more, instead of sweeping back to back and
+starving everything else. A publication on an idle channel starts a sweep at once.
 
 Backpressure (never awaits a client): a client whose transport buffer is above `high_water`
 gets messages queued in its own outbox instead; latest-value publications (those with a `key`)
@@ -539,7 +537,8 @@ class Hub:
                 and all(ch.timer is None for ch in self.channels.values()))
 
     def _step(self) -> None:
-        """One event-loop turn of fan-out: at most `slice_size` connections, then yield."""
+        """One event-loop turn of fan-out: at most `slice_size` connections or `slice_s` of
+        writing, then yield."""
         self._step_scheduled = False
         budget = self.slice_size
         deadline = time.perf_counter() + self.slice_s

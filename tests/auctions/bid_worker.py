@@ -32,9 +32,6 @@ from core.db import create_pool
 class NoLedger:
     """Always enough money; holds and captures succeed (the ledger is another branch)."""
 
-    async def available(self, conn: Any, user_id: uuid.UUID, currency: str) -> int:
-        return 10**12
-
     async def available_many(self, conn: Any, user_ids: list[uuid.UUID],
                              currency: str) -> dict[uuid.UUID, int]:
         return dict.fromkeys(user_ids, 10**12)
