@@ -97,6 +97,17 @@ class ConnTracker:
         self.received += 1
         return True
 
+    def observe_run(self, first: int, last: int) -> int:
+        """Account the consecutive offsets first..last (first > self.last) at once, as
+        `observe` would one by one; returns how many were new."""
+        if self.last < 0:
+            self.first = first
+        elif first > self.last + 1:
+            self.gaps += first - self.last - 1
+        self.last = last
+        self.received += last - first + 1
+        return last - first + 1
+
 
 class Recorder:
     """Run-wide accounting shared by every connection of one generator process."""
