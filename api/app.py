@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -48,6 +47,7 @@ from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
 from auctions import routes as auction_routes
+from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
 from core import db
 from core.auth import KeyRing, TokenService
@@ -151,11 +151,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
     hub_metrics = HubMetrics(metrics.registry)
-    bids_routed = Counter(
-        "souk_auction_bids_routed_total",
-        "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, timeout).",
-        ("outcome",), registry=metrics.registry,
-    )
+    auction_metrics = AuctionMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -180,9 +176,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 variants=CatalogVariants(),
                 run_closer=settings.auction_closer,
                 routing=Routing(rt.redis, settings.redis_prefix,
-                                on_forward=lambda outcome: bids_routed.labels(outcome).inc())
+                                on_forward=lambda outcome: (
+                                    auction_metrics.bids_routed.labels(outcome).inc()))
                 if settings.auction_routing else None,
                 durable=not settings.auction_ack_before_commit,
+                metrics=auction_metrics,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())
             gc_pauses = GcPauses(metrics.registry)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
+from auctions.metrics import AuctionMetrics
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
 from auctions.routing import BidRouter
 from auctions.scheduler import CloseScheduler
@@ -69,6 +70,7 @@ async def running_auctions(
     run_closer: bool = True,
     durable: bool = True,
     routing: Routing | None = None,
+    metrics: AuctionMetrics | None = None,
 ) -> AsyncIterator[AuctionService]:
     """The service, with its closing scheduler running in the background until exit (unless
     `run_closer` is False: then other processes of the deployment close and settle).
@@ -76,7 +78,7 @@ async def running_auctions(
     With `routing`, each auction's bids go to one owner process (routing.py)."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
-        limiter=limiter, settings=settings, durable=durable,
+        limiter=limiter, settings=settings, durable=durable, metrics=metrics,
     )
     router: BidRouter | None = None
     if routing is not None:

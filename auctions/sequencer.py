@@ -47,6 +47,7 @@ first. Watchers therefore see every commit, in order; a watcher that still sees 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -59,6 +60,7 @@ import asyncpg
 
 from auctions import engine, store, wire
 from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, InsufficientFunds
+from auctions.metrics import STAGES, AuctionMetrics
 from auctions.model import Bid, BidKind, BidRecord, Event
 from auctions.ports import Funds, Publisher
 from core.errors import AppError, IdempotencyKeyReused, RateLimited, ServiceUnavailable
@@ -127,14 +129,6 @@ def advisory_key(auction_id: uuid.UUID) -> int:
     return int.from_bytes(auction_id.bytes[:8], "big", signed=True) ^ 0x41554354  # "AUCT"
 
 
-@dataclass
-class SequencerStats:
-    batches: int = 0
-    bids: int = 0
-    largest_batch: int = 0
-    unaudited: int = 0  # attempts refused as overloaded whose audit row was dropped too
-
-
 OVERFLOW_MAX = 10_000  # audit rows of overload refusals kept per auction for the next batch
 
 
@@ -153,6 +147,7 @@ class Sequencer:
         publish_timeout_s: float = 2.0,
         durable: bool = True,
         on_closed: Callable[[uuid.UUID], None] | None = None,
+        metrics: AuctionMetrics | None = None,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -164,7 +159,8 @@ class Sequencer:
         self._writers: dict[uuid.UUID, _Writer] = {}
         self._durable = durable  # False only in the "cost of durability" benchmark
         self._on_closed = on_closed
-        self.stats = SequencerStats()
+        self.metrics = metrics or AuctionMetrics()
+        self._unaudited_logged = False
 
     async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
         """Queue a bid and wait until it is committed (or refused). Raises BidRejected
@@ -221,8 +217,9 @@ class _Writer:
             self._queue.put_nowait(request)
         except asyncio.QueueFull:
             if len(self._overflow) >= OVERFLOW_MAX:
-                self._s.stats.unaudited += 1  # beyond even that: counted, and logged once
-                if self._s.stats.unaudited == 1:
+                self._s.metrics.unaudited.inc()  # beyond even that: counted, and logged once
+                if not self._s._unaudited_logged:
+                    self._s._unaudited_logged = True
                     log.error("bid attempts refused without an audit row",
                               extra={"auction_id": str(self.auction_id)})
             else:
@@ -264,6 +261,7 @@ class _Writer:
         """Commit a batch; if it cannot be recorded, every bid in it is answered."""
         try:
             await self._commit(batch)
+            return
         except asyncio.CancelledError:
             for r in batch:
                 _fail(r, ServiceUnavailable())
@@ -281,6 +279,7 @@ class _Writer:
             for r in batch:
                 _fail(r, ServiceUnavailable())
             await self._release()
+        self._s.metrics.batch_failures.inc()
 
     def _take(self, first: BidRequest) -> list[BidRequest]:
         """`first` and what else is queued, up to `max_batch`, plus the overflow's audit rows
@@ -307,23 +306,29 @@ class _Writer:
 
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
+        stage = s.metrics.stage
+        t0 = time.perf_counter()
         batch = await self._settle(batch)
         if not batch:
             return
         conn = await self._connection()
+        t1 = time.perf_counter()
         short = await self._short_of_funds(conn, batch)
         await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
         # Under the auction's advisory lock, no transaction: one statement reads the state and
         # the retried bids, one writes the whole batch (and commits: it is one statement);
         # then the unlock and the publication go out together, and only then are the bidders
         # woken, so their replies are not written while the auction is locked.
+        t2 = time.perf_counter()
         await store.advisory_lock(conn, advisory_key(self.auction_id))
+        t3 = time.perf_counter()
         try:
             announcement, answers, closed = await self._apply(conn, batch, short)
         except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
             raise
+        t4 = time.perf_counter()
         unlocked, _ = await asyncio.gather(
             store.advisory_unlock(conn),  # sent first: the next writer may go ...
             announce(s._pool, s._publisher, self.auction_id, announcement,  # ... ours is
@@ -332,12 +337,21 @@ class _Writer:
         if not unlocked:
             await self._release()
         if s._durable:
-            _answer(answers)
-        s.stats.batches += 1
-        s.stats.bids += len(batch)
-        s.stats.largest_batch = max(s.stats.largest_batch, len(batch))
+            self._answer(answers)
+        for step, took in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3,
+                                       time.perf_counter() - t4), strict=True):
+            stage.labels(step).observe(took)
+        s.metrics.batches.inc()
+        s.metrics.batch_size.observe(len(batch))
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
+
+    def _answer(self, answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
+        _answer(answers)
+        now = time.monotonic()
+        ack = self._s.metrics.ack
+        for request, _ in answers:
+            ack.observe(now - request.received_at)
 
     @staticmethod
     async def _settle(batch: list[BidRequest]) -> list[BidRequest]:
@@ -444,9 +458,12 @@ class _Writer:
                             wire.publications(self.auction_id, events, self._names))
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
         if not self._s._durable:  # benchmark only ("cost of durability"): answer, then commit
-            _answer(answers)
+            self._answer(answers)
         await store.write_batch(conn, self.auction_id, state if changed else None, records,
                                 attempts, announcement)
+        outcomes = self._s.metrics.attempts
+        for outcome, n in collections.Counter(t.outcome for t in attempts).items():
+            outcomes.labels(outcome).inc(n)
         return announcement, answers, closed
 
 

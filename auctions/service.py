@@ -31,6 +31,7 @@ from auctions.errors import (
     AuctionNotFound,
     InvalidAuctionAction,
 )
+from auctions.metrics import AuctionMetrics
 from auctions.model import (
     MAX_PRICE,
     Auction,
@@ -112,6 +113,7 @@ class AuctionService:
         limiter: RateLimiter | None,
         settings: AuctionSettings = AuctionSettings(),
         durable: bool = True,
+        metrics: AuctionMetrics | None = None,
     ) -> None:
         self.pool = pool
         self.publisher = publisher
@@ -122,7 +124,7 @@ class AuctionService:
         self.settings = settings
         self.sequencer = Sequencer(
             pool, publisher, funds=funds, max_batch=settings.max_batch,
-            max_queue=settings.max_queue, durable=durable,
+            max_queue=settings.max_queue, durable=durable, metrics=metrics,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}

@@ -311,18 +311,46 @@ def delivery(w: dict[str, Any], placed: dict[int, int], skip_ns: int) -> dict[st
 SCRAPED = ("souk_ws_writes_total", "souk_ws_bytes_out_total", "souk_ws_publications_in_total",
            "souk_ws_publications_out_total", "souk_ws_slow_disconnects_total",
            "souk_ws_fanout_duration_seconds_count", "souk_ws_fanout_duration_seconds_sum",
-           "souk_gc_pause_seconds_count", "souk_gc_pause_seconds_sum")
+           "souk_gc_pause_seconds_count", "souk_gc_pause_seconds_sum",
+           "souk_auction_batches_total", "souk_auction_batch_failures_total")
 
 
-def scrape(url: str) -> dict[str, float]:
-    """A server's fan-out and GC counters (summed over labels) from its /metrics."""
+def _labels(line: str) -> dict[str, str]:
+    inner = line[line.index("{") + 1:line.index("}")] if "{" in line else ""
+    return dict(kv.split("=", 1) for kv in inner.replace('"', "").split(",") if kv)
+
+
+def scrape(url: str) -> dict[str, Any]:
+    """A server's fan-out, GC and sequencer counters (summed over labels) from its /metrics,
+    with the sequencer's mean time per batch stage and its own ack-latency percentiles (upper
+    bounds of the histogram's buckets)."""
     totals: dict[str, float] = {}
+    stage_sum: dict[str, float] = {}
+    stage_n: dict[str, float] = {}
+    ack_buckets: list[tuple[float, float]] = []
     text = httpx.get(url + "/metrics", timeout=10).text
     for line in text.splitlines():
+        if line.startswith("#"):
+            continue
         name = line.split("{", 1)[0].split(" ", 1)[0]
+        value = float(line.rsplit(" ", 1)[1])
         if name in SCRAPED:
-            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-    return {k.removeprefix("souk_"): round(v, 3) for k, v in totals.items()}
+            totals[name] = totals.get(name, 0.0) + value
+        elif name == "souk_auction_batch_stage_seconds_sum":
+            stage_sum[_labels(line)["stage"]] = value
+        elif name == "souk_auction_batch_stage_seconds_count":
+            stage_n[_labels(line)["stage"]] = value
+        elif name == "souk_auction_bid_ack_seconds_bucket":
+            ack_buckets.append((float(_labels(line)["le"]), value))
+    out: dict[str, Any] = {k.removeprefix("souk_"): round(v, 3) for k, v in totals.items()}
+    out["stage_ms_mean"] = {k: round(1000 * stage_sum[k] / n, 2)
+                            for k, n in stage_n.items() if n}
+    if ack_buckets and ack_buckets[-1][1]:
+        total = ack_buckets[-1][1]
+        out["server_ack_ms_le"] = {
+            q: next(1000 * le for le, n in ack_buckets if n >= total * float(q))
+            for q in ("0.5", "0.95", "0.99")}
+    return out
 
 
 def summarise(args: argparse.Namespace, results: list[dict[str, Any]],

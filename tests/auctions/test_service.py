@@ -4,6 +4,7 @@ closing exactly once and settlement (other domains through in-memory twins)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import uuid
 
@@ -95,9 +96,17 @@ async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Regis
     row = await store.get(env.rt.pool, aid)
     assert row is not None
     assert engine.replay(row.auction.rules, records) == row.auction
-    assert env.svc.sequencer.stats.largest_batch > 1  # group commit happened
+    metric = env.svc.sequencer.metrics.registry.get_sample_value
+    # group commit happened: some batch held more than one bid
+    assert metric("souk_auction_batch_size_bucket", {"le": "1.0"}) < metric(
+        "souk_auction_batch_size_count")
     attempts = await store.attempt_page(env.rt.pool, aid, after=0, limit=500)
     assert len(attempts) == 200
+    # the metrics count what the audit holds, and every answer was timed
+    by_outcome = collections.Counter(a["outcome"] for a in attempts)
+    for outcome, n in by_outcome.items():
+        assert metric("souk_auction_bid_attempts_total", {"outcome": outcome}) == n
+    assert metric("souk_auction_bid_ack_seconds_count") == 200
 
 
 async def test_two_sequencers_on_one_auction_stay_gapless(env: Env, register: Register) -> None:
@@ -178,13 +187,14 @@ async def test_funds_are_checked_once_per_batch_and_a_failed_check_records_nothi
         return await real(None, user_ids, currency)
 
     env.funds.available_many = counting  # type: ignore[method-assign]
-    batches = env.svc.sequencer.stats.batches
+    metric = env.svc.sequencer.metrics.registry.get_sample_value
+    batches = metric("souk_auction_batches_total")
     results = await asyncio.gather(*(
         env.svc.place_bid(env.principal(user), aid, amount=amount, bid_id=uuid.uuid4())
         for user, amount in ((rich, 2_000), (poor, 3_000))), return_exceptions=True)
     assert isinstance(results[0], BidAck) and results[0].seq == 1
     assert isinstance(results[1], InsufficientFunds)
-    assert len(calls) == env.svc.sequencer.stats.batches - batches  # one query per batch
+    assert len(calls) == metric("souk_auction_batches_total") - batches  # one query per batch
     failing[0] = True
     with pytest.raises(ServiceUnavailable):
         await env.svc.place_bid(env.principal(rich), aid, amount=9_000, bid_id=uuid.uuid4())
@@ -216,6 +226,9 @@ async def test_a_failing_batch_answers_its_bids_and_the_writer_goes_on(
         await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=uuid.uuid4())
     ack = await env.svc.place_bid(env.principal(buyer), aid, amount=3_000, bid_id=uuid.uuid4())
     assert ack.seq == 1
+    metric = env.svc.sequencer.metrics.registry.get_sample_value
+    assert metric("souk_auction_batch_failures_total") == 1
+    assert metric("souk_auction_batches_total") == 1
     # the lock was never left taken: another writer (an admin cancel) gets it at once
     admin = await register("admin")
     async with asyncio.timeout(5):
