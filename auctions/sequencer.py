@@ -1,7 +1,8 @@
 """Durable, ordered bid sequencing with group commit.
 
 Each process keeps one writer task per auction it is receiving bids for. Bids queue in memory
-(bounded); the writer takes everything queued (up to `max_batch`) and records it with ONE
+(bounded); the writer takes what is queued (up to `max_batch`; it stops at a bid whose
+rate-limit check has not come back yet, which goes with the next batch) and records it with ONE
 statement, on a pool connection it keeps while bids keep coming:
 
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
@@ -17,9 +18,11 @@ statement, on a pool connection it keeps while bids keep coming:
     one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
                    UPDATE auction (unnest arrays)    -- atomic, and committed when it returns
     pg_advisory_unlock_all()  and  publish the announcement (one Redis call), together
-    answer the bidders                           -- not while the auction is locked
+    answer the bidders                           -- once both are sent, not waiting for
+                                                 -- either reply
 
-So an acknowledged bid is committed, and its broadcast was handed to the bus before the ack.
+So an acknowledged bid is committed, and its broadcast was sent to the bus before the ack (when
+the previous writer's announcement is missing, it follows shortly: see "Announcements").
 The auction is locked for four round trips per batch. While one batch is written, the next one
 accumulates, so throughput grows with load while latency stays about one write (no artificial
 batching window). Two processes writing the same auction serialise on the advisory lock; each
@@ -204,7 +207,8 @@ class _Writer:
     def __init__(self, seq: Sequencer, auction_id: uuid.UUID) -> None:
         self._s = seq
         self.auction_id = auction_id
-        self._queue: asyncio.Queue[BidRequest] = asyncio.Queue(seq._max_queue)
+        self._queue: collections.deque[BidRequest] = collections.deque()
+        self._queued = asyncio.Event()  # set while the queue holds bids
         self._names: dict[uuid.UUID, str] = {}
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
@@ -213,9 +217,10 @@ class _Writer:
     def put(self, request: BidRequest) -> None:
         """Queue a bid; when `max_queue` bids wait, it is refused with BidQueueFull and only
         its audit row waits (in `overflow`, written with the next batch)."""
-        try:
-            self._queue.put_nowait(request)
-        except asyncio.QueueFull:
+        if len(self._queue) < self._s._max_queue:
+            self._queue.append(request)
+            self._queued.set()
+        else:
             if len(self._overflow) >= OVERFLOW_MAX:
                 self._s.metrics.unaudited.inc()  # beyond even that: counted, and logged once
                 if not self._s._unaudited_logged:
@@ -232,8 +237,8 @@ class _Writer:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        while not self._queue.empty():
-            _fail(self._queue.get_nowait(), ServiceUnavailable())
+        while self._queue:
+            _fail(self._queue.popleft(), ServiceUnavailable())
 
     async def _run(self) -> None:
         try:
@@ -243,19 +248,18 @@ class _Writer:
 
     async def _loop(self) -> None:
         while True:
-            if self._queue.empty():
+            if not self._queue:
+                self._queued.clear()
                 await self._release()  # idle: the connection goes back to the pool
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                # that lands as the queue hands over an item (stop() would then hang).
-                async with asyncio.timeout(self._s._idle_s):
-                    first = await self._queue.get()
-            except TimeoutError:
-                if self._queue.empty():  # no await between the check and the removal
-                    self._s._forget(self.auction_id, self)
-                    return
-                continue
-            await self._record(self._take(first))
+                try:
+                    async with asyncio.timeout(self._s._idle_s):
+                        await self._queued.wait()
+                except TimeoutError:
+                    if not self._queue:  # no await between the check and the removal
+                        self._s._forget(self.auction_id, self)
+                        return
+                    continue
+            await self._record(self._take())
 
     async def _record(self, batch: list[BidRequest]) -> None:
         """Commit a batch; if it cannot be recorded, every bid in it is answered."""
@@ -281,12 +285,19 @@ class _Writer:
             await self._release()
         self._s.metrics.batch_failures.inc()
 
-    def _take(self, first: BidRequest) -> list[BidRequest]:
-        """`first` and what else is queued, up to `max_batch`, plus the overflow's audit rows
-        (they ride along, beyond `max_batch`)."""
-        batch = [first]
-        while len(batch) < self._s._max_batch and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+    def _take(self) -> list[BidRequest]:
+        """The first queued bid and those after it whose checks are done, up to `max_batch`,
+        plus the overflow's audit rows (they ride along, beyond `max_batch`). A bid whose
+        rate-limit check is still on its way to Redis waits for the next batch (with the bids
+        behind it: arrival order is kept) instead of making this batch wait for it; most
+        checks finish while the previous batch is written, so this only trims the tail."""
+        queue = self._queue
+        batch = [queue.popleft()]
+        while queue and len(batch) < self._s._max_batch:
+            checks = queue[0].checks
+            if checks is not None and not checks.done():
+                break
+            batch.append(queue.popleft())
         if self._overflow:
             batch.extend(self._overflow)
             self._overflow = []
@@ -329,20 +340,25 @@ class _Writer:
                 await self._release()  # the pool's reset (or closing it) ends the lock
             raise
         t4 = time.perf_counter()
-        unlocked, _ = await asyncio.gather(
-            store.advisory_unlock(conn),  # sent first: the next writer may go ...
-            announce(s._pool, s._publisher, self.auction_id, announcement,  # ... ours is
-                     timeout_s=s._publish_timeout_s),  # sent to Redis before it can publish
-        )
-        if not unlocked:
-            await self._release()
-        if s._durable:
-            self._answer(answers)
-        for step, took in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3,
-                                       time.perf_counter() - t4), strict=True):
+        for step, took in zip(STAGES[:4], (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             stage.labels(step).observe(took)
         s.metrics.batches.inc()
         s.metrics.batch_size.observe(len(batch))
+        # The batch is committed: unlock (the next writer may go) and publish (ours reaches
+        # Redis long before the next writer can publish), then answer while both are on their
+        # way — the answers wait for neither reply (the bids are durable; a publication that
+        # fails is filled in by the next commit), only for both requests to be sent.
+        unlocking = asyncio.ensure_future(store.advisory_unlock(conn))
+        publishing = asyncio.ensure_future(announce(
+            s._pool, s._publisher, self.auction_id, announcement,
+            timeout_s=s._publish_timeout_s))
+        await asyncio.sleep(0)  # both run up to their first wait for a reply
+        if s._durable:
+            self._answer(answers)
+        unlocked, _ = await asyncio.gather(unlocking, publishing)
+        if not unlocked:
+            await self._release()
+        stage.labels("unlock_publish").observe(time.perf_counter() - t4)
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
 
