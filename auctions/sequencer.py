@@ -8,12 +8,12 @@ statement, on a pool connection it keeps while bids keep coming:
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
     one ledger query: the wallets of the batch's bidders   -- before the lock
     display names of the batch's bidders not seen yet      -- before the lock, rarely
-    pg_advisory_lock(auction)                    -- the single-writer point across processes,
-                                                 -- taken before any row lock
-    SELECT auction, the DB clock, the (bidder, bid_id) pairs already accepted
-                                                 -- one statement (idempotent retries); its
-                                                 -- snapshot follows the lock: it sees every
-                                                 -- earlier writer's commit
+    pg_advisory_lock(auction), then SELECT auction, the DB clock, the (bidder, bid_id) pairs
+                   already accepted              -- one round trip (a function, migration
+                                                 -- 0302); the lock is the single-writer point
+                                                 -- across processes, taken before any row
+                                                 -- lock; the read's snapshot follows the lock:
+                                                 -- it sees every earlier writer's commit
     engine.place_bid for each bid, in arrival order  -- pure rules, one `now` per batch
     one statement: INSERT accepted bids, INSERT attempts, INSERT the commit's announcement,
                    UPDATE auction (unnest arrays)    -- atomic, and committed when it returns
@@ -23,7 +23,7 @@ statement, on a pool connection it keeps while bids keep coming:
 
 So an acknowledged bid is committed, and its broadcast was sent to the bus before the ack (when
 the previous writer's announcement is missing, it follows shortly: see "Announcements").
-The auction is locked for four round trips per batch. While one batch is written, the next one
+The auction is locked for three round trips per batch. While one batch is written, the next one
 accumulates, so throughput grows with load while latency stays about one write (no artificial
 batching window). Two processes writing the same auction serialise on the advisory lock; each
 batch sees the state the previous one wrote, so seq stays gapless and identical everywhere.
@@ -331,10 +331,14 @@ class _Writer:
         # then the unlock and the publication go out together, and only then are the bidders
         # woken, so their replies are not written while the auction is locked.
         t2 = time.perf_counter()
-        await store.advisory_lock(conn, advisory_key(self.auction_id))
-        t3 = time.perf_counter()
+        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         try:
-            announcement, answers, closed = await self._apply(conn, batch, short)
+            locked = await store.lock_and_read(conn, advisory_key(self.auction_id),
+                                               self.auction_id, keys)
+            if locked is None:
+                raise AuctionNotFound()
+            t3 = time.perf_counter()
+            announcement, answers, closed = await self._apply(conn, batch, short, locked)
         except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
@@ -413,14 +417,11 @@ class _Writer:
             self._names.update(await store.display_names(conn, missing))
 
     async def _apply(
-        self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int]
+        self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int],
+        locked: tuple[store.AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]],
     ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool]:
-        """Read the state, run the engine over the batch, write it; returns what to announce,
-        the answers and whether the auction closed."""
-        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
-        locked = await store.read_with_bids(conn, self.auction_id, keys)
-        if locked is None:
-            raise AuctionNotFound()
+        """Run the engine over the batch from the locked state, write it; returns what to
+        announce, the answers and whether the auction closed."""
         row, now, known = locked
         state = row.auction
         before_state = state.state

@@ -165,34 +165,20 @@ async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[Auction
     return None if row is None else (_row(row), int(row["now_ms"]))
 
 
-# The auction, the database clock and the accepted bids already stored for the given
-# (bidder, bid_id) pairs; see `read_with_bids`.
-READ_WITH_BIDS = f"""
-    SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
-           ARRAY(SELECT l.b FROM unnest($2::uuid[], $3::uuid[]) AS k(bidder_id, bid_id)
-                 CROSS JOIN LATERAL (
-                     SELECT b FROM auction_bids b WHERE b.auction_id = $1
-                        AND b.bidder_id = k.bidder_id AND b.bid_id = k.bid_id LIMIT 1
-                 ) AS l) AS known
-      FROM auctions WHERE id = $1"""
-
-
-async def read_with_bids(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, keys: Iterable[tuple[uuid.UUID, uuid.UUID]]
+async def lock_and_read(
+    conn: asyncpg.Connection, advisory_key: int, auction_id: uuid.UUID,
+    keys: Iterable[tuple[uuid.UUID, uuid.UUID]],
 ) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
-    """The auction, the database clock and the accepted bids already stored for these
-    (bidder, bid_id) pairs (idempotent retries), in one round trip. For the holder of the
-    advisory lock (`advisory_lock`), outside any transaction: its snapshot is taken after the
-    lock was granted, so it sees every earlier writer's work, and no writer can change the
-    auction until the lock is released.
-
-    The lookup is one unique-index probe per pair, whatever the statistics: written as a join,
-    the plan PostgreSQL cached for this statement while the table was still empty was a scan
-    of the auction's every bid and a hash join (measured: the statement's cost grew with the
-    auction and it used more of PostgreSQL's CPU than everything else in the batch)."""
+    """Take the auction's session advisory lock (see `advisory_lock`), then read the auction,
+    the database clock and the accepted bids already stored for these (bidder, bid_id) pairs
+    (idempotent retries): one round trip (`auction_lock_and_read`, migration 0302). The read
+    follows the lock, so it sees every earlier writer's work, and no writer can change the
+    auction until the lock is released. None if there is no such auction; the lock is held
+    either way (also if this raises after the lock was granted): release it."""
     pairs = list(keys)
-    row = await conn.fetchrow(READ_WITH_BIDS, auction_id, [p[0] for p in pairs],
-                              [p[1] for p in pairs])
+    row = await conn.fetchrow(
+        "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4) r",
+        int(advisory_key), auction_id, [p[0] for p in pairs], [p[1] for p in pairs])
     if row is None:
         return None
     known = {(b["bidder_id"], b["bid_id"]): _record(b) for b in row["known"]}
