@@ -13,8 +13,8 @@ _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 # the writer takes a pool connection if it has none), the wallets are read (and display names
 # not seen yet), the auction's lock is waited for (another writer holds it) and the state read in
 # the same round trip, the batch is written under it, then the unlock and the publication go out
-# together.
-STAGES = ("checks", "funds", "lock_read", "write", "unlock_publish")
+# together (the next batch waits for the unlock; the publication runs on beside it).
+STAGES = ("checks", "funds", "lock_read", "write", "unlock", "publish")
 
 
 class AuctionMetrics:
@@ -39,7 +39,7 @@ class AuctionMetrics:
         )
         self.stage = Histogram(
             "souk_auction_batch_stage_seconds",
-            "Time a batch spent in each step (checks, funds, lock_read, write, unlock_publish).",
+            "Time a batch spent in each step (checks, funds, lock_read, write, unlock, publish).",
             ("stage",), buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.ack = Histogram(

@@ -19,7 +19,9 @@ statement, on a pool connection it keeps while bids keep coming:
                    UPDATE auction (unnest arrays)    -- atomic, and committed when it returns
     pg_advisory_unlock_all()  and  publish the announcement (one Redis call), together
     answer the bidders                           -- once both are sent, not waiting for
-                                                 -- either reply
+                                                 -- either reply; the next batch waits for
+                                                 -- the unlock's, the next announcement for
+                                                 -- this one
 
 So an acknowledged bid is committed, and its broadcast was sent to the bus before the ack (when
 the previous writer's announcement is missing, it follows shortly: see "Announcements").
@@ -212,6 +214,8 @@ class _Writer:
         self._names: dict[uuid.UUID, str] = {}
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+        # the last batch's announcement, still on its way while the next batch goes on
+        self._publishing: asyncio.Future[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
 
     def put(self, request: BidRequest) -> None:
@@ -245,6 +249,8 @@ class _Writer:
             await self._loop()
         finally:
             await self._release()
+            if self._publishing is not None:  # bounded by the publish timeout
+                await asyncio.wait([self._publishing])
 
     async def _loop(self) -> None:
         while True:
@@ -351,20 +357,30 @@ class _Writer:
         # The batch is committed: unlock (the next writer may go) and publish (ours reaches
         # Redis long before the next writer can publish), then answer while both are on their
         # way — the answers wait for neither reply (the bids are durable; a publication that
-        # fails is filled in by the next commit), only for both requests to be sent.
+        # fails is filled in by the next commit), only for both requests to be sent. The next
+        # batch waits for the unlock's reply (same connection), not for the publication's: the
+        # next announcement waits for this one instead.
         unlocking = asyncio.ensure_future(store.advisory_unlock(conn))
-        publishing = asyncio.ensure_future(announce(
-            s._pool, s._publisher, self.auction_id, announcement,
-            timeout_s=s._publish_timeout_s))
+        self._publishing = asyncio.ensure_future(self._announce(self._publishing, announcement))
         await asyncio.sleep(0)  # both run up to their first wait for a reply
         if s._durable:
             self._answer(answers)
-        unlocked, _ = await asyncio.gather(unlocking, publishing)
-        if not unlocked:
+        if not await unlocking:
             await self._release()
-        stage.labels("unlock_publish").observe(time.perf_counter() - t4)
+        stage.labels("unlock").observe(time.perf_counter() - t4)
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
+
+    async def _announce(self, previous: asyncio.Future[None] | None,
+                        announcement: Announcement | None) -> None:
+        """Publish after the writer's previous announcement is out (they stay in order)."""
+        if previous is not None:
+            await asyncio.wait([previous])  # whatever became of it
+        started = time.perf_counter()
+        s = self._s
+        await announce(s._pool, s._publisher, self.auction_id, announcement,
+                       timeout_s=s._publish_timeout_s)
+        s.metrics.stage.labels("publish").observe(time.perf_counter() - started)
 
     def _answer(self, answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
         _answer(answers)
