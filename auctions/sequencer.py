@@ -42,7 +42,7 @@ Announcements: what a commit will publish is recorded in the commit itself
 (`auction_publications`, numbered by `auctions.pub_seq`) and published right after it as that
 numbered announcement (`Publisher.announce`: Redis refuses a number that does not follow the
 channel's last one). The publication is sent as the lock is released, so it reaches Redis
-long before the next writer (three round trips later) publishes; if the next writer still finds
+long before the next writer (two round trips later) publishes; if the next writer still finds
 the previous announcement missing, it waits a few ms, then — that process died, or Redis
 failed, between its commit and its publication — publishes the missing ones from PostgreSQL
 first. Watchers therefore see every commit, in order; a watcher that still sees a seq gap
