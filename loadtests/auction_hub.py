@@ -2,10 +2,10 @@
 PostgreSQL group commit and the realtime hub fanning accepted bids out to watchers.
 
 One hot auction; W watching websocket connections (the fast raw-asyncio client of
-loadtests/fanout, one process); B bidders on websockets (`websockets` library, in their own
-process(es)) making R bid attempts/s in all (open loop; 0 = closed loop, each bidder sends its
-next bid when the previous one is answered). Connections are spread round-robin over the server
-processes. Reports:
+loadtests/fanout, one process); B bidders (`Commander`, the same kind of raw-asyncio client, in
+their own process(es)) making R bid attempts/s in all (open loop; 0 = closed loop, each bidder
+sends its next bid when the previous one is answered). Connections are spread round-robin over
+the server processes. Reports:
 - ack latency: bidder's send of the `bid` op → its reply (p50/p95/p99/max), by outcome, and
   `ack_ms_steady`: every bid sent after the first 2 s (`WARM_UP_S`; the auction's first
   burst pays cold caches and connection-pool growth), the window delivery is measured on;
@@ -42,12 +42,11 @@ from typing import Any
 
 import httpx
 import msgspec
-import orjson
 
 from auctions.wire import events_of
 from core.auth import generate_key
 from core.config import Settings
-from loadtests.fanout.client import Endpoint, Fleet
+from loadtests.fanout.client import Commander, Endpoint, Fleet
 from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
 
 BID_EVENT = msgspec.json.Decoder(dict[str, Any])
@@ -172,42 +171,26 @@ def watchers_main(urls: list[str], channel: str, n: int, sample: int, ready: Any
 # --- bidders (own process) ---------------------------------------------------------------------
 
 
-async def _reply(ws: Any, n: int) -> dict[str, Any]:
-    """The reply to command `n` (frames may carry several newline-separated messages)."""
-    while True:
-        reply = None
-        for line in (await ws.recv()).split("\n"):
-            msg = orjson.loads(line)
-            if msg.get("id") == n:
-                reply = msg
-        if reply is not None:
-            return reply
-
-
-async def _bid_loop(ws: Any, rng: random.Random, auction: str, interval: float, t0: float,
-                    end: float, price: list[int], lat: dict[str, list[float]],
+async def _bid_loop(conn: Commander, rng: random.Random, auction: str, interval: float,
+                    t0: float, end: float, price: list[int], lat: dict[str, list[float]],
                     steady: list[float]) -> None:
     """One bidder: a bid every `interval` s (open loop; 0 = closed loop) until `end`.
     Bid mix: 70% one-tap `next` up to 10% above the last price seen, 30% maxima around it."""
     due = t0 + rng.uniform(0, interval)
-    n = 0
     while True:
         if interval:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             due = max(due + interval, time.perf_counter() - interval)
         if time.perf_counter() >= end:
             return
-        n += 1
         p = price[0]
         if rng.random() < 0.7:
             bid = {"kind": "next", "amount": p * 11 // 10 + 5_000}
         else:
             bid = {"kind": "max", "amount": max(1_000, p + rng.randint(-2, 30) * 100)}
-        frame = orjson.dumps({"id": n, "op": "bid", "auction_id": auction,
-                              "bid_id": str(uuid.uuid4()), **bid})
         sent = time.perf_counter()
-        await ws.send(frame.decode())
-        reply = await _reply(ws, n)
+        reply: dict[str, Any] = await conn.request(
+            {"op": "bid", "auction_id": auction, "bid_id": str(uuid.uuid4()), **bid})
         took = (time.perf_counter() - sent) * 1000
         if sent - t0 >= WARM_UP_S:
             steady.append(took)
@@ -221,13 +204,11 @@ async def _bid_loop(ws: Any, rng: random.Random, auction: str, interval: float, 
 def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], rate: float,
                  seconds: float, first: int, ready: Any, start: Any, out: Any) -> None:
     import uvloop
-    from websockets.asyncio.client import connect
 
     async def run() -> dict[str, Any]:
-        conns = [await connect(
-            urls[(first + i) % len(urls)] + "/v1/ws", subprotocols=["souk.v1.json"],  # type: ignore[list-item]
-            additional_headers={"Authorization": f"Bearer {token}"}, max_size=None)
-            for i, (_, token) in enumerate(users)]
+        conns = [await Commander.connect(Endpoint(
+            urls[(first + i) % len(urls)] + "/v1/ws",
+            headers={"Authorization": f"Bearer {token}"})) for i, (_, token) in enumerate(users)]
         ready.set()
         await asyncio.to_thread(start.wait)
         t0 = time.perf_counter()
@@ -236,11 +217,11 @@ def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], ra
         interval = len(users) / rate if rate else 0.0
         price = [1_000]  # the highest price any bidder of this process was told
         await asyncio.gather(*(
-            _bid_loop(ws, random.Random(first + i), auction, interval, t0, t0 + seconds,
-                      price, lat, steady) for i, ws in enumerate(conns)))
+            _bid_loop(conn, random.Random(first + i), auction, interval, t0, t0 + seconds,
+                      price, lat, steady) for i, conn in enumerate(conns)))
         elapsed = time.perf_counter() - t0
-        for ws in conns:
-            await ws.close()
+        for conn in conns:
+            conn.close()
         return {"lat": lat, "steady": steady, "elapsed": elapsed}
 
     out.put(uvloop.run(run()))

@@ -241,3 +241,97 @@ class Fleet:
 
     def errors(self) -> list[str]:
         return [e for s in self.subscribers for e in s.errors]
+
+
+class Commander(asyncio.Protocol):
+    """A connection that sends commands and awaits their replies (`await request(obj)`), on a
+    raw asyncio protocol: the bid benchmark's bidders. The `websockets` client costs several
+    times the CPU per message, and the generators share the box with the servers they measure.
+    Publications and replies to nobody are ignored."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.key = wf.new_key()
+        self.transport: asyncio.Transport | None = None
+        self.parser: wf.FrameParser | None = None
+        self.handshake_buf = b""
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.waiting: dict[int, asyncio.Future[dict[str, object]]] = {}
+        self.next_id = 0
+
+    @classmethod
+    async def connect(cls, endpoint: Endpoint, *, timeout_s: float = 30) -> Commander:
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(lambda: cls(endpoint), endpoint.host,
+                                               endpoint.port)
+        async with asyncio.timeout(timeout_s):
+            await conn.opened
+        return conn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = tr = cast(asyncio.Transport, transport)
+        ep = self.endpoint
+        tr.write(wf.handshake_request(ep.host, ep.port, ep.path, self.key,
+                                      subprotocol=SUBPROTOCOL, headers=ep.headers))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            if self.parser is None:
+                done, rest = wf.parse_handshake_response(
+                    self.handshake_buf + data, self.key, subprotocol=SUBPROTOCOL)
+                if not done:
+                    self.handshake_buf = rest
+                    return
+                self.handshake_buf = b""
+                self.parser = wf.FrameParser()
+                self.opened.set_result(None)
+                data = rest
+            for opcode, payload in self.parser.feed(data):
+                if opcode == wf.OP_TEXT:
+                    for line in payload.split(b"\n"):
+                        msg = orjson.loads(line)
+                        future = self.waiting.pop(msg.get("id"), None)
+                        if future is not None and not future.done():
+                            future.set_result(msg)
+                elif opcode == wf.OP_PING:
+                    self._write(wf.client_frame(wf.OP_PONG, payload))
+                elif opcode == wf.OP_CLOSE:
+                    self._write(wf.client_frame(wf.OP_CLOSE, payload[:2]))
+                    if self.transport is not None:
+                        self.transport.close()
+        except (wf.ProtocolError, ValueError) as exc:  # orjson errors derive from ValueError
+            self._fail(ConnectionError(f"bad data from the server: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._fail(ConnectionError(f"connection lost: {exc}"))
+
+    async def request(self, command: dict[str, object]) -> dict[str, object]:
+        """Send `command` with the next id; the server's reply (`result` or `error`)."""
+        if self.transport is None:
+            raise ConnectionError("not connected")
+        self.next_id += 1
+        future: asyncio.Future[dict[str, object]] = asyncio.get_running_loop().create_future()
+        self.waiting[self.next_id] = future
+        self._write(wf.client_frame(wf.OP_TEXT, orjson.dumps({"id": self.next_id, **command})))
+        return await future
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self._write(wf.client_frame(wf.OP_CLOSE, (1000).to_bytes(2, "big")))
+            self.transport.close()
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _fail(self, exc: Exception) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(exc)
+        waiting, self.waiting = self.waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()

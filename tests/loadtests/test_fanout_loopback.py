@@ -4,9 +4,11 @@ websockets baseline fed by real Redis. Small and fast; no timing assertions."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +17,7 @@ from websockets.asyncio.server import serve
 from loadtests.fanout import baseline_websockets as bw
 from loadtests.fanout import blaster
 from loadtests.fanout import wsframes as wf
-from loadtests.fanout.client import Endpoint, Fleet
+from loadtests.fanout.client import SUBPROTOCOL, Commander, Endpoint, Fleet
 from loadtests.fanout.publishers import RedisPublisher, WsPublisher, make_payload
 from loadtests.fanout.stats import Recorder, Summary
 
@@ -181,3 +183,34 @@ async def test_http_publisher_keepalive_posts_and_refusals() -> None:
     server.close()
     assert seen[0] == b'POST /v1/admin/channels/auction:a/publications HTTP/1.1 {"data":{"ts":1}}'
     assert pub.errors == [b"403 {}"]
+
+
+async def test_commander_matches_replies_to_requests_and_fails_them_on_close() -> None:
+    """The bid benchmark's client: each `request` gets the reply carrying its id, also when
+    replies come out of order, several to a frame, between publications; when the server goes
+    away, what is still waiting fails."""
+    seen_headers: list[str | None] = []
+
+    async def handler(ws: Any) -> None:
+        seen_headers.append(ws.request.headers.get("Authorization"))
+        first = json.loads(await ws.recv())
+        second = json.loads(await ws.recv())
+        await ws.send('{"channel":"auction:x","offset":1,"data":{}}')
+        # the second is answered before the first, in one frame with the first
+        await ws.send(json.dumps({"id": second["id"], "result": {"echo": second["op"]}})
+                      + "\n" + json.dumps({"id": first["id"], "error": {"code": "nope"}}))
+        await ws.recv()  # the third is never answered: the server closes
+        await ws.close()
+
+    async with serve(handler, "127.0.0.1", 0, subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+                     compression=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        conn = await Commander.connect(Endpoint(f"ws://127.0.0.1:{port}/",
+                                                headers={"Authorization": "Bearer t"}))
+        one = asyncio.ensure_future(conn.request({"op": "first"}))
+        two = asyncio.ensure_future(conn.request({"op": "second"}))
+        assert await two == {"id": 2, "result": {"echo": "second"}}
+        assert await one == {"id": 1, "error": {"code": "nope"}}
+        with pytest.raises(ConnectionError):
+            await conn.request({"op": "third"})
+        assert seen_headers == ["Bearer t"]
