@@ -332,10 +332,9 @@ class _Writer:
         t1 = time.perf_counter()
         short = await self._short_of_funds(conn, batch)
         await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
-        # Under the auction's advisory lock, no transaction: one statement reads the state and
-        # the retried bids, one writes the whole batch (and commits: it is one statement);
-        # then the unlock and the publication go out together, and only then are the bidders
-        # woken, so their replies are not written while the auction is locked.
+        # Under the auction's advisory lock, no transaction: one round trip takes the lock and
+        # reads the state and the retried bids, one statement writes the whole batch (and
+        # commits: it is one statement).
         t2 = time.perf_counter()
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         try:
@@ -376,6 +375,8 @@ class _Writer:
         """Publish after the writer's previous announcement is out (they stay in order)."""
         if previous is not None:
             await asyncio.wait([previous])  # whatever became of it
+        if announcement is None:
+            return
         started = time.perf_counter()
         s = self._s
         await announce(s._pool, s._publisher, self.auction_id, announcement,
