@@ -10,12 +10,11 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 # The steps of one batch, in order (see sequencer.py): its bids' rate-limit checks settle (and
-# the writer takes a pool connection if it has none, and looks up display names not seen yet),
-# the auction's lock is waited for (another writer holds it) and the state read in the same
-# round trip (`lock_read`, which also waits for `funds`: the wallets, read on another connection
-# meanwhile), the batch is written under it, then the unlock and the publication go out
-# together (the next batch waits for the unlock; the publication runs on beside it). These are
-# the values of the `stage` label.
+# the writer takes a pool connection if it has none), the wallets are read (and display names
+# not seen yet), the auction's lock is waited for (another writer holds it) and the state read in
+# the same round trip, the batch is written under it, then the unlock and the publication go out
+# together (the next batch waits for the unlock; the publication runs on beside it).
+STAGES = ("checks", "funds", "lock_read", "write", "unlock", "publish")
 
 
 class AuctionMetrics:

@@ -6,9 +6,8 @@ rate-limit check has not come back yet, which goes with the next batch) and reco
 statement, on a pool connection it keeps while bids keep coming:
 
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
+    one ledger query: the wallets of the batch's bidders   -- before the lock
     display names of the batch's bidders not seen yet      -- before the lock, rarely
-    one ledger query: the wallets of the batch's bidders   -- on another pool connection,
-                                                           -- while this one waits for the lock
     pg_advisory_lock(auction), then SELECT auction, the DB clock, the (bidder, bid_id) pairs
                    already accepted              -- one round trip (a function, migration
                                                  -- 0302); the lock is the single-writer point
@@ -66,7 +65,7 @@ import asyncpg
 
 from auctions import engine, store, wire
 from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, InsufficientFunds
-from auctions.metrics import AuctionMetrics
+from auctions.metrics import STAGES, AuctionMetrics
 from auctions.model import Bid, BidKind, BidRecord, Event
 from auctions.ports import Funds, Publisher
 from core.errors import AppError, IdempotencyKeyReused, RateLimited, ServiceUnavailable
@@ -330,29 +329,27 @@ class _Writer:
         if not batch:
             return
         conn = await self._connection()
-        await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
         t1 = time.perf_counter()
-        # The wallets are read on a pool connection of their own while this one waits for the
-        # auction's lock (usually held by another process's batch). Under the lock, no
-        # transaction: one round trip takes the lock and reads the state and the retried bids,
-        # one statement writes the whole batch (and commits: it is one statement).
-        funds = asyncio.ensure_future(self._short_of_funds(batch))
+        short = await self._short_of_funds(conn, batch)
+        await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
+        # Under the auction's advisory lock, no transaction: one round trip takes the lock and
+        # reads the state and the retried bids, one statement writes the whole batch (and
+        # commits: it is one statement).
+        t2 = time.perf_counter()
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         try:
             locked = await store.lock_and_read(conn, advisory_key(self.auction_id),
                                                self.auction_id, keys)
             if locked is None:
                 raise AuctionNotFound()
-            short = await funds
-            t2 = time.perf_counter()
+            t3 = time.perf_counter()
             announcement, answers, closed = await self._apply(conn, batch, short, locked)
         except BaseException:
-            await _settled(funds)
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
             raise
-        t3 = time.perf_counter()
-        for step, took in (("checks", t1 - t0), ("lock_read", t2 - t1), ("write", t3 - t2)):
+        t4 = time.perf_counter()
+        for step, took in zip(STAGES[:4], (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             stage.labels(step).observe(took)
         s.metrics.batches.inc()
         s.metrics.batch_size.observe(len(batch))
@@ -369,7 +366,7 @@ class _Writer:
             self._answer(answers)
         if not await unlocking:
             await self._release()
-        stage.labels("unlock").observe(time.perf_counter() - t3)
+        stage.labels("unlock").observe(time.perf_counter() - t4)
         if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
 
@@ -416,16 +413,15 @@ class _Writer:
             kept.append(r)
         return kept
 
-    async def _short_of_funds(self, batch: list[BidRequest]) -> set[int]:
+    async def _short_of_funds(self, conn: asyncpg.Connection,
+                              batch: list[BidRequest]) -> set[int]:
         """The bids (by id()) whose bidder's wallet does not cover what they need: one ledger
-        query for the whole batch, on a pool connection of its own."""
+        query for the whole batch, before the auction is locked."""
         wanting = [r for r in batch if r.refused is None and r.needs > 0]
         if not wanting or self._s._funds is None:
             return set()
-        started = time.perf_counter()
         have = await self._s._funds.available_many(
-            None, sorted({r.bidder for r in wanting}), wanting[0].currency)
-        self._s.metrics.stage.labels("funds").observe(time.perf_counter() - started)
+            conn, sorted({r.bidder for r in wanting}), wanting[0].currency)
         return {id(r) for r in wanting if have.get(r.bidder, 0) < r.needs}
 
     async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
@@ -582,14 +578,6 @@ def _answer(answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
             request.future.set_exception(answer)
         else:
             request.future.set_result(answer)
-
-
-async def _settled(task: asyncio.Future[Any]) -> None:
-    """Cancel `task` if it still runs and wait until it has ended, whatever its outcome."""
-    task.cancel()
-    await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()  # retrieved: an error there is reported by the caller's own
 
 
 def _fail(request: BidRequest, exc: BaseException) -> None:
