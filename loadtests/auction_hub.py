@@ -42,6 +42,7 @@ from typing import Any
 
 import httpx
 import msgspec
+from prometheus_client.parser import text_string_to_metric_families
 
 from auctions.wire import events_of
 from core.auth import generate_key
@@ -289,41 +290,38 @@ def delivery(w: dict[str, Any], placed: dict[int, int], skip_ns: int) -> dict[st
     return dist(lat)
 
 
-SCRAPED = ("souk_ws_writes_total", "souk_ws_bytes_out_total", "souk_ws_publications_in_total",
-           "souk_ws_publications_out_total", "souk_ws_slow_disconnects_total",
-           "souk_ws_fanout_duration_seconds_count", "souk_ws_fanout_duration_seconds_sum",
-           "souk_gc_pause_seconds_count", "souk_gc_pause_seconds_sum",
-           "souk_auction_batches_total", "souk_auction_batch_failures_total")
-
-
-def _labels(line: str) -> dict[str, str]:
-    inner = line[line.index("{") + 1:line.index("}")] if "{" in line else ""
-    return dict(kv.split("=", 1) for kv in inner.replace('"', "").split(",") if kv)
+SCRAPED = ("souk_ws_writes", "souk_ws_bytes_out", "souk_ws_publications_in",
+           "souk_ws_publications_out", "souk_ws_slow_disconnects",
+           "souk_ws_fanout_duration_seconds", "souk_gc_pause_seconds",
+           "souk_auction_batches", "souk_auction_batch_failures")
 
 
 def scrape(url: str) -> dict[str, Any]:
-    """A server's fan-out, GC and sequencer counters (summed over labels) from its /metrics,
-    with the sequencer's mean time per batch stage and its own ack-latency percentiles (upper
-    bounds of the histogram's buckets)."""
+    return summarise_metrics(httpx.get(url + "/metrics", timeout=10).text)
+
+
+def summarise_metrics(text: str) -> dict[str, Any]:
+    """A server's fan-out, GC and sequencer counters (summed over labels) from its /metrics
+    text, with the sequencer's mean time per batch stage and its own ack-latency percentiles
+    (upper bounds of the histogram's buckets)."""
     totals: dict[str, float] = {}
     stage_sum: dict[str, float] = {}
     stage_n: dict[str, float] = {}
     ack_buckets: list[tuple[float, float]] = []
-    text = httpx.get(url + "/metrics", timeout=10).text
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        value = float(line.rsplit(" ", 1)[1])
-        if name in SCRAPED:
-            totals[name] = totals.get(name, 0.0) + value
-        elif name == "souk_auction_batch_stage_seconds_sum":
-            stage_sum[_labels(line)["stage"]] = value
-        elif name == "souk_auction_batch_stage_seconds_count":
-            stage_n[_labels(line)["stage"]] = value
-        elif name == "souk_auction_bid_ack_seconds_bucket":
-            ack_buckets.append((float(_labels(line)["le"]), value))
-    out: dict[str, Any] = {k.removeprefix("souk_"): round(v, 3) for k, v in totals.items()}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if family.name in SCRAPED and not sample.name.endswith(("_created", "_bucket")):
+                key = sample.name.removeprefix("souk_")
+                totals[key] = totals.get(key, 0.0) + sample.value
+            elif family.name == "souk_auction_batch_stage_seconds":
+                stage = sample.labels.get("stage", "")
+                if sample.name.endswith("_sum"):
+                    stage_sum[stage] = sample.value
+                elif sample.name.endswith("_count"):
+                    stage_n[stage] = sample.value
+            elif sample.name == "souk_auction_bid_ack_seconds_bucket":
+                ack_buckets.append((float(sample.labels["le"]), sample.value))
+    out: dict[str, Any] = {k: round(v, 3) for k, v in totals.items()}
     out["stage_ms_mean"] = {k: round(1000 * stage_sum[k] / n, 2)
                             for k, n in stage_n.items() if n}
     if ack_buckets and ack_buckets[-1][1]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
 
-from loadtests.auction_hub import BidRecorder
+from auctions.metrics import AuctionMetrics
+from loadtests.auction_hub import BidRecorder, summarise_metrics
 from loadtests.fanout.stats import ConnTracker
+from realtime.metrics import HubMetrics
 
 
 def frame(*offsets: int) -> bytes:
@@ -63,3 +66,22 @@ def test_same_figures_as_offset_by_offset(frames_: list[list[int]]) -> None:
         assert (fast.first, fast.last, fast.received, fast.gaps, fast.reorders) == (
             slow.first, slow.last, slow.received, slow.gaps, slow.reorders)
         assert rec.delivered == slow.received
+
+
+def test_server_metrics_summary() -> None:
+    """The per-server figures the benchmark prints, read from real collectors' text."""
+    registry = CollectorRegistry()
+    hub, auctions = HubMetrics(registry), AuctionMetrics(registry)
+    hub.writes.inc(7)
+    hub.fanout_duration.observe(0.2)
+    auctions.batches.inc(3)
+    for took in (0.002, 0.004):
+        auctions.stage.labels("write").observe(took)
+    for took in [0.004] * 90 + [0.04] * 10:
+        auctions.ack.observe(took)
+    out = summarise_metrics(generate_latest(registry).decode())
+    assert out["ws_writes_total"] == 7
+    assert out["ws_fanout_duration_seconds_count"] == 1
+    assert out["auction_batches_total"] == 3
+    assert out["stage_ms_mean"] == {"write": 3.0}
+    assert out["server_ack_ms_le"] == {"0.5": 5.0, "0.95": 50.0, "0.99": 50.0}
