@@ -384,11 +384,15 @@ class _Writer:
         s.metrics.stage.labels("publish").observe(time.perf_counter() - started)
 
     def _answer(self, answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
-        _answer(answers)
+        """Wake each bidder with its answer, and time it from the bid's arrival."""
         now = time.monotonic()
         ack = self._s.metrics.ack
-        for request, _ in answers:
+        for request, answer in answers:
             ack.observe(now - request.received_at)
+            if isinstance(answer, BaseException):
+                _fail(request, answer)
+            elif request.future is not None and not request.future.done():
+                request.future.set_result(answer)
 
     @staticmethod
     async def _settle(batch: list[BidRequest]) -> list[BidRequest]:
@@ -568,16 +572,6 @@ def _replayed(previous: BidRecord, r: BidRequest) -> BidAck | BaseException:
 
 def answer_code(exc: BaseException) -> str:
     return exc.code if isinstance(exc, AppError) else "internal_error"
-
-
-def _answer(answers: list[tuple[BidRequest, BidAck | BaseException]]) -> None:
-    for request, answer in answers:
-        if request.future is None or request.future.done():
-            continue
-        if isinstance(answer, BaseException):
-            request.future.set_exception(answer)
-        else:
-            request.future.set_result(answer)
 
 
 def _fail(request: BidRequest, exc: BaseException) -> None:
