@@ -38,24 +38,20 @@ class Endpoint:
         self.headers = headers or {}
 
 
-class Subscriber(asyncio.Protocol):
-    """One websocket connection subscribed to one channel (souk.v1.json protocol)."""
+class Connection(asyncio.Protocol):
+    """A client websocket on a raw asyncio protocol (one small object per connection, no task):
+    the upgrade request, its answer, then frames for `_dispatch`. Subclasses say what happens
+    once open (`_opened`), with frames (`_dispatch`) and on failure (`_fail`)."""
 
     subprotocol: str | None = SUBPROTOCOL
 
-    def __init__(self, fleet: Fleet, endpoint: Endpoint) -> None:
-        self.fleet = fleet
+    def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self.tracker = ConnTracker()
         self.key = wf.new_key()
         self.transport: asyncio.Transport | None = None
         self.parser: wf.FrameParser | None = None
         self.handshake_buf = b""
-        self.subscribed: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.binary_frames = 0
-        self.errors: list[str] = []
 
-    # asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = tr = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         ep = self.endpoint
@@ -91,6 +87,41 @@ class Subscriber(asyncio.Protocol):
             return
         self._dispatch(frames, time.time_ns())
 
+    def _opened(self) -> None:
+        raise NotImplementedError
+
+    def _dispatch(self, frames: list[tuple[int, bytes]], now: int) -> None:
+        raise NotImplementedError
+
+    def _fail(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _echo_close(self, payload: bytes) -> None:
+        self._write(wf.client_frame(wf.OP_CLOSE, payload[:2]))
+        if self.transport is not None:
+            self.transport.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self._write(wf.client_frame(wf.OP_CLOSE, (1000).to_bytes(2, "big")))
+            self.transport.close()
+
+
+class Subscriber(Connection):
+    """One websocket connection subscribed to one channel (souk.v1.json protocol)."""
+
+    def __init__(self, fleet: Fleet, endpoint: Endpoint) -> None:
+        super().__init__(endpoint)
+        self.fleet = fleet
+        self.tracker = ConnTracker()
+        self.subscribed: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.binary_frames = 0
+        self.errors: list[str] = []
+
     def _dispatch(self, frames: list[tuple[int, bytes]], now: int) -> None:
         for opcode, payload in frames:
             if opcode == wf.OP_TEXT:
@@ -103,9 +134,7 @@ class Subscriber(asyncio.Protocol):
                 self._write(wf.client_frame(wf.OP_PONG, payload))
             elif opcode == wf.OP_CLOSE:
                 self.tracker.close_code = wf.close_code(payload) or 1005
-                self._write(wf.client_frame(wf.OP_CLOSE, payload[:2]))
-                if self.transport is not None:
-                    self.transport.close()
+                self._echo_close(payload)
             elif opcode == wf.OP_BINARY:
                 self.binary_frames += 1
 
@@ -128,10 +157,6 @@ class Subscriber(asyncio.Protocol):
     def send_json(self, obj: object) -> None:
         self._write(wf.client_frame(wf.OP_TEXT, orjson.dumps(obj)))
 
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
     def _on_reply(self, msg: Msg) -> None:
         if msg.id == 1 and not self.subscribed.done():
             if bytes(msg.error):
@@ -150,11 +175,6 @@ class Subscriber(asyncio.Protocol):
             self.subscribed.set_exception(ConnectionError(reason))
         if self.transport is not None:
             self.transport.abort()
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self._write(wf.client_frame(wf.OP_CLOSE, (1000).to_bytes(2, "big")))
-            self.transport.close()
 
 
 class SocketIOSubscriber(Subscriber):
@@ -243,20 +263,15 @@ class Fleet:
         return [e for s in self.subscribers for e in s.errors]
 
 
-class Commander(asyncio.Protocol):
-    """A connection that sends commands and awaits their replies (`await request(obj)`), on a
-    raw asyncio protocol: the bid benchmark's bidders. The `websockets` client costs several
-    times the CPU per message, and the generators share the box with the servers they measure.
-    Publications and replies to nobody are ignored."""
+class Commander(Connection):
+    """A connection that sends commands and awaits their replies (`await request(obj)`): the
+    bid benchmark's bidders. The `websockets` client costs several times the CPU per message,
+    and the generators share the box with the servers they measure. Publications and replies
+    to nobody are ignored."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.key = wf.new_key()
-        self.transport: asyncio.Transport | None = None
-        self.parser: wf.FrameParser | None = None
-        self.handshake_buf = b""
-        loop = asyncio.get_running_loop()
-        self.opened: asyncio.Future[None] = loop.create_future()
+        super().__init__(endpoint)
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting: dict[int, asyncio.Future[dict[str, object]]] = {}
         self.next_id = 0
 
@@ -269,43 +284,29 @@ class Commander(asyncio.Protocol):
             await conn.opened
         return conn
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = tr = cast(asyncio.Transport, transport)
-        ep = self.endpoint
-        tr.write(wf.handshake_request(ep.host, ep.port, ep.path, self.key,
-                                      subprotocol=SUBPROTOCOL, headers=ep.headers))
+    def _opened(self) -> None:
+        self.opened.set_result(None)
 
-    def data_received(self, data: bytes) -> None:
-        try:
-            if self.parser is None:
-                done, rest = wf.parse_handshake_response(
-                    self.handshake_buf + data, self.key, subprotocol=SUBPROTOCOL)
-                if not done:
-                    self.handshake_buf = rest
+    def _dispatch(self, frames: list[tuple[int, bytes]], now: int) -> None:
+        for opcode, payload in frames:
+            if opcode == wf.OP_TEXT:
+                try:
+                    replies = [orjson.loads(line) for line in payload.split(b"\n")]
+                except ValueError as exc:  # orjson errors derive from ValueError
+                    self._fail(f"undecodable frame: {exc}")
                     return
-                self.handshake_buf = b""
-                self.parser = wf.FrameParser()
-                self.opened.set_result(None)
-                data = rest
-            for opcode, payload in self.parser.feed(data):
-                if opcode == wf.OP_TEXT:
-                    for line in payload.split(b"\n"):
-                        msg = orjson.loads(line)
-                        future = self.waiting.pop(msg.get("id"), None)
-                        if future is not None and not future.done():
-                            future.set_result(msg)
-                elif opcode == wf.OP_PING:
-                    self._write(wf.client_frame(wf.OP_PONG, payload))
-                elif opcode == wf.OP_CLOSE:
-                    self._write(wf.client_frame(wf.OP_CLOSE, payload[:2]))
-                    if self.transport is not None:
-                        self.transport.close()
-        except (wf.ProtocolError, ValueError) as exc:  # orjson errors derive from ValueError
-            self._fail(ConnectionError(f"bad data from the server: {exc}"))
+                for msg in replies:
+                    future = self.waiting.pop(msg.get("id"), None)
+                    if future is not None and not future.done():
+                        future.set_result(msg)
+            elif opcode == wf.OP_PING:
+                self._write(wf.client_frame(wf.OP_PONG, payload))
+            elif opcode == wf.OP_CLOSE:
+                self._echo_close(payload)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._fail(ConnectionError(f"connection lost: {exc}"))
+        self._fail(f"connection lost: {exc}")
 
     async def request(self, command: dict[str, object]) -> dict[str, object]:
         """Send `command` with the next id; the server's reply (`result` or `error`)."""
@@ -317,16 +318,8 @@ class Commander(asyncio.Protocol):
         self._write(wf.client_frame(wf.OP_TEXT, orjson.dumps({"id": self.next_id, **command})))
         return await future
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self._write(wf.client_frame(wf.OP_CLOSE, (1000).to_bytes(2, "big")))
-            self.transport.close()
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, reason: str) -> None:
+        exc = ConnectionError(reason)
         if not self.opened.done():
             self.opened.set_exception(exc)
         waiting, self.waiting = self.waiting, {}
