@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 
 from auctions.errors import BidRejected
+from auctions.metrics import AuctionMetrics
 from auctions.model import BidKind
 from auctions.service import AuctionService, AuctionSettings, NewAuction
 from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
@@ -135,12 +136,22 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
     started = time.monotonic()
     await asyncio.gather(*(bidder(b) for b in bidders))
     elapsed = time.monotonic() - started
-    stats = svc.sequencer.stats if redis_seq is None else redis_seq.stats
+    metrics = svc.sequencer.metrics if redis_seq is None else redis_seq.metrics
     await svc.aclose()
     await pool.close()
     await redis.aclose()
     return {"latencies": latencies, "outcomes": outcomes, "elapsed": elapsed,
-            "batches": stats.batches, "largest_batch": stats.largest_batch}
+            **batch_figures(metrics)}
+
+
+def batch_figures(metrics: AuctionMetrics) -> dict[str, float]:
+    """Batches committed, and the largest batch's size as the upper bound of the first bucket
+    of `souk_auction_batch_size` that holds every batch."""
+    buckets = [(float(s.labels["le"]), s.value) for family in metrics.batch_size.collect()
+               for s in family.samples if s.name.endswith("_bucket")]
+    batches = buckets[-1][1] if buckets else 0.0
+    largest = next((le for le, n in buckets if n >= batches), 0.0) if batches else 0.0
+    return {"batches": batches, "largest_batch_le": largest}
 
 
 def _child(args: argparse.Namespace, auction: str, bidders: list[str],
@@ -238,7 +249,7 @@ def main() -> None:
                    "mean": round(statistics.fmean(lat) * 1000, 2)},
         "outcomes": outcomes,
         "batches": sum(r["batches"] for r in results),
-        "largest_batch": max(r["largest_batch"] for r in results),
+        "largest_batch_le": max(r["largest_batch_le"] for r in results),
         **checked,
     }
     print(json.dumps(report, indent=2))

@@ -21,8 +21,8 @@ import redis.asyncio as aioredis
 
 from auctions import store
 from auctions.errors import AuctionNotOpen, BidTooLow, InsufficientFunds, SellerCannotBid
+from auctions.metrics import AuctionMetrics
 from auctions.model import BidKind, BidRecord
-from auctions.sequencer import SequencerStats
 from auctions.service import AuctionService
 from core.auth import Principal
 
@@ -110,7 +110,7 @@ class RedisSequencedService:
         self.svc = svc
         self.redis = redis
         self.prefix = prefix
-        self.stats = SequencerStats()
+        self.metrics = AuctionMetrics()  # batches and batch sizes, as the product counts them
         self._queue: asyncio.Queue[_Req] = asyncio.Queue(50_000)
         self._task: asyncio.Task[None] | None = None
         self._aid: uuid.UUID | None = None
@@ -202,8 +202,8 @@ class RedisSequencedService:
             async with self.svc.pool.acquire() as conn, conn.transaction():
                 # The Redis function holds the state; PostgreSQL gets the bids and attempts.
                 await store.write_batch(conn, aid, None, rows, attempts)
-            self.stats.batches += 1
-            self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+            self.metrics.batches.inc()
+            self.metrics.batch_size.observe(len(batch))
             for r, answer in answers:
                 if isinstance(answer, Exception):
                     r.future.set_exception(answer)
