@@ -58,7 +58,6 @@ PUBLICATION_HEAD = b'{"channel":"'
 OFFSET_KEY = b'","offset":'
 
 
-
 def _offset_at(payload: bytes, pos: int) -> int:
     """The offset of the publication whose line starts at `pos`."""
     k = payload.index(OFFSET_KEY, pos, pos + 200) + len(OFFSET_KEY)
@@ -119,11 +118,7 @@ class BidRecorder(Recorder):
                 n = tracker.observe_run(first, last)
             else:
                 n = sum(tracker.observe(_offset_at(payload, pos)) for pos in starts)
-            if n:
-                self.delivered += n
-                if not self.first_recv_ns:
-                    self.first_recv_ns = now_ns
-                self.last_recv_ns = now_ns
+            self.received(n, now_ns)
             return []
         others = super().on_frame(tracker, payload, now_ns)
         if id(tracker) in self.sampled:

@@ -148,12 +148,16 @@ class Recorder:
                 hist[key] = hist.get(key, 0) + 1
             elif ts <= 0:
                 self.untimed += 1
+        self.received(n, now_ns)
+        return others
+
+    def received(self, n: int, now_ns: int) -> None:
+        """Count `n` new publications received at `now_ns`."""
         if n:
             self.delivered += n
             if not self.first_recv_ns:
                 self.first_recv_ns = now_ns
             self.last_recv_ns = now_ns
-        return others
 
     @staticmethod
     def _timestamp(data: msgspec.Raw) -> int:
