@@ -76,6 +76,16 @@ def is_open(auction: Auction, now: int) -> bool:
     )
 
 
+def funds_needed(rules: Rules, kind: BidKind, amount: int, deposit: int = 0) -> int:
+    """The wallet balance a bid needs: the deposit when one is configured, else the buy-it-now
+    price for a buy-it-now bid, else the bid's amount."""
+    if deposit > 0:
+        return deposit
+    if kind is BidKind.BUY_NOW:
+        return rules.buy_now_price or 0
+    return amount
+
+
 def open_if_due(auction: Auction, now: int) -> Auction:
     """SCHEDULED → OPEN once `starts_at` has passed; otherwise unchanged."""
     if auction.state is State.SCHEDULED and now >= auction.rules.starts_at:

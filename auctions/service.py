@@ -221,11 +221,7 @@ class AuctionService:
         if not 0 < amount <= MAX_PRICE and kind is not BidKind.BUY_NOW:
             raise ValidationFailed([FieldError("amount", f"must be between 1 and {MAX_PRICE}")])
         rules = await self._rules_of(auction_id)
-        needs = amount
-        if kind is BidKind.BUY_NOW:
-            needs = rules.buy_now_price or 0
-        if self.settings.bid_deposit > 0:
-            needs = self.settings.bid_deposit
+        needs = engine.funds_needed(rules, kind, amount, self.settings.bid_deposit)
         request = BidRequest(principal.user_id, amount, kind, bid_id, needs=needs,
                              currency=rules.currency)
         if self._gate is not None:

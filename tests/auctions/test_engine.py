@@ -359,3 +359,12 @@ def test_replay_reproduces_state() -> None:
     bad = [*r.records[:1], replace(r.records[1], amount=1)]
     with pytest.raises(BidTooLow):
         engine.replay(r.a.rules, bad)
+
+
+def test_funds_a_bid_needs() -> None:
+    rules = make(buy_now_price=9_000).rules
+    assert engine.funds_needed(rules, BidKind.MAX, 4_000) == 4_000
+    assert engine.funds_needed(rules, BidKind.NEXT, 4_000) == 4_000
+    assert engine.funds_needed(rules, BidKind.BUY_NOW, 0) == 9_000
+    assert engine.funds_needed(rules, BidKind.BUY_NOW, 0, deposit=500) == 500
+    assert engine.funds_needed(rules, BidKind.MAX, 4_000, deposit=500) == 500
