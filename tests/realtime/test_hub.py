@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import msgpack
@@ -276,8 +277,6 @@ async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewher
     next sweep waits about as long as the loop spent elsewhere after it ends (fan-out yields to
     a busy loop), never longer than the sweep's own cost or `max_backoff_s`; on an idle loop
     sweeps follow at once."""
-    import time
-
     loop = asyncio.get_running_loop()
 
     def busy() -> None:  # other work of the loop
@@ -322,8 +321,6 @@ async def test_a_sweep_that_shared_the_loop_backs_off_by_the_time_spent_elsewher
 async def test_a_slice_also_ends_when_its_time_is_up() -> None:
     """Big frames write slowly: a slice stops after `slice_s` of writing even below
     `slice_size` connections, so other work runs between slices."""
-    import time
-
     class SlowSink(FakeSink):
         def write(self, frame: OutFrame) -> None:
             super().write(frame)
