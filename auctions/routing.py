@@ -270,6 +270,9 @@ class BidRouter:
             raise ServiceUnavailable() from None
         finally:
             self._waiting.pop(rid, None)
+            # a refusal raised from `fut` has this frame in its traceback: unhook the future
+            # (it holds the refusal) so refcounting frees both, not the collector
+            del fut
 
     async def _publish(self, node: str, message: bytes) -> int:
         """PUBLISH to a node's inbox; returns how many subscribers got it (0: node gone).

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import uuid
+import weakref
 
 import pytest
 
@@ -65,6 +67,34 @@ async def test_bid_id_retry_returns_first_answer(env: Env, register: Register) -
     outcomes = [a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
                                                                limit=10)]
     assert outcomes == ["accepted", "duplicate", "idempotency_key_reused"]
+
+
+async def test_a_refused_bid_is_freed_without_the_garbage_collector(
+    env: Env, register: Register
+) -> None:
+    """A refusal must not sit in a reference cycle (refusal → traceback → frame → request →
+    future → refusal): at thousands of refusals a second those cycles filled the collector's
+    older generations and made its pauses long."""
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=uuid.uuid4())
+    gc.disable()
+    try:
+        try:
+            await env.svc.place_bid(env.principal(buyer), aid, amount=1_000, kind=BidKind.EXACT,
+                                    bid_id=uuid.uuid4())
+        except BidTooLow as exc:
+            refusal = weakref.ref(exc)
+        else:
+            pytest.fail("the bid below the price was accepted")
+        for _ in range(200):  # until the writer has let go of its batch
+            if refusal() is None:
+                break
+            await asyncio.sleep(0.005)
+        assert refusal() is None, gc.get_referrers(refusal())
+    finally:
+        gc.enable()
 
 
 async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:
