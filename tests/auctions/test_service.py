@@ -21,6 +21,7 @@ from auctions.errors import (
     InvalidAuctionAction,
 )
 from auctions.model import BidKind, Outcome, State
+from auctions.routing import BidRouter
 from auctions.sequencer import GAP_RETRY_S, BidAck
 from core.errors import (
     Forbidden,
@@ -29,6 +30,7 @@ from core.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
+from core.context import Runtime
 from tests.auctions.conftest import Env, make_env
 from tests.conftest import Register
 
@@ -95,6 +97,52 @@ async def test_a_refused_bid_is_freed_without_the_garbage_collector(
         assert refusal() is None, gc.get_referrers(refusal())
     finally:
         gc.enable()
+
+
+async def test_a_refusal_forwarded_by_the_router_is_freed_without_the_collector(
+    env: Env, rt: Runtime, register: Register
+) -> None:
+    """The same for a bid another process sequences (`AUCTION_ROUTING`): the forwarding
+    side's refusal must not keep its forward future (which holds the refusal) alive."""
+    seller, buyer = await register("seller"), await register("buyer")
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    other = make_env(rt)
+    prefix = f"{rt.settings.redis_prefix}route-{uuid.uuid4().hex[:6]}:"
+    owner = BidRouter(rt.redis, env.svc.sequencer, prefix=prefix)
+    forwarder = BidRouter(rt.redis, other.svc.sequencer, prefix=prefix)
+    await owner.start()
+    await forwarder.start()
+    env.svc.route_bids(owner)
+    other.svc.route_bids(forwarder)
+    try:
+        await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=uuid.uuid4())
+        gc.disable()
+        try:
+            try:
+                await other.svc.place_bid(env.principal(buyer), aid, amount=1_000,
+                                          kind=BidKind.EXACT, bid_id=uuid.uuid4())
+            except BidTooLow as exc:
+                refusal = weakref.ref(exc)
+            else:
+                pytest.fail("the bid below the price was accepted")
+            for _ in range(200):
+                if refusal() is None:
+                    break
+                await asyncio.sleep(0.005)
+            assert refusal() is None, gc.get_referrers(refusal())
+        finally:
+            gc.enable()
+        # the owner sequenced (and refused) it, not the forwarding side
+        too_low = {"outcome": "bid_too_low"}
+        assert env.svc.sequencer.metrics.registry.get_sample_value(
+            "souk_auction_bid_attempts_total", too_low) == 1
+        assert not other.svc.sequencer.metrics.registry.get_sample_value(
+            "souk_auction_bid_attempts_total", too_low)
+    finally:
+        await forwarder.aclose()
+        await owner.aclose()
+        await other.svc.aclose()
 
 
 async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:
