@@ -13,7 +13,10 @@ the server processes. Reports:
   clock) → arrival at a watcher of the publication carrying it (one per commit: a bid event or
   a batch, see auctions/wire.py), for every bid delivered to a sample of watcher connections
   (1 in `--sample`); missing/gaps/reorders (of publications) over all of them;
-- the record: accepted seqs gapless in PostgreSQL, attempts written.
+- the record: accepted seqs gapless in PostgreSQL, attempts written;
+- each server's CPU time (user + system) while bidding, and per attempt
+  (`server_cpu_ms_per_attempt`): steadier than latency for comparing code on a box the load
+  generators share.
 Isolated in a fresh schema and Redis prefix with a throwaway JWT key; drops both at the end.
 Targets 127.0.0.1 only; every run is bounded (`--seconds` <= 30) and stops by itself.
 
@@ -72,6 +75,13 @@ def _line_starts(payload: bytes) -> list[int]:
         out.append(pos + 1)
         pos = payload.find(b"\n", pos + 1)
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -427,8 +437,11 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("bidders did not connect")
         t_start = time.time_ns()
+        cpu_before = [cpu_seconds(s.proc.pid) for s in procs if s.proc is not None]
         start.set()
         results = [out.get(timeout=args.seconds + 120) for _ in range(args.bidder_procs)]
+        cpu_used = [cpu_seconds(s.proc.pid) - c
+                    for s, c in zip(procs, cpu_before, strict=True) if s.proc is not None]
         time.sleep(2.0)  # deliveries drain
         stop.set()
         watch = out.get(timeout=120) if args.watchers else None
@@ -437,6 +450,11 @@ def main() -> None:
         rec = asyncio.run(record(settings, auction))
         report = summarise(args, results, watch, rec, t_start)
         report["servers_metrics"] = [scrape(s.url) for s in procs]
+        attempts = sum(report["outcomes"].values())
+        report["server_cpu_s"] = [round(c, 2) for c in cpu_used]
+        # the servers' CPU (user + system) while bidding, per attempt: steadier than latency
+        # on a box whose load generators share the cores
+        report["server_cpu_ms_per_attempt"] = round(1000 * sum(cpu_used) / max(1, attempts), 3)
         print(json.dumps(report, indent=1))
     finally:
         for s in procs:
