@@ -66,7 +66,7 @@ import asyncpg
 from auctions import engine, store, wire
 from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, InsufficientFunds
 from auctions.metrics import STAGES, AuctionMetrics
-from auctions.model import Bid, BidKind, BidRecord, Event
+from auctions.model import Bid, BidKind, BidRecord, Event, Rules
 from auctions.ports import Funds, Publisher
 from core.errors import AppError, IdempotencyKeyReused, RateLimited, ServiceUnavailable
 
@@ -218,6 +218,7 @@ class _Writer:
         self._queue: collections.deque[BidRequest] = collections.deque()
         self._queued = asyncio.Event()  # set while the queue holds bids
         self._names: dict[uuid.UUID, str] = {}
+        self._rules: Rules | None = None
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         # the last batch's announcement, still on its way while the next batch goes on
@@ -345,9 +346,10 @@ class _Writer:
         keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         try:
             locked = await store.lock_and_read(conn, advisory_key(self.auction_id),
-                                               self.auction_id, keys)
+                                               self.auction_id, keys, rules=self._rules)
             if locked is None:
                 raise AuctionNotFound()
+            self._rules = locked[0].auction.rules  # they never change: reused next batch
             t3 = time.perf_counter()
             announcement, answers, closed = await self._apply(conn, batch, short, locked)
         except BaseException:
@@ -437,7 +439,9 @@ class _Writer:
     async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
         """Display names for announcements (leaders), looked up before taking the lock where
         possible: this batch's bidders."""
-        missing = people - self._names.keys()
+        names = self._names
+        # not `people - names.keys()`: that walks every name known (up to 10,000) per batch
+        missing = [p for p in people if p not in names]
         if missing:
             if len(self._names) > 10_000:
                 self._names.clear()

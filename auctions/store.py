@@ -62,19 +62,11 @@ class AuctionRow:
     pub_seq: int = 0  # number of the last commit that announced something (migration 0301)
 
 
-def _row(r: asyncpg.Record) -> AuctionRow:
-    rules = Rules(
-        auction_id=r["id"],
-        seller_id=r["seller_id"],
-        currency=r["currency"],
-        start_price=r["start_price"],
-        starts_at=to_ms(r["starts_at"]),
-        duration_ms=r["duration_ms"],
-        soft_close_ms=r["soft_close_ms"],
-        reserve_price=r["reserve_price"],
-        buy_now_price=r["buy_now_price"],
-        increments=IncrementTable(tuple((int(a), int(b)) for a, b in r["increments"])),
-    )
+def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
+    """`rules`: the auction's rules read earlier (they never change after creation), to reuse
+    instead of building and checking them again from the row."""
+    if rules is None or rules.auction_id != r["id"]:
+        rules = _rules(r)
     auction = Auction(
         rules=rules,
         state=State(r["state"]),
@@ -99,6 +91,21 @@ def _row(r: asyncpg.Record) -> AuctionRow:
         payment_due_at=to_ms(r["payment_due_at"]) if r["payment_due_at"] else None,
         created_at=to_ms(r["created_at"]),
         pub_seq=r["pub_seq"],
+    )
+
+
+def _rules(r: asyncpg.Record) -> Rules:
+    return Rules(
+        auction_id=r["id"],
+        seller_id=r["seller_id"],
+        currency=r["currency"],
+        start_price=r["start_price"],
+        starts_at=to_ms(r["starts_at"]),
+        duration_ms=r["duration_ms"],
+        soft_close_ms=r["soft_close_ms"],
+        reserve_price=r["reserve_price"],
+        buy_now_price=r["buy_now_price"],
+        increments=IncrementTable(tuple((int(a), int(b)) for a, b in r["increments"])),
     )
 
 
@@ -167,14 +174,15 @@ async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[Auction
 
 async def lock_and_read(
     conn: asyncpg.Connection, advisory_key: int, auction_id: uuid.UUID,
-    keys: Iterable[tuple[uuid.UUID, uuid.UUID]],
+    keys: Iterable[tuple[uuid.UUID, uuid.UUID]], *, rules: Rules | None = None,
 ) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
     """Take the auction's session advisory lock (see `advisory_lock`), then read the auction,
     the database clock and the accepted bids already stored for these (bidder, bid_id) pairs
     (idempotent retries): one round trip (`auction_lock_and_read`, migration 0302). The read
     follows the lock, so it sees every earlier writer's work, and no writer can change the
     auction until the lock is released. None if there is no such auction; the lock is held
-    either way (also if this raises after the lock was granted): release it."""
+    either way (also if this raises after the lock was granted): release it. `rules`: the
+    auction's rules from an earlier read, reused (see `_row`)."""
     pairs = list(keys)
     row = await conn.fetchrow(
         "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4) r",
@@ -182,7 +190,7 @@ async def lock_and_read(
     if row is None:
         return None
     known = {(b["bidder_id"], b["bid_id"]): _record(b) for b in row["known"]}
-    return _row(row), int(row["now_ms"]), known
+    return _row(row, rules), int(row["now_ms"]), known
 
 
 async def save_state(conn: asyncpg.Connection, a: Auction) -> None:

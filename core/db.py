@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 log = logging.getLogger("souk.db")
 
@@ -67,14 +68,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _json_dumps(value: object) -> str:
-    import orjson
-
     return orjson.dumps(value).decode()
 
 
 def _json_loads(value: str) -> object:
-    import orjson
-
     return orjson.loads(value)
 
 
