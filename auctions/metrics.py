@@ -3,7 +3,7 @@ outcomes and stages, never ids."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25,
                     0.5, 1.0, 2.5)
@@ -50,6 +50,17 @@ class AuctionMetrics:
         self.unaudited = Counter(
             "souk_auction_unaudited_total",
             "Attempts refused as overloaded whose audit row was dropped as well.", registry=r,
+        )
+        self.connections = Gauge(
+            "souk_auction_writer_connections",
+            "Pool connections this process's bid writers hold (at most "
+            "AUCTION_WRITER_CONNECTIONS).",
+            registry=r,
+        )
+        self.connection_waits = Counter(
+            "souk_auction_writer_connection_waits_total",
+            "Times a bid writer waited for a connection because the writers' budget was taken "
+            "(hot auctions then take turns, one batch each).", registry=r,
         )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",

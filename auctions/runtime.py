@@ -54,6 +54,9 @@ def settings_from(settings: Settings) -> AuctionSettings:
         payment_window_s=settings.auction_payment_window_s,
         close_poll_s=settings.auction_close_poll_ms / 1000,
         max_batch=settings.auction_max_batch,
+        # 0: half the pool, the rest stays for requests
+        writer_connections=(settings.auction_writer_connections
+                            or max(1, settings.database_pool_max // 2)),
     )
 
 

@@ -3,7 +3,10 @@
 Each process keeps one writer task per auction it is receiving bids for. Bids queue in memory
 (bounded); the writer takes what is queued (up to `max_batch`; it stops at a bid whose
 rate-limit check has not come back yet, which goes with the next batch) and records it with ONE
-statement, on a pool connection it keeps while bids keep coming:
+statement, on a pool connection it keeps while bids keep coming — within the process's budget
+for writers (`max_connections`, AUCTION_WRITER_CONNECTIONS: half the pool by default, the rest
+stays for requests); while another auction's writer waits for a connection, a writer gives its
+connection back after each batch, so hot auctions take turns instead of one starving the rest:
 
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
     one ledger query: the wallets of the batch's bidders   -- before the lock
@@ -153,6 +156,7 @@ class Sequencer:
         durable: bool = True,
         on_closed: Callable[[uuid.UUID], None] | None = None,
         metrics: AuctionMetrics | None = None,
+        max_connections: int = 10,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -166,6 +170,11 @@ class Sequencer:
         self._on_closed = on_closed
         self.metrics = metrics or AuctionMetrics()
         self._unaudited_logged = False
+        # At most `max_connections` writers hold a pool connection at once (the rest of the
+        # pool stays for requests); while another writer waits for one, a writer gives its
+        # connection back after each batch, so hot auctions take turns instead of starving.
+        self._slots = asyncio.Semaphore(max(1, max_connections))
+        self._slot_waiters = 0
 
     async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
         """Queue a bid and wait until it is committed (or refused). Raises BidRejected
@@ -273,6 +282,8 @@ class _Writer:
                         return
                     continue
             await self._record(self._take())
+            if self._s._slot_waiters and self._conn is not None:
+                await self._release()  # another auction's writer waits: its turn
 
     async def _record(self, batch: list[BidRequest]) -> None:
         """Commit a batch; if it cannot be recorded, every bid in it is answered."""
@@ -317,16 +328,33 @@ class _Writer:
         return batch
 
     async def _connection(self) -> asyncpg.pool.PoolConnectionProxy:
-        """The writer keeps one pool connection while bids keep coming: no acquire and no
-        reset query per batch."""
+        """The writer keeps one pool connection while bids keep coming (no acquire and no
+        reset query per batch), within the sequencer's connection budget (`max_connections`)."""
         if self._conn is None:
-            self._conn = await self._s._pool.acquire()
+            s = self._s
+            if s._slots.locked():
+                s.metrics.connection_waits.inc()
+            s._slot_waiters += 1
+            try:
+                await s._slots.acquire()
+            finally:
+                s._slot_waiters -= 1
+            try:
+                self._conn = await s._pool.acquire()
+            except BaseException:
+                s._slots.release()
+                raise
+            s.metrics.connections.inc()
         return self._conn
 
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await self._s._pool.release(conn)  # its reset also drops any lock still held
+            self._s.metrics.connections.dec()
+            try:
+                await self._s._pool.release(conn)  # its reset also drops any lock still held
+            finally:
+                self._s._slots.release()
 
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s

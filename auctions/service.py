@@ -67,6 +67,7 @@ class AuctionSettings:
     close_poll_s: float = 0.25
     max_batch: int = 500
     max_queue: int = 5_000
+    writer_connections: int = 10  # most pool connections the bid writers hold at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class AuctionService:
         self.sequencer = Sequencer(
             pool, publisher, funds=funds, max_batch=settings.max_batch,
             max_queue=settings.max_queue, durable=durable, metrics=metrics,
+            max_connections=settings.writer_connections,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}

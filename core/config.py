@@ -79,6 +79,8 @@ class Settings:
     auction_payment_window_s: int = 900
     auction_close_poll_ms: int = 250
     auction_max_batch: int = 500
+    # most pool connections this process's bid writers hold at once (0: half the pool)
+    auction_writer_connections: int = 0
     auction_closer: bool = True  # run the closing/settling loop in this process
     auction_routing: bool = False  # one owner process per auction (auctions/routing.py)
     # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
@@ -183,6 +185,8 @@ class Settings:
             ),
             auction_close_poll_ms=parser.integer("AUCTION_CLOSE_POLL_MS", 250, low=10, high=60_000),
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
+            auction_writer_connections=parser.integer("AUCTION_WRITER_CONNECTIONS", 0, low=0,
+                                                      high=1000),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
             auction_routing=parser.boolean("AUCTION_ROUTING", False),
             auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),
@@ -221,6 +225,11 @@ class Settings:
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
             "DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX",
+        )
+        parser.check(
+            settings.auction_writer_connections < settings.database_pool_max,
+            "AUCTION_WRITER_CONNECTIONS must leave connections for requests "
+            "(below DATABASE_POOL_MAX)",
         )
         parser.check(
             settings.ws_command_burst >= settings.ws_command_rate,

@@ -23,6 +23,7 @@ from auctions.errors import (
 from auctions.model import BidKind, Outcome, State
 from auctions.routing import BidRouter
 from auctions.sequencer import GAP_RETRY_S, BidAck
+from core.context import Runtime
 from core.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -30,7 +31,6 @@ from core.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from core.context import Runtime
 from tests.auctions.conftest import Env, make_env
 from tests.conftest import Register
 
@@ -143,6 +143,52 @@ async def test_a_refusal_forwarded_by_the_router_is_freed_without_the_collector(
         await forwarder.aclose()
         await owner.aclose()
         await other.svc.aclose()
+
+
+async def test_hot_auctions_take_turns_within_the_writers_connection_budget(
+    rt: Runtime, register: Register,
+) -> None:
+    """With one connection for the bid writers, an auction whose bids never stop does not keep
+    it: a second auction's bid is recorded while the first is still being bid on, and the
+    writers never hold more than the budget."""
+    env = make_env(rt, writer_connections=1)
+    try:
+        seller = await register("seller")
+        buyers = await env.buyers(4)
+        for b in buyers:
+            env.funds.credit(uuid.UUID(b.id), 10**9)
+        busy = (await env.auction(seller)).auction.rules.auction_id
+        other = (await env.auction(seller)).auction.rules.auction_id
+        metric = env.svc.sequencer.metrics.registry.get_sample_value
+        held: list[float] = []
+        going, done = asyncio.Event(), asyncio.Event()
+
+        async def bidder(i: int) -> None:
+            amount = 1_000 + i
+            while not done.is_set():
+                amount += 4_000
+                with contextlib.suppress(BidTooLow):
+                    await env.svc.place_bid(env.principal(buyers[i]), busy, amount=amount,
+                                            bid_id=uuid.uuid4())
+                held.append(metric("souk_auction_writer_connections") or 0.0)
+                going.set()
+
+        # four bids of each buyer always on their way: the busy auction's queue never empties
+        stream = [asyncio.create_task(bidder(i)) for i in range(3) for _ in range(4)]
+        try:
+            await going.wait()
+            async with asyncio.timeout(10):
+                ack = await env.svc.place_bid(env.principal(buyers[3]), other, amount=2_000,
+                                              bid_id=uuid.uuid4())
+            assert ack.seq == 1
+            assert not done.is_set() and not any(t.done() for t in stream)
+        finally:
+            done.set()
+            await asyncio.gather(*stream)
+        assert max(held) == 1.0
+        assert (metric("souk_auction_writer_connection_waits_total") or 0) >= 1
+    finally:
+        await env.svc.aclose()
 
 
 async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:

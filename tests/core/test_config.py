@@ -47,6 +47,16 @@ def test_demo_payments_refused_in_production() -> None:
         Settings.from_env({**BASE, "SOUK_ENV": "prod", "PAYMENT_PROVIDER": "demo"})
 
 
+def test_bid_writers_leave_pool_connections_for_requests() -> None:
+    from auctions.runtime import settings_from
+
+    assert settings_from(Settings.from_env(BASE)).writer_connections == 10  # half of 20
+    s = Settings.from_env({**BASE, "DATABASE_POOL_MAX": "8", "AUCTION_WRITER_CONNECTIONS": "3"})
+    assert settings_from(s).writer_connections == 3
+    with pytest.raises(SettingsError, match="AUCTION_WRITER_CONNECTIONS"):
+        Settings.from_env({**BASE, "DATABASE_POOL_MAX": "8", "AUCTION_WRITER_CONNECTIONS": "8"})
+
+
 def test_schema_and_prefix_are_validated() -> None:
     with pytest.raises(SettingsError, match="DATABASE_SCHEMA"):
         Settings.from_env({**BASE, "DATABASE_SCHEMA": 'x"; drop'})
