@@ -1,14 +1,17 @@
-"""Bid load generator for one hot auction, at the service level (no HTTP, no websocket).
+"""Bid load generator for hot auctions, at the service level (no HTTP, no websocket).
 
 Drives `AuctionService.place_bid` — rate limit (Redis), funds check (in-memory twin),
 sequencing and the PostgreSQL group commit — from N bidder coroutines in P processes that share
-one auction, and reports acknowledgement latency and throughput. It isolates itself in a fresh
-schema and Redis prefix, and drops both at the end.
+one auction (or `--auctions A`, the bidders spread over them), and reports acknowledgement
+latency and throughput (with several auctions, also how evenly they were served). It isolates
+itself in a fresh schema and Redis prefix, and drops both at the end.
 
     python -m loadtests.auction_bids --procs 2 --bidders 250 --rate 500 --seconds 20
     python -m loadtests.auction_bids --procs 2 --bidders 500 --rate 0 --seconds 15   # max
     python -m loadtests.auction_bids ... --mode pg-nodurable   # ack before commit (record only)
     python -m loadtests.auction_bids ... --mode redis          # option (b): Redis function
+    python -m loadtests.auction_bids --procs 1 --auctions 40 --bidders 400 --rate 2000 \
+        --pool-max 8      # more hot auctions than connections: writers take turns
 
 Modes:
 - `pg` (shipped): PostgreSQL row lock + group commit (auctions/sequencer.py).
@@ -54,7 +57,8 @@ class RichFunds(MemoryFunds):
         return 10**12
 
 
-async def setup(dsn: str, schema: str, bidders: int) -> tuple[str, list[str]]:
+async def setup(dsn: str, schema: str, bidders: int,
+                auctions: int = 1) -> tuple[list[str], list[str]]:
     await migrate_dsn(dsn, schema=schema)
     pool = await create_pool(dsn, schema=schema, min_size=1, max_size=2)
     try:
@@ -69,22 +73,28 @@ async def setup(dsn: str, schema: str, bidders: int) -> tuple[str, list[str]]:
         variant = variants.add(seller)
         svc = AuctionService(pool, publisher=MemoryPublisher(), funds=RichFunds(),
                              orders=MemoryOrders(), variants=variants, limiter=None)
-        row = await svc.create(Principal(seller, Role.SELLER, "b", 2**31), NewAuction(
-            variant_id=variant, start_price=100, duration_s=3_600, soft_close_s=10))
-        return str(row.auction.rules.auction_id), [str(r["id"]) for r in ids]
+        made = []
+        for _ in range(auctions):
+            row = await svc.create(Principal(seller, Role.SELLER, "b", 2**31), NewAuction(
+                variant_id=variant, start_price=100, duration_s=3_600, soft_close_s=10))
+            made.append(str(row.auction.rules.auction_id))
+        return made, [str(r["id"]) for r in ids]
     finally:
         await pool.close()
 
 
-async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> dict[str, Any]:
-    pool = await create_pool(args.dsn, schema=args.schema, min_size=2, max_size=8)
+async def drive(args: argparse.Namespace, auctions: list[str],
+                bidders: list[str]) -> dict[str, Any]:
+    pool = await create_pool(args.dsn, schema=args.schema, min_size=2, max_size=args.pool_max)
     redis = create_redis(args.redis, max_connections=len(bidders) + 16)
     limiter = RateLimiter(redis, prefix=args.prefix, metrics=Metrics())
     publisher = MemoryPublisher()
     svc = AuctionService(
         pool, publisher=publisher, funds=RichFunds(), orders=MemoryOrders(),
         variants=MemoryVariants(), limiter=None if args.no_limiter else limiter,
-        settings=AuctionSettings(bid_rate=100_000, max_batch=args.max_batch, max_queue=50_000),
+        settings=AuctionSettings(bid_rate=100_000, max_batch=args.max_batch, max_queue=50_000,
+                                 writer_connections=(args.writer_connections
+                                                     or max(1, args.pool_max // 2))),
         durable=args.mode != "pg-nodurable",
     )
     place = svc.place_bid
@@ -93,17 +103,18 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
         from loadtests.auction_redis import RedisSequencedService
 
         redis_seq = RedisSequencedService(svc, redis, prefix=args.prefix)
-        await redis_seq.load(uuid.UUID(auction))
+        await redis_seq.load(uuid.UUID(auctions[0]))
         place = redis_seq.place_bid  # type: ignore[assignment]
-    aid = uuid.UUID(auction)
     latencies: list[float] = []
+    by_auction: dict[str, list[float]] = {a: [] for a in auctions}
     outcomes: dict[str, int] = {}
-    seen_price = [100]
+    seen_prices = {a: [100] for a in auctions}
     deadline = time.monotonic() + args.seconds
     interval = len(bidders) / args.rate if args.rate else 0.0
 
-    async def bidder(user: str) -> None:
+    async def bidder(user: str, auction: str) -> None:
         principal = Principal(uuid.UUID(user), Role.BUYER, "b", 2**31)
+        aid, seen_price, mine = uuid.UUID(auction), seen_prices[auction], by_auction[auction]
         if interval:
             await asyncio.sleep(random.random() * interval)
         next_at = time.monotonic()
@@ -126,6 +137,7 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
             except AppError as exc:
                 code = exc.code
             latencies.append(time.perf_counter() - started)
+            mine.append(latencies[-1])
             outcomes[code] = outcomes.get(code, 0) + 1
             if interval:
                 next_at += interval
@@ -134,14 +146,16 @@ async def drive(args: argparse.Namespace, auction: str, bidders: list[str]) -> d
                     await asyncio.sleep(delay)
 
     started = time.monotonic()
-    await asyncio.gather(*(bidder(b) for b in bidders))
+    # bidders spread round-robin over the auctions
+    await asyncio.gather(*(bidder(b, auctions[i % len(auctions)])
+                           for i, b in enumerate(bidders)))
     elapsed = time.monotonic() - started
     metrics = svc.sequencer.metrics if redis_seq is None else redis_seq.metrics
     await svc.aclose()
     await pool.close()
     await redis.aclose()
     return {"latencies": latencies, "outcomes": outcomes, "elapsed": elapsed,
-            **batch_figures(metrics)}
+            "by_auction": by_auction, **batch_figures(metrics)}
 
 
 def batch_figures(metrics: AuctionMetrics) -> dict[str, float]:
@@ -154,7 +168,7 @@ def batch_figures(metrics: AuctionMetrics) -> dict[str, float]:
     return {"batches": batches, "largest_batch_le": largest}
 
 
-def _child(args: argparse.Namespace, auction: str, bidders: list[str],
+def _child(args: argparse.Namespace, auctions: list[str], bidders: list[str],
            out: multiprocessing.Queue[Any]) -> None:
     try:
         import uvloop
@@ -162,20 +176,25 @@ def _child(args: argparse.Namespace, auction: str, bidders: list[str],
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    out.put(asyncio.run(drive(args, auction, bidders)))
+    out.put(asyncio.run(drive(args, auctions, bidders)))
 
 
-async def verify(dsn: str, schema: str, auction: str) -> dict[str, Any]:
+async def verify(dsn: str, schema: str, auctions: list[str]) -> dict[str, Any]:
+    """Every auction's accepted seqs gapless; rows written, summed over the auctions."""
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
+    accepted = attempts = 0
+    gapless = True
     try:
-        seqs = [r["seq"] for r in await conn.fetch(
-            "SELECT seq FROM auction_bids WHERE auction_id = $1 ORDER BY seq",
-            uuid.UUID(auction))]
-        attempts = await conn.fetchval(
-            "SELECT count(*) FROM auction_bid_attempts WHERE auction_id = $1",
-            uuid.UUID(auction))
-        return {"accepted_rows": len(seqs), "gapless": seqs == list(range(1, len(seqs) + 1)),
-                "attempt_rows": attempts}
+        for auction in auctions:
+            seqs = [r["seq"] for r in await conn.fetch(
+                "SELECT seq FROM auction_bids WHERE auction_id = $1 ORDER BY seq",
+                uuid.UUID(auction))]
+            attempts += await conn.fetchval(
+                "SELECT count(*) FROM auction_bid_attempts WHERE auction_id = $1",
+                uuid.UUID(auction))
+            accepted += len(seqs)
+            gapless = gapless and seqs == list(range(1, len(seqs) + 1))
+        return {"accepted_rows": accepted, "gapless": gapless, "attempt_rows": attempts}
     finally:
         await conn.close()
 
@@ -191,6 +210,21 @@ async def drop(dsn: str, redis_url: str, schema: str, prefix: str) -> None:
     if keys:
         await redis.delete(*keys)
     await redis.aclose()
+
+
+def per_auction(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """With several auctions: how unevenly they were served (attempts and ack p99 of the
+    least and the best served auction)."""
+    merged: dict[str, list[float]] = {}
+    for r in results:
+        for a, lat in r["by_auction"].items():
+            merged.setdefault(a, []).extend(lat)
+    if len(merged) < 2:
+        return {}
+    counts = sorted(len(v) for v in merged.values())
+    p99s = sorted(pct(v, 0.99) for v in merged.values() if v)
+    return {"attempts_per_auction_min_max": [counts[0], counts[-1]],
+            "ack_p99_ms_per_auction_min_max": [round(p99s[0], 1), round(p99s[-1], 1)]}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -210,15 +244,25 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=500)
     p.add_argument("--no-limiter", action="store_true", help="skip the Redis rate limiter")
     p.add_argument("--mode", choices=("pg", "pg-nodurable", "redis"), default="pg")
+    p.add_argument("--auctions", type=int, default=1,
+                   help="hot auctions, bidders spread over them (max 200)")
+    p.add_argument("--pool-max", type=int, default=8, help="each process's pool size")
+    p.add_argument("--writer-connections", type=int, default=0,
+                   help="AUCTION_WRITER_CONNECTIONS (0: half the pool)")
     args = p.parse_args()
+    if not 1 <= args.auctions <= 200 or (args.mode == "redis" and args.auctions > 1):
+        raise SystemExit("--auctions: 1 to 200 (1 with --mode redis)")
+    if not 0 <= args.writer_connections < args.pool_max:
+        raise SystemExit("--writer-connections must be below --pool-max")
     args.bidders = min(args.bidders, 2_000)
     args.seconds = min(args.seconds, 120.0)
     tag = uuid.uuid4().hex[:10]
     args.schema, args.prefix = f"bench_{tag}", f"bench_{tag}:"
-    auction, users = asyncio.run(setup(args.dsn, args.schema, args.bidders * args.procs))
+    auctions, users = asyncio.run(setup(args.dsn, args.schema, args.bidders * args.procs,
+                                        args.auctions))
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[Any] = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(args, auction,
+    procs = [ctx.Process(target=_child, args=(args, auctions,
                                               users[i * args.bidders:(i + 1) * args.bidders],
                                               out)) for i in range(args.procs)]
     try:
@@ -227,7 +271,7 @@ def main() -> None:
         results = [out.get(timeout=args.seconds + 120) for _ in procs]
         for proc in procs:
             proc.join(30)
-        checked = asyncio.run(verify(args.dsn, args.schema, auction))
+        checked = asyncio.run(verify(args.dsn, args.schema, auctions))
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -248,6 +292,8 @@ def main() -> None:
                    "p99": round(pct(lat, 0.99), 2), "max": round(max(lat) * 1000, 2),
                    "mean": round(statistics.fmean(lat) * 1000, 2)},
         "outcomes": outcomes,
+        "auctions": args.auctions,
+        **per_auction(results),
         "batches": sum(r["batches"] for r in results),
         "largest_batch_le": max(r["largest_batch_le"] for r in results),
         **checked,
