@@ -6,7 +6,8 @@ rate-limit check has not come back yet, which goes with the next batch) and reco
 statement, on a pool connection it keeps while bids keep coming — within the process's budget
 for writers (`max_connections`, AUCTION_WRITER_CONNECTIONS: half the pool by default, the rest
 stays for requests); while another auction's writer waits for a connection, a writer gives its
-connection back after each batch, so hot auctions take turns instead of one starving the rest:
+back after the batch that ends its turn (`turn_s`, 20 ms of holding it), so hot auctions take
+turns instead of one starving the rest:
 
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
     one ledger query: the wallets of the batch's bidders   -- before the lock
@@ -157,6 +158,7 @@ class Sequencer:
         on_closed: Callable[[uuid.UUID], None] | None = None,
         metrics: AuctionMetrics | None = None,
         max_connections: int = 10,
+        turn_s: float = 0.02,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -171,10 +173,12 @@ class Sequencer:
         self.metrics = metrics or AuctionMetrics()
         self._unaudited_logged = False
         # At most `max_connections` writers hold a pool connection at once (the rest of the
-        # pool stays for requests); while another writer waits for one, a writer gives its
-        # connection back after each batch, so hot auctions take turns instead of starving.
+        # pool stays for requests). A writer gives its connection back when its queue empties,
+        # or, while another writer waits for one, after the batch that ends its turn (`turn_s`
+        # of holding it): hot auctions take turns instead of one starving the rest.
         self._slots = asyncio.Semaphore(max(1, max_connections))
         self._slot_waiters = 0
+        self._turn_s = turn_s
 
     async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
         """Queue a bid and wait until it is committed (or refused). Raises BidRejected
@@ -230,6 +234,7 @@ class _Writer:
         self._rules: Rules | None = None
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
+        self._held_since = 0.0  # when the writer took its connection (monotonic)
         # the last batch's announcement, still on its way while the next batch goes on
         self._publishing: asyncio.Future[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
@@ -282,7 +287,8 @@ class _Writer:
                         return
                     continue
             await self._record(self._take())
-            if self._s._slot_waiters and self._conn is not None:
+            if (self._s._slot_waiters and self._conn is not None
+                    and time.monotonic() - self._held_since >= self._s._turn_s):
                 await self._release()  # another auction's writer waits: its turn
 
     async def _record(self, batch: list[BidRequest]) -> None:
@@ -345,6 +351,7 @@ class _Writer:
                 s._slots.release()
                 raise
             s.metrics.connections.inc()
+            self._held_since = time.monotonic()
         return self._conn
 
     async def _release(self) -> None:
