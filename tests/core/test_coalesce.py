@@ -1,4 +1,5 @@
-"""Coalescer: one batch per event-loop turn, results in order, errors to every caller."""
+"""Coalescer: one batch per event-loop turn (or per round trip with `max_in_flight`), results in
+order, errors to every caller."""
 
 from __future__ import annotations
 
@@ -43,3 +44,47 @@ async def test_failure_reaches_every_caller_of_the_batch() -> None:
     assert all(isinstance(r, ConnectionError) for r in results)
     with pytest.raises(ConnectionError):
         await c.call(1)
+
+
+async def test_with_one_batch_in_flight_calls_made_meanwhile_go_together() -> None:
+    batches: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[int]) -> list[int]:
+        batches.append(items)
+        await gate.wait()
+        return items
+
+    c: Coalescer[int, int] = Coalescer(send, max_in_flight=1)
+    first = asyncio.ensure_future(c.call(0))
+    await asyncio.sleep(0.01)  # the first batch is on its way
+    later = [asyncio.ensure_future(c.call(i)) for i in (1, 2)]
+    await asyncio.sleep(0.01)
+    also = asyncio.ensure_future(c.call(3))  # another turn: still waits for the first
+    await asyncio.sleep(0.01)
+    assert batches == [[0]]
+    gate.set()
+    assert await asyncio.gather(first, *later, also) == [0, 1, 2, 3]
+    assert batches == [[0], [1, 2, 3]]
+    assert await c.call(4) == 4  # nothing in flight: at the end of its turn
+    assert batches[-1] == [4]
+
+
+async def test_a_failed_batch_in_flight_lets_the_waiting_ones_go() -> None:
+    calls: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        calls.append(items)
+        await asyncio.sleep(0.01)
+        if items == [0]:
+            raise ConnectionError("down")
+        return items
+
+    c: Coalescer[int, int] = Coalescer(send, max_in_flight=1)
+    first = asyncio.ensure_future(c.call(0))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(c.call(1))
+    assert isinstance((await asyncio.gather(first, return_exceptions=True))[0], ConnectionError)
+    assert await second == 1
+    assert calls == [[0], [1]]
