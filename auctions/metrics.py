@@ -51,6 +51,11 @@ class AuctionMetrics:
             "souk_auction_unaudited_total",
             "Attempts refused as overloaded whose audit row was dropped as well.", registry=r,
         )
+        self.funds_checks = Counter(
+            "souk_auction_funds_checks_total",
+            "Bid batches' wallet checks, by source: ledger (queried) or cache (every bid covered "
+            "by a balance read less than AUCTION_FUNDS_CACHE_MS ago).", ("source",), registry=r,
+        )
         self.connections = Gauge(
             "souk_auction_writer_connections",
             "Pool connections this process's bid writers hold (at most "

@@ -57,6 +57,7 @@ def settings_from(settings: Settings) -> AuctionSettings:
         # 0: half the pool, the rest stays for requests
         writer_connections=(settings.auction_writer_connections
                             or max(1, settings.database_pool_max // 2)),
+        funds_cache_s=settings.auction_funds_cache_ms / 1000,
     )
 
 

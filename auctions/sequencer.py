@@ -10,7 +10,8 @@ back after the batch that ends its turn (`turn_s`, 20 ms of holding it), so hot 
 turns instead of one starving the rest:
 
     the rate-limit checks of the batch's bids (started as each bid arrived) settle
-    one ledger query: the wallets of the batch's bidders   -- before the lock
+    one ledger query: the wallets of the batch's bidders   -- before the lock; skipped when
+                   every bid is covered by a balance read < 1 s ago (`funds_cache_s`)
     display names of the batch's bidders not seen yet      -- before the lock, rarely
     pg_advisory_lock(auction), then SELECT auction, the DB clock, the (bidder, bid_id) pairs
                    already accepted              -- one round trip (a function, migration
@@ -159,6 +160,7 @@ class Sequencer:
         metrics: AuctionMetrics | None = None,
         max_connections: int = 10,
         turn_s: float = 0.02,
+        funds_cache_s: float = 1.0,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -179,6 +181,7 @@ class Sequencer:
         self._slots = asyncio.Semaphore(max(1, max_connections))
         self._slot_waiters = 0
         self._turn_s = turn_s
+        self._funds_cache_s = funds_cache_s
 
     async def submit(self, auction_id: uuid.UUID, request: BidRequest) -> BidAck:
         """Queue a bid and wait until it is committed (or refused). Raises BidRejected
@@ -232,6 +235,8 @@ class _Writer:
         self._queued = asyncio.Event()  # set while the queue holds bids
         self._names: dict[uuid.UUID, str] = {}
         self._rules: Rules | None = None
+        # bidder -> (wallet balance read, when: monotonic); see `_short_of_funds`
+        self._wallets: dict[uuid.UUID, tuple[int, float]] = {}
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._held_since = 0.0  # when the writer took its connection (monotonic)
@@ -463,13 +468,31 @@ class _Writer:
     async def _short_of_funds(self, conn: asyncpg.Connection,
                               batch: list[BidRequest]) -> set[int]:
         """The bids (by id()) whose bidder's wallet does not cover what they need: one ledger
-        query for the whole batch, before the auction is locked."""
+        query for the whole batch, before the auction is locked. A balance read less than
+        `funds_cache_s` ago that covers the bid is trusted without asking again (a hot
+        auction's bidders bid again and again: most batches then skip the query); a bid it
+        does not cover always reads the ledger again, so a top-up counts at once. The check is
+        a check, not a reservation, either way (see service.py)."""
+        s = self._s
         wanting = [r for r in batch if r.refused is None and r.needs > 0]
-        if not wanting or self._s._funds is None:
+        if not wanting or s._funds is None:
             return set()
-        have = await self._s._funds.available_many(
-            conn, sorted({r.bidder for r in wanting}), wanting[0].currency)
-        return {id(r) for r in wanting if have.get(r.bidder, 0) < r.needs}
+        now = time.monotonic()
+        wallets, ttl = self._wallets, s._funds_cache_s
+        unsure = [r for r in wanting
+                  if (w := wallets.get(r.bidder)) is None or now - w[1] >= ttl or w[0] < r.needs]
+        if not unsure:
+            s.metrics.funds_checks.labels("cache").inc()
+            return set()
+        s.metrics.funds_checks.labels("ledger").inc()
+        bidders = sorted({r.bidder for r in unsure})
+        have = await s._funds.available_many(conn, bidders, unsure[0].currency)
+        if ttl > 0:
+            if len(wallets) > 10_000:
+                wallets.clear()
+            for bidder in bidders:
+                wallets[bidder] = (have.get(bidder, 0), now)
+        return {id(r) for r in unsure if have.get(r.bidder, 0) < r.needs}
 
     async def _learn_names(self, conn: asyncpg.Connection, people: set[uuid.UUID]) -> None:
         """Display names for announcements (leaders), looked up before taking the lock where

@@ -11,7 +11,10 @@ commit in PostgreSQL and the broadcast in seq order → acknowledgement. Every r
 written to the attempts audit.
 
 The funds check is a check, not a reservation: the winner's wallet is held and captured at
-close (`scheduler.py`); if it cannot pay then, the payment-window rule applies.
+close (`scheduler.py`); if it cannot pay then, the payment-window rule applies. A balance that
+covered a bidder's bid is trusted for their next bids for `funds_cache_s` (1 s by default,
+AUCTION_FUNDS_CACHE_MS): a wallet emptied meanwhile can let a bid through in that second, which
+the same rule at close covers; a bid the balance read does not cover always reads the ledger.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class AuctionSettings:
     max_batch: int = 500
     max_queue: int = 5_000
     writer_connections: int = 10  # most pool connections the bid writers hold at once
+    funds_cache_s: float = 1.0  # a wallet balance that covers a bid is trusted this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class AuctionService:
             pool, publisher, funds=funds, max_batch=settings.max_batch,
             max_queue=settings.max_queue, durable=durable, metrics=metrics,
             max_connections=settings.writer_connections,
+            funds_cache_s=settings.funds_cache_s,
         )
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}

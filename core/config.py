@@ -81,6 +81,8 @@ class Settings:
     auction_max_batch: int = 500
     # most pool connections this process's bid writers hold at once (0: half the pool)
     auction_writer_connections: int = 0
+    # how long a wallet balance that covers a bid is trusted for the next bids (0: every batch)
+    auction_funds_cache_ms: int = 1000
     auction_closer: bool = True  # run the closing/settling loop in this process
     auction_routing: bool = False  # one owner process per auction (auctions/routing.py)
     # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
@@ -187,6 +189,8 @@ class Settings:
             auction_max_batch=parser.integer("AUCTION_MAX_BATCH", 500, low=1, high=10_000),
             auction_writer_connections=parser.integer("AUCTION_WRITER_CONNECTIONS", 0, low=0,
                                                       high=1000),
+            auction_funds_cache_ms=parser.integer("AUCTION_FUNDS_CACHE_MS", 1000, low=0,
+                                                  high=60_000),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
             auction_routing=parser.boolean("AUCTION_ROUTING", False),
             auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),

@@ -314,11 +314,48 @@ async def test_funds_are_checked_once_per_batch_and_a_failed_check_records_nothi
     assert isinstance(results[1], InsufficientFunds)
     assert len(calls) == metric("souk_auction_batches_total") - batches  # one query per batch
     failing[0] = True
+    # above the balance read a moment ago: the ledger is read again (and fails here)
     with pytest.raises(ServiceUnavailable):
-        await env.svc.place_bid(env.principal(rich), aid, amount=9_000, bid_id=uuid.uuid4())
+        await env.svc.place_bid(env.principal(rich), aid, amount=200_000, bid_id=uuid.uuid4())
     outcomes = sorted(a["outcome"] for a in await store.attempt_page(env.rt.pool, aid, after=0,
                                                                      limit=10))
     assert outcomes == ["accepted", "insufficient_funds"]
+
+
+async def test_a_balance_that_covers_the_next_bids_is_trusted_for_a_moment(
+    rt: Runtime, register: Register,
+) -> None:
+    """Within `funds_cache_s` a bidder's next bids that the balance read covers skip the
+    ledger query; a bid it does not cover, or one after that time, reads the ledger; a top-up
+    counts at once for a bid that was refused."""
+    env = make_env(rt, funds_cache_s=0.3)
+    try:
+        seller, buyer = await register("seller"), await register("buyer")
+        who = uuid.UUID(buyer.id)
+        env.funds.credit(who, 10_000)
+        aid = (await env.auction(seller)).auction.rules.auction_id
+        metric = env.svc.sequencer.metrics.registry.get_sample_value
+
+        def reads(source: str) -> float:
+            return metric("souk_auction_funds_checks_total", {"source": source}) or 0.0
+
+        async def bid(amount: int) -> BidAck:
+            return await env.svc.place_bid(env.principal(buyer), aid, amount=amount,
+                                           bid_id=uuid.uuid4())
+
+        await bid(2_000)
+        await bid(3_000)  # covered by the 10,000 read for the first
+        assert (reads("ledger"), reads("cache")) == (1, 1)
+        with pytest.raises(InsufficientFunds):
+            await bid(20_000)  # not covered: the ledger is asked, and says no
+        env.funds.credit(who, 20_000)
+        await bid(20_000)  # refused a moment ago; the top-up counts at once
+        assert (reads("ledger"), reads("cache")) == (3, 1)
+        await asyncio.sleep(0.35)
+        await bid(21_000)  # covered, but read too long ago
+        assert (reads("ledger"), reads("cache")) == (4, 1)
+    finally:
+        await env.svc.aclose()
 
 
 async def test_a_failing_batch_answers_its_bids_and_the_writer_goes_on(
