@@ -11,18 +11,25 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+POOL_WAIT_S = 5.0  # longest a command waits for a free connection of the pool
+
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
     """A client with a bounded pool; bytes in, bytes out (callers decode). Close with
-    `await client.aclose()`."""
-    return aioredis.Redis.from_url(
+    `await client.aclose()`. When all `max_connections` are busy (a reconnect storm: hundreds
+    of websocket handshakes each checking a token and subscribing at once) a command waits up
+    to `POOL_WAIT_S` for one instead of failing at once (redis-py's default pool raises
+    `MaxConnectionsError`, which failed subscribes and revocation checks)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=POOL_WAIT_S,
         health_check_interval=30,
         socket_keepalive=True,
         socket_connect_timeout=5,
         retry_on_timeout=True,
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 @dataclass(frozen=True, slots=True)
