@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,25 @@ class Crowd:
     @property
     def channel(self) -> str:
         return f"auction:{self.auction_id}"
+
+
+async def all_arrived(crowd: Crowd, clients: Sequence[asyncio.Task[Any]],
+                      timeout_s: float = 60.0) -> None:
+    """Wait until every client has arrived (connected, subscribed). A client that failed first
+    (a refused subscribe, a handshake that never completed) fails the run at once with its own
+    error, instead of leaving the others waiting for the start until the test's timeout."""
+    start = asyncio.ensure_future(crowd.start.wait())
+    pending: set[asyncio.Future[Any]] = {start, *clients}
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not start.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task is not start and task.exception() is not None:
+                        raise AssertionError("a client failed before the start") \
+                            from task.exception()
+    finally:
+        start.cancel()
 
 
 async def buyers(pool: asyncpg.Pool, settings: Settings, n: int) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from core import db
 from core.config import Settings
 from tests.integration.auction_crowd import (
     Crowd,
+    all_arrived,
     bid_events,
     bidder,
     buyers,
@@ -56,7 +57,7 @@ async def crowd_with_fault(
         tasks = [asyncio.create_task(bidder(crowd, i, user, token, seconds=BIDDING_S,
                                             watch=False))
                  for i, (user, token) in enumerate(users)]
-        await crowd.start.wait()
+        await all_arrived(crowd, [*tasks, *watchers])
         await asyncio.sleep(FAULT_AT_S)
         acked_before = len(crowd.acks)
         await fault(crowd)

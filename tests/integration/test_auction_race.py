@@ -15,6 +15,7 @@ from core import db
 from core.config import Settings
 from tests.integration.auction_crowd import (
     Crowd,
+    all_arrived,
     bid_events,
     bidder,
     buyers,
@@ -49,7 +50,8 @@ async def test_two_hundred_bidders_two_processes(servers, settings: Settings,  #
         crowd_tasks = [asyncio.create_task(bidder(crowd, i, user, token, seconds=BIDDING_S,
                                                   watch=i % 20 == 0))
                        for i, (user, token) in enumerate(users)]
-        await crowd.start.wait()  # everyone is connected and subscribed before the first bid
+        # everyone is connected and subscribed before the first bid
+        await all_arrived(crowd, [*crowd_tasks, *watchers])
         clients_seen = await asyncio.gather(*crowd_tasks)
         watchers_seen = await asyncio.gather(*watchers)
 
