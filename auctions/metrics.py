@@ -65,7 +65,7 @@ class AuctionMetrics:
         self.connection_waits = Counter(
             "souk_auction_writer_connection_waits_total",
             "Times a bid writer waited for a connection because the writers' budget was taken "
-            "(hot auctions then take turns, one batch each).", registry=r,
+            "(hot auctions then take turns of 20 ms).", registry=r,
         )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",
