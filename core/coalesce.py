@@ -8,7 +8,7 @@ back in order. If `send` raises an `Exception`, every caller of that batch gets 
 
 With `max_in_flight=N`, at most N batches are on their way at once: calls made meanwhile wait
 and go together when one comes back (a busy process pays fewer round trips, each carrying more,
-at the cost of up to one round trip of waiting).
+at the cost of up to one round trip of waiting); a full batch (`max_batch`) still goes at once.
 """
 
 from __future__ import annotations
