@@ -50,6 +50,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from auctions.wire import events_of
 from core.auth import generate_key
 from core.config import Settings
+from loadtests.fanout import procstat
 from loadtests.fanout.client import Commander, Endpoint, Fleet
 from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
 
@@ -75,13 +76,6 @@ def _line_starts(payload: bytes) -> list[int]:
         out.append(pos + 1)
         pos = payload.find(b"\n", pos + 1)
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -437,11 +431,12 @@ def main() -> None:
             if not ready.wait(120):
                 raise SystemExit("bidders did not connect")
         t_start = time.time_ns()
-        cpu_before = [cpu_seconds(s.proc.pid) for s in procs if s.proc is not None]
+        pids = [s.proc.pid for s in procs if s.proc is not None]
+        cpu_before = [procstat.sample(pid).cpu_s for pid in pids]
         start.set()
         results = [out.get(timeout=args.seconds + 120) for _ in range(args.bidder_procs)]
-        cpu_used = [cpu_seconds(s.proc.pid) - c
-                    for s, c in zip(procs, cpu_before, strict=True) if s.proc is not None]
+        cpu_used = [procstat.sample(pid).cpu_s - c
+                    for pid, c in zip(pids, cpu_before, strict=True)]
         time.sleep(2.0)  # deliveries drain
         stop.set()
         watch = out.get(timeout=120) if args.watchers else None

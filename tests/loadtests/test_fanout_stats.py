@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -182,3 +185,12 @@ def test_suite_renders_markdown_rows(tmp_path: object) -> None:
     assert len(lines) == 3
     assert lines[2].startswith("| hub | 1 | 1,000 | 270 | 1 | 269,000 | 3 | 40 | 55 | 0 | 0 | 0 |")
     assert lines[2].endswith("| 99/60 | 1.5 |")
+
+
+def test_procstat_sample_counts_this_process_work() -> None:
+    before = procstat.sample(os.getpid()).cpu_s
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn 50 ms of CPU
+        pass
+    used = procstat.sample(os.getpid()).cpu_s - before
+    assert 0.03 <= used < 5.0
