@@ -49,15 +49,19 @@ class Env:
         return [e for data in self.publisher.published[f"auction:{auction_id}"]
                 for e in events_of(data)]
 
-    async def buyers(self, n: int) -> list[Account]:
-        """`n` buyer accounts inserted directly (no password hashing: fast). They can bid
-        through the service (by principal), not sign in over HTTP."""
+    async def buyers(self, n: int, *, funds: int = 0) -> list[Account]:
+        """`n` buyer accounts inserted directly (no password hashing: fast), each with `funds`
+        in their (in-memory) wallet. They can bid through the service (by principal), not sign
+        in over HTTP."""
         emails = [f"{uuid.uuid4().hex}@bidders.test" for _ in range(n)]
         rows = await self.rt.pool.fetch(
             """INSERT INTO users (email, email_normalized, password_hash, display_name, role)
                SELECT e, e, 'unusable', 'Bidder ' || n, 'buyer'
                FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n)
                RETURNING id""", emails)
+        if funds:
+            for r in rows:
+                self.funds.credit(r["id"], funds)
         return [Account(str(r["id"]), "", "", "buyer", "", "") for r in rows]
 
     async def expire(self, auction_id: uuid.UUID) -> None:

@@ -148,9 +148,7 @@ async def test_hot_auctions_take_turns_within_the_writers_connection_budget(
     env = make_env(rt, writer_connections=1)
     try:
         seller = await register("seller")
-        buyers = await env.buyers(4)
-        for b in buyers:
-            env.funds.credit(uuid.UUID(b.id), 10**9)
+        buyers = await env.buyers(4, funds=10**9)
         busy = (await env.auction(seller)).auction.rules.auction_id
         other = (await env.auction(seller)).auction.rules.auction_id
         metric = env.svc.sequencer.metrics.registry.get_sample_value
@@ -187,9 +185,7 @@ async def test_hot_auctions_take_turns_within_the_writers_connection_budget(
 
 async def test_concurrent_bidders_get_gapless_sequence(env: Env, register: Register) -> None:
     seller = await register("seller")
-    buyers = await env.buyers(8)
-    for b in buyers:
-        env.funds.credit(uuid.UUID(b.id), 10**9)
+    buyers = await env.buyers(8, funds=10**9)
     aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
 
     async def bidder(i: int) -> list[int]:
@@ -236,9 +232,7 @@ async def test_two_sequencers_on_one_auction_stay_gapless(env: Env, register: Re
     from core.db import create_pool
 
     seller = await register("seller")
-    buyers = await env.buyers(6)
-    for b in buyers:
-        env.funds.credit(uuid.UUID(b.id), 10**9)
+    buyers = await env.buyers(6, funds=10**9)
     aid = (await env.auction(seller, soft_close_s=0)).auction.rules.auction_id
     s = env.rt.settings
     pool2: asyncpg.Pool = await create_pool(s.database_url, schema=s.database_schema,
@@ -396,9 +390,7 @@ async def test_bids_refused_as_overloaded_are_audited(rt: object, register: Regi
     e = make_env(rt, max_queue=2)  # type: ignore[arg-type]
     try:
         seller = await register("seller")
-        buyers = await e.buyers(12)
-        for b in buyers:
-            e.funds.credit(uuid.UUID(b.id), 10**9)
+        buyers = await e.buyers(12, funds=10**9)
         aid = (await e.auction(seller)).auction.rules.auction_id
         results = await asyncio.gather(*(
             e.svc.place_bid(e.principal(b), aid, amount=2_000 + 100 * i, bid_id=uuid.uuid4())
