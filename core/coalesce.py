@@ -31,6 +31,8 @@ class Coalescer(Generic[T, R]):
         self._max_in_flight = max_in_flight  # 0: no limit
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # batches whose `send` has not returned: not len(_tasks), which still holds a task
+        # whose `_run` has ended until its done-callback runs (after `_turn_ends` is scheduled)
         self._in_flight = 0
         self._scheduled = False
 
