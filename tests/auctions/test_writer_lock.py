@@ -144,3 +144,47 @@ async def test_a_knocking_writer_gets_the_lock_after_the_holders_next_batch(
             range(1, 2 + len(seqs)))
     finally:
         await env.svc.aclose()
+
+
+async def test_the_lock_is_not_kept_while_redis_stalls_the_next_batch(
+    rt: Runtime, register: Register,
+) -> None:
+    """Redis pauses while a writer keeps the lock: the next batch's rate-limit checks stall,
+    the writer lets go of the lock after 50 ms, and an admin's cancel goes through during the
+    pause instead of after it."""
+    env = make_env(rt, max_batch=1)
+    try:
+        seller, admin = await register("seller"), await register("admin")
+        buyers = await env.buyers(4, funds=10**9)
+        aid = (await env.auction(seller)).auction.rules.auction_id
+        await env.svc.place_bid(env.principal(buyers[0]), aid, amount=1_500,
+                                bid_id=uuid.uuid4())
+        first = asyncio.Event()
+
+        async def bid(i: int) -> BidAck | Exception:
+            if i >= 20:
+                await first.wait()  # queued behind the first answers: checked during the pause
+            try:
+                return await env.svc.place_bid(env.principal(buyers[i % 4]), aid,
+                                               amount=2_000 + 1_000 * i, bid_id=uuid.uuid4())
+            except AuctionNotOpen as exc:
+                return exc
+            finally:
+                first.set()
+
+        early = [asyncio.create_task(bid(i)) for i in range(20)]
+        await first.wait()
+        pause_s = 3.0
+        await rt.redis.execute_command("CLIENT", "PAUSE", int(pause_s * 1000), "ALL")
+        paused_at = asyncio.get_running_loop().time()
+        late = [asyncio.create_task(bid(i)) for i in range(20, 25)]
+        await asyncio.sleep(0.2)  # the writer is on the late bids' checks by now
+        await env.svc.cancel(env.principal(admin), aid, "counterfeit item")
+        assert asyncio.get_running_loop().time() - paused_at < pause_s, (
+            "the cancel waited for Redis: the lock was kept")
+        results = await asyncio.gather(*early, *late)
+        assert _metric(env, "souk_auction_lock_releases_total", reason="checks") >= 1
+        assert all(isinstance(r, AuctionNotOpen) for r in results[20:])
+        assert env.published(aid)[-1]["type"] == "cancelled"
+    finally:
+        await env.svc.aclose()
