@@ -293,9 +293,6 @@ SCRAPED = ("souk_ws_writes", "souk_ws_bytes_out", "souk_ws_publications_in",
            "souk_ws_publications_out", "souk_ws_slow_disconnects",
            "souk_ws_fanout_duration_seconds", "souk_gc_pause_seconds",
            "souk_auction_batches", "souk_auction_batch_failures")
-# counters reported by their `reason` label: how often bid writers read the auction under its
-# lock, and why they let go of a kept lock
-BY_REASON = ("souk_auction_lock_reads", "souk_auction_lock_releases")
 
 
 def scrape(url: str) -> dict[str, Any]:
@@ -303,22 +300,18 @@ def scrape(url: str) -> dict[str, Any]:
 
 
 def summarise_metrics(text: str) -> dict[str, Any]:
-    """A server's fan-out, GC and sequencer counters (summed over labels, but the lock
-    counters by reason) from its /metrics text, with the sequencer's mean time per batch stage
-    and its own ack-latency percentiles (upper bounds of the histogram's buckets)."""
+    """A server's fan-out, GC and sequencer counters (summed over labels) from its /metrics
+    text, with the sequencer's mean time per batch stage and its own ack-latency percentiles
+    (upper bounds of the histogram's buckets)."""
     totals: dict[str, float] = {}
     stage_sum: dict[str, float] = {}
     stage_n: dict[str, float] = {}
     ack_buckets: list[tuple[float, float]] = []
-    by_reason: dict[str, dict[str, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if family.name in SCRAPED and not sample.name.endswith(("_created", "_bucket")):
                 key = sample.name.removeprefix("souk_")
                 totals[key] = totals.get(key, 0.0) + sample.value
-            elif family.name in BY_REASON and sample.name.endswith("_total"):
-                counts = by_reason.setdefault(sample.name.removeprefix("souk_"), {})
-                counts[sample.labels["reason"]] = sample.value
             elif family.name == "souk_auction_batch_stage_seconds":
                 stage = sample.labels.get("stage", "")
                 if sample.name.endswith("_sum"):
@@ -328,7 +321,6 @@ def summarise_metrics(text: str) -> dict[str, Any]:
             elif sample.name == "souk_auction_bid_ack_seconds_bucket":
                 ack_buckets.append((float(sample.labels["le"]), sample.value))
     out: dict[str, Any] = {k: round(v, 3) for k, v in totals.items()}
-    out.update(by_reason)
     out["stage_ms_mean"] = {k: round(1000 * stage_sum[k] / n, 2)
                             for k, n in stage_n.items() if n}
     if ack_buckets and ack_buckets[-1][1]:
