@@ -77,9 +77,8 @@ class AuctionMetrics:
         self.lock_releases = Counter(
             "souk_auction_lock_releases_total",
             "Times a bid writer let go of an auction's lock right after a batch, by reason: "
-            "knocked (another writer waits), closed (the batch closed the auction), held_max "
-            "(kept for 0.5 s) or checks (the next batch's rate-limit checks took over 50 ms). "
-            "A writer whose queue empties gives back its connection instead.",
+            "knocked (another writer waits), closed (the batch closed the auction) or held_max "
+            "(kept for 0.5 s). A writer whose queue empties gives back its connection instead.",
             ("reason",), registry=r,
         )
         self.bids_routed = Counter(

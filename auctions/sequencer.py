@@ -117,7 +117,6 @@ class BidRequest:
 
 
 CHECKS_TIMEOUT_S = 5.0  # longest a batch waits for its bids' checks
-CHECKS_HELD_S = 0.05  # longest it waits for them with the auction's lock kept (then unlocks)
 
 
 async def settle_checks(request: BidRequest) -> None:
@@ -366,24 +365,10 @@ class _Writer:
             finally:
                 self._s._slots.release()
 
-    async def _let_go(self, reason: str) -> None:
-        """Unlock the auction the writer kept from its previous batch (keeping the
-        connection)."""
-        self._held = None
-        self._s.metrics.lock_releases.labels(reason).inc()
-        if self._conn is not None and not await store.advisory_unlock(self._conn):
-            await self._release()
-
     async def _commit(self, batch: list[BidRequest]) -> None:
         s = self._s
         stage = s.metrics.stage
         t0 = time.perf_counter()
-        if self._held is not None:
-            pending = [r.checks for r in batch if r.checks is not None and not r.checks.done()]
-            if pending:  # the lock is not kept while Redis takes its time to answer
-                _, late = await asyncio.wait(pending, timeout=CHECKS_HELD_S)
-                if late:
-                    await self._let_go("checks")
         batch = await self._settle(batch)
         if not batch:
             return
