@@ -67,20 +67,6 @@ class AuctionMetrics:
             "Times a bid writer waited for a connection because the writers' budget was taken "
             "(hot auctions then take turns of 20 ms).", registry=r,
         )
-        self.lock_reads = Counter(
-            "souk_auction_lock_reads_total",
-            "Bid batches that took the auction's lock and read its state, by reason: taken (the "
-            "writer did not hold it) or conflict (a write under the kept lock met a bid_id, seq "
-            "or pub_seq already stored); the other batches kept the lock and the state of the "
-            "writer's previous batch.", ("reason",), registry=r,
-        )
-        self.lock_releases = Counter(
-            "souk_auction_lock_releases_total",
-            "Times a bid writer let go of an auction's lock right after a batch, by reason: "
-            "knocked (another writer waits), closed (the batch closed the auction) or held_max "
-            "(kept for 0.5 s). A writer whose queue empties gives back its connection instead.",
-            ("reason",), registry=r,
-        )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",
             "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, "

@@ -134,6 +134,11 @@ async def settle_checks(request: BidRequest) -> None:
         request.refused, request.refusal = exc.code, exc
 
 
+def advisory_key(auction_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one auction."""
+    return int.from_bytes(auction_id.bytes[:8], "big", signed=True) ^ 0x41554354  # "AUCT"
+
+
 OVERFLOW_MAX = 10_000  # audit rows of overload refusals kept per auction for the next batch
 
 
@@ -235,7 +240,6 @@ class _Writer:
         self._overflow: list[BidRequest] = []  # audit rows of bids refused as overloaded
         self._conn: asyncpg.pool.PoolConnectionProxy | None = None
         self._held_since = 0.0  # when the writer took its connection (monotonic)
-        self._held: _Held | None = None  # the auction's lock, kept since the last batch
         # the last batch's announcement, still on its way while the next batch goes on
         self._publishing: asyncio.Future[None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"auction-writer-{auction_id}")
@@ -356,7 +360,6 @@ class _Writer:
         return self._conn
 
     async def _release(self) -> None:
-        self._held = None  # the connection's reset ends the lock
         conn, self._conn = self._conn, None
         if conn is not None:
             self._s.metrics.connections.dec()
@@ -377,80 +380,42 @@ class _Writer:
         short = await self._short_of_funds(conn, batch)
         await self._learn_names(conn, {r.bidder for r in batch if r.refused is None})
         # Under the auction's advisory lock, no transaction: one round trip takes the lock and
-        # reads the state and the retried bids (unless the writer kept both from its previous
-        # batch), one statement writes the whole batch (and commits: it is one statement).
+        # reads the state and the retried bids, one statement writes the whole batch (and
+        # commits: it is one statement).
         t2 = time.perf_counter()
+        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
         try:
-            done, since, read_s = await self._write(conn, batch, short)
+            locked = await store.lock_and_read(conn, advisory_key(self.auction_id),
+                                               self.auction_id, keys, rules=self._rules)
+            if locked is None:
+                raise AuctionNotFound()
+            self._rules = locked[0].auction.rules  # they never change: reused next batch
+            t3 = time.perf_counter()
+            announcement, answers, closed = await self._apply(conn, batch, short, locked)
         except BaseException:
             if not await store.advisory_unlock(conn):
                 await self._release()  # the pool's reset (or closing it) ends the lock
             raise
-        t3 = time.perf_counter()
-        for step, took in zip(STAGES[:4], (t1 - t0, t2 - t1, read_s, t3 - t2 - read_s),
-                              strict=True):
+        t4 = time.perf_counter()
+        for step, took in zip(STAGES[:4], (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             stage.labels(step).observe(took)
         s.metrics.batches.inc()
         s.metrics.batch_size.observe(len(batch))
-        await self._finish(conn, done, since)
-
-    async def _write(self, conn: asyncpg.Connection, batch: list[BidRequest],
-                     short: set[int]) -> tuple[_Done, float, float]:
-        """Write the batch under the auction's lock: from the state the writer kept with the
-        lock after its previous batch if it did, else (or if that write met a retried bid)
-        from a lock-and-read. Returns the written batch, when the lock was taken (monotonic)
-        and how long the lock-and-read took (s; 0 without one)."""
-        s = self._s
-        held, self._held = self._held, None  # kept again only if this batch's write says so
-        if held is not None:
-            try:
-                done = await self._apply(conn, batch, short, held.locked(), looked_up=False)
-                return done, held.since, 0.0
-            except asyncpg.UniqueViolationError:
-                # A retried bid accepted before (the read below finds its first answer) or,
-                # never expected under the lock, a seq another writer took: nothing was
-                # written; read the auction and do the batch again.
-                s.metrics.lock_reads.labels("conflict").inc()
-        else:
-            s.metrics.lock_reads.labels("taken").inc()
-        keys = {(r.bidder, r.bid_id) for r in batch if r.refused is None}
-        started = time.perf_counter()
-        locked = await store.lock_and_read(conn, self.auction_id, keys, rules=self._rules)
-        if locked is None:
-            raise AuctionNotFound()
-        since, read_s = time.monotonic(), time.perf_counter() - started
-        self._rules = locked[0].auction.rules  # they never change: reused next batch
-        return await self._apply(conn, batch, short, locked), since, read_s
-
-    async def _finish(self, conn: asyncpg.Connection, done: _Done, since: float) -> None:
-        """The batch is committed: publish (ours reaches Redis long before the next writer can
-        publish) and, unless the writer keeps the lock, unlock (the next writer may go), then
-        answer while both are on their way — the answers wait for neither reply (the bids are
-        durable; a publication that fails is filled in by the next commit), only for both
-        requests to be sent. The next batch waits for the unlock's reply (same connection), not
-        for the publication's: the next announcement waits for this one instead. The writer
-        keeps the lock (and the state it wrote) unless another writer knocked, the batch closed
-        the auction, or it has kept it for `HOLD_MAX_S`."""
-        s = self._s
-        started = time.perf_counter()
-        release = ("knocked" if done.written.contended else "closed" if done.closed
-                   else "held_max" if time.monotonic() - since >= HOLD_MAX_S else None)
-        unlocking = None
-        if release is None:
-            self._held = _Held(done.row, done.written.now_ms, time.monotonic(), since)
-        else:
-            s.metrics.lock_releases.labels(release).inc()
-            unlocking = asyncio.ensure_future(store.advisory_unlock(conn))
-        self._publishing = asyncio.ensure_future(
-            self._announce(self._publishing, done.announcement))
+        # The batch is committed: unlock (the next writer may go) and publish (ours reaches
+        # Redis long before the next writer can publish), then answer while both are on their
+        # way — the answers wait for neither reply (the bids are durable; a publication that
+        # fails is filled in by the next commit), only for both requests to be sent. The next
+        # batch waits for the unlock's reply (same connection), not for the publication's: the
+        # next announcement waits for this one instead.
+        unlocking = asyncio.ensure_future(store.advisory_unlock(conn))
+        self._publishing = asyncio.ensure_future(self._announce(self._publishing, announcement))
         await asyncio.sleep(0)  # both run up to their first wait for a reply
         if s._durable:
-            self._answer(done.answers)
-        if unlocking is not None:
-            if not await unlocking:
-                await self._release()
-            s.metrics.stage.labels("unlock").observe(time.perf_counter() - started)
-        if done.closed and s._on_closed is not None:
+            self._answer(answers)
+        if not await unlocking:
+            await self._release()
+        stage.labels("unlock").observe(time.perf_counter() - t4)
+        if closed and s._on_closed is not None:
             s._on_closed(self.auction_id)
 
     async def _announce(self, previous: asyncio.Future[None] | None,
@@ -543,14 +508,10 @@ class _Writer:
     async def _apply(
         self, conn: asyncpg.Connection, batch: list[BidRequest], short: set[int],
         locked: tuple[store.AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]],
-        *, looked_up: bool = True,
-    ) -> _Done:
-        """Run the engine over the batch from the locked state and write it. `looked_up`:
-        `locked` holds every accepted bid among the batch's (bidder, bid_id) pairs; if not
-        (the writer kept the state from its previous batch), the write checks the pairs it
-        refuses (`store.write_batch`'s `unverified`)."""
+    ) -> tuple[Announcement | None, list[tuple[BidRequest, BidAck | BaseException]], bool]:
+        """Run the engine over the batch from the locked state, write it; returns what to
+        announce, the answers and whether the auction closed."""
         row, now, known = locked
-        unverified: list[tuple[uuid.UUID, uuid.UUID]] = []
         state = row.auction
         before_state = state.state
         records: list[BidRecord] = []
@@ -573,8 +534,6 @@ class _Writer:
                 answers.append((r, answer))
                 continue
             if id(r) in short:
-                if not looked_up:
-                    unverified.append((r.bidder, r.bid_id))
                 attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                               InsufficientFunds.code, None, now))
                 answers.append((r, InsufficientFunds()))
@@ -585,8 +544,6 @@ class _Writer:
                 # The refusal goes back through a future: drop the traceback, which would tie
                 # this frame (and the whole batch) into a cycle only the GC's full pass frees.
                 exc.__traceback__ = None
-                if not looked_up:
-                    unverified.append((r.bidder, r.bid_id))
                 attempts.append(store.Attempt(r.bidder, r.bid_id, r.kind.value, r.amount,
                                               exc.code, None, now))
                 answers.append((r, exc))
@@ -608,50 +565,12 @@ class _Writer:
         closed = state.state is not before_state and state.state not in engine.LIVE_STATES
         if not self._s._durable:  # benchmark only ("cost of durability"): answer, then commit
             self._answer(answers)
-        written = await store.write_batch(conn, self.auction_id, state if changed else None,
-                                          records, attempts, announcement, unverified)
+        await store.write_batch(conn, self.auction_id, state if changed else None, records,
+                                attempts, announcement)
         outcomes = self._s.metrics.attempts
         for outcome, n in collections.Counter(t.outcome for t in attempts).items():
             outcomes.labels(outcome).inc(n)
-        after = replace(row, auction=state,
-                        pub_seq=announcement[0] if announcement else row.pub_seq)
-        return _Done(announcement, answers, closed, written, after)
-
-
-@dataclass(frozen=True, slots=True)
-class _Done:
-    """A written batch: what to announce and answer, and what the writer may keep."""
-
-    announcement: Announcement | None
-    answers: list[tuple[BidRequest, BidAck | BaseException]]
-    closed: bool  # the batch closed the auction (buy it now)
-    written: store.Written
-    row: store.AuctionRow  # the auction as this batch committed it
-
-
-# Longest a writer keeps an auction's lock across batches, even when nobody knocks (a waiter
-# from a version without knocks waits at most this long).
-HOLD_MAX_S = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class _Held:
-    """The auction's lock, kept from the batch that wrote `row`: the auction as committed, and
-    the database clock then. Valid while the writer's connection holds the lock — nothing else
-    writes the auction without it."""
-
-    row: store.AuctionRow
-    db_ms: int  # the database clock at the end of that write
-    at: float  # monotonic time its answer arrived
-    since: float  # monotonic time the lock was taken
-
-    def locked(self) -> tuple[store.AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]]:
-        """What the lock-and-read would give: the state, the clock now (the database clock
-        read then, moved on by this host's monotonic clock since: it never runs backwards, and
-        lags the database's by at most that write's answer's way back), and no retried bids
-        known (a retry the engine accepts again fails on the unique key, one it refuses on the
-        write's check of refused pairs; the batch is then read and done again)."""
-        return self.row, self.db_ms + int((time.monotonic() - self.at) * 1000), {}
+        return announcement, answers, closed
 
 
 # What one commit announces on `auction:{id}`: its number (auctions.pub_seq) and payloads.
@@ -738,7 +657,7 @@ async def exclusive(
     row lock), commit, then publish the events it returns — the same discipline as bid batches,
     so admin actions and closing interleave with bids in one order. Raises AuctionNotFound."""
     async with pool.acquire() as conn:
-        await store.advisory_lock(conn, auction_id)  # before any row lock
+        await store.advisory_lock(conn, advisory_key(auction_id))  # before any row lock
         announcement: Announcement | None = None
         async with conn.transaction():
             locked = await store.lock(conn, auction_id)

@@ -141,30 +141,12 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) ->
     return _row(row) if row else None
 
 
-KNOCK_NAMESPACE = 0x4B4E  # "KN": the first int of an auction's knock key (migration 0303)
-
-
-def advisory_key(auction_id: uuid.UUID) -> int:
-    """A signed 64-bit advisory-lock key for one auction: its single-writer lock."""
-    return int.from_bytes(auction_id.bytes[:8], "big", signed=True) ^ 0x41554354  # "AUCT"
-
-
-def knock_key(auction_id: uuid.UUID) -> int:
-    """The second int of the auction's knock key (two-int form, `KNOCK_NAMESPACE` first): held
-    shared by whoever waits for the auction's lock (`advisory_lock`). Two auctions sharing it
-    only make a holder let go of its lock sooner than it had to."""
-    return int.from_bytes(auction_id.bytes[8:12], "big", signed=True)
-
-
-async def advisory_lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> None:
+async def advisory_lock(conn: asyncpg.Connection, advisory_key: int) -> None:
     """Take the auction's session advisory lock (held past the write and the publication,
     until `advisory_unlock` or the connection's release): the single-writer point across
     processes. Every writer takes it before any row lock, so writers never deadlock, and a
-    writer holding it sees every earlier writer's commit in the statements that follow. While
-    it waits, it knocks (migration 0303), so a holder keeping the lock between bid batches
-    (`write_batch` answers `contended`) lets go after its next batch."""
-    await conn.execute("SELECT auction_advisory_lock($1, $2)", advisory_key(auction_id),
-                       knock_key(auction_id))
+    writer holding it sees every earlier writer's commit in the statements that follow."""
+    await conn.execute("SELECT pg_advisory_lock($1)", int(advisory_key))
 
 
 async def advisory_unlock(conn: asyncpg.Connection) -> bool:
@@ -192,21 +174,20 @@ async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[Auction
 
 
 async def lock_and_read(
-    conn: asyncpg.Connection, auction_id: uuid.UUID,
+    conn: asyncpg.Connection, advisory_key: int, auction_id: uuid.UUID,
     keys: Iterable[tuple[uuid.UUID, uuid.UUID]], *, rules: Rules | None = None,
 ) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
     """Take the auction's session advisory lock (see `advisory_lock`), then read the auction,
     the database clock and the accepted bids already stored for these (bidder, bid_id) pairs
-    (idempotent retries): one round trip (`auction_lock_and_read`, migrations 0302-0303). The read
+    (idempotent retries): one round trip (`auction_lock_and_read`, migration 0302). The read
     follows the lock, so it sees every earlier writer's work, and no writer can change the
     auction until the lock is released. None if there is no such auction; the lock is held
     either way (also if this raises after the lock was granted): release it. `rules`: the
     auction's rules from an earlier read, reused (see `_row`)."""
     pairs = list(keys)
     row = await conn.fetchrow(
-        "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4, $5) r",
-        advisory_key(auction_id), knock_key(auction_id), auction_id,
-        [p[0] for p in pairs], [p[1] for p in pairs])
+        "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4) r",
+        int(advisory_key), auction_id, [p[0] for p in pairs], [p[1] for p in pairs])
     if row is None:
         return None
     known = {(b["bidder_id"], b["bid_id"]): _record(b) for b in row["known"]}
@@ -227,14 +208,6 @@ async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Written:
-    """What a batch's write answers besides committing."""
-
-    contended: bool  # somebody waits for the auction's lock (knocked): let go of it now
-    now_ms: int  # the database clock as the statement ended
-
-
 async def write_batch(
     conn: asyncpg.Connection,
     auction_id: uuid.UUID,
@@ -242,20 +215,13 @@ async def write_batch(
     records: Sequence[BidRecord],
     attempts: Sequence[Attempt],
     publication: tuple[int, list[dict[str, Any]]] | None = None,
-    unverified: Sequence[tuple[uuid.UUID, uuid.UUID]] = (),
-) -> Written:
+) -> None:
     """Accepted bids, attempt rows, the new state (None: unchanged) and what the commit will
-    announce (`(pub_seq, payloads)`, recorded in `auction_publications`) in ONE statement,
-    which also tells whether another writer knocked (waits for the auction's lock, see
-    `advisory_lock`) and the database clock. The rows travel as two JSON texts (times in epoch
-    ms) rather than seventeen typed arrays, whose encoding was half the client's CPU for the
-    statement (3 bids: ~410 → ~210 µs). A bid or announcement already stored with the same
-    key (a retried bid_id, a seq or pub_seq another writer took) raises UniqueViolationError
-    and nothing is written; so does a (bidder, bid_id) pair in `unverified` (refused bids whose
-    earlier acceptance the writer did not look up) found among the accepted bids (migration
-    0303)."""
+    announce (`(pub_seq, payloads)`, recorded in `auction_publications`) in ONE statement.
+    The rows travel as two JSON texts (times in epoch ms) rather than seventeen typed arrays,
+    whose encoding was half the client's CPU for the statement (3 bids: ~410 → ~210 µs)."""
     a = state
-    row = await conn.fetchrow(
+    await conn.execute(
         """WITH bids AS (
                INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
                    price_after, leader_after, ends_at_after, placed_at)
@@ -274,16 +240,12 @@ async def write_batch(
            ), announced AS (
                INSERT INTO auction_publications (auction_id, pub_seq, payloads)
                SELECT $1, $16::bigint, $17::jsonb WHERE $16::bigint > 0
-           ), updated AS (
-               UPDATE auctions SET state = $4, outcome = $5, seq = $6, price = $7,
-                   leader_id = $8, leader_max = $9, bid_count = $10, buy_now_available = $11,
-                   ends_at = $12, closed_at = $13, second_max = $15,
-                   pub_seq = greatest(pub_seq, $16::bigint), updated_at = now()
-               WHERE id = $1 AND $14::boolean
            )
-           SELECT NOT pg_try_advisory_xact_lock($18::int, $19::int) AS contended,
-                  (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms,
-                  auction_none_accepted($1, $20::uuid[], $21::uuid[]) AS verified""",
+           UPDATE auctions SET state = $4, outcome = $5, seq = $6, price = $7,
+               leader_id = $8, leader_max = $9, bid_count = $10, buy_now_available = $11,
+               ends_at = $12, closed_at = $13, second_max = $15,
+               pub_seq = greatest(pub_seq, $16::bigint), updated_at = now()
+           WHERE id = $1 AND $14::boolean""",
         auction_id,
         _json_rows([{"s": r.seq, "u": r.bidder, "i": r.bid_id, "k": r.kind.value,
                      "a": r.amount, "p": r.price_after, "l": r.leader_after,
@@ -304,12 +266,7 @@ async def write_batch(
         a.second_max if a else 0,
         publication[0] if publication else 0,
         publication[1] if publication else None,
-        KNOCK_NAMESPACE,
-        knock_key(auction_id),
-        [k[0] for k in unverified],
-        [k[1] for k in unverified],
     )
-    return Written(contended=row["contended"], now_ms=int(row["now_ms"]))
 
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from auctions import store
 from auctions.routes import build_routes
 from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings, NewAuction
@@ -66,16 +65,10 @@ class Env:
         return [Account(str(r["id"]), "", "", "buyer", "", "") for r in rows]
 
     async def expire(self, auction_id: uuid.UUID) -> None:
-        """Move the end into the past (stands in for waiting), under the auction's lock like
-        every writer of an auction (a bid writer may be keeping the state it wrote)."""
-        async with self.rt.pool.acquire() as conn:
-            await store.advisory_lock(conn, auction_id)
-            try:
-                await conn.execute(
-                    "UPDATE auctions SET ends_at = clock_timestamp() - interval '1 millisecond' "
-                    "WHERE id = $1", auction_id)
-            finally:
-                await store.advisory_unlock(conn)
+        """Move the end into the past (stands in for waiting)."""
+        await self.rt.pool.execute(
+            "UPDATE auctions SET ends_at = clock_timestamp() - interval '1 millisecond' "
+            "WHERE id = $1", auction_id)
 
 
 def make_env(rt: Runtime, **settings: Any) -> Env:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from auctions import store
+from auctions.sequencer import advisory_key
 from tests.auctions.conftest import Env
 from tests.conftest import Register
 
@@ -47,7 +48,7 @@ async def test_the_retry_lookup_reads_one_bid_per_key_however_big_the_auction(
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         idx0, seq0 = await bid_tuples_fetched(env)
         for _ in range(8):  # past the 5 custom plans a cached plan starts with
-            locked = await store.lock_and_read(conn, aid, keys)
+            locked = await store.lock_and_read(conn, advisory_key(aid), aid, keys)
             await store.advisory_unlock(conn)
             assert locked is not None
             assert set(locked[2]) == {keys[0], keys[1]}

@@ -4,6 +4,7 @@ already holds are reused, never another auction's."""
 from __future__ import annotations
 
 from auctions import store
+from auctions.sequencer import advisory_key
 from tests.auctions.conftest import Env
 from tests.conftest import Register
 
@@ -17,15 +18,15 @@ async def test_the_read_reuses_the_rules_it_is_given_for_the_same_auction_only(
     aid = first.auction_id
     async with env.rt.pool.acquire() as conn:
         try:
-            fresh = await store.lock_and_read(conn, aid, [])
+            fresh = await store.lock_and_read(conn, advisory_key(aid), aid, [])
             assert fresh is not None
             assert fresh[0].auction.rules == first
-            again = await store.lock_and_read(conn, aid, [],
+            again = await store.lock_and_read(conn, advisory_key(aid), aid, [],
                                               rules=fresh[0].auction.rules)
             assert again is not None
             assert again[0].auction.rules is fresh[0].auction.rules  # not built again
             assert again[0].auction == fresh[0].auction
-            mixed = await store.lock_and_read(conn, aid, [], rules=other)
+            mixed = await store.lock_and_read(conn, advisory_key(aid), aid, [], rules=other)
             assert mixed is not None
             assert mixed[0].auction.rules == first  # another auction's rules: read from the row
         finally:
