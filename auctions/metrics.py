@@ -67,6 +67,11 @@ class AuctionMetrics:
             "Times a bid writer waited for a connection because the writers' budget was taken "
             "(hot auctions then take turns of 20 ms).", registry=r,
         )
+        self.announcements_repaired = Counter(
+            "souk_auction_announcements_repaired_total",
+            "Commits whose announcement the closing scheduler's check found missing in Redis "
+            "and published (its writer died, or Redis failed, in between).", registry=r,
+        )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",
             "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, "

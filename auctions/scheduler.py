@@ -18,6 +18,11 @@ Every process runs `CloseScheduler.run()`. Each pass:
      out, the order is cancelled (`Orders.cancel_unpaid`), the auction's payment is `failed`,
      `payment_failed` is announced on `auction:{id}`, and the item may be relisted by the
      seller (a new auction for the same variant).
+3. once a second, checks that every commit's announcement recorded since its last check (and
+   at least `quiet_s` ago) reached Redis (`check_announcements`): a process that died, or a
+   Redis that failed, between a commit and its publication, on an auction that then saw no
+   other commit, would otherwise leave its watchers without those bids until the close. A
+   check that finds the announcement out costs one Redis call per auction with new commits.
 """
 
 from __future__ import annotations
@@ -28,17 +33,19 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from auctions import engine, store
 from auctions.model import Event, Outcome, State
-from auctions.sequencer import exclusive
+from auctions.sequencer import announce, exclusive
 from auctions.service import AuctionService
 from core.errors import AppError
 
 log = logging.getLogger("souk.auctions.scheduler")
 _MAX_BACKOFF_S = 60.0
+_CHECKS_AT_ONCE = 50  # announcement checks in flight at once (one Redis call each)
 
 _HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
 _CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
@@ -53,12 +60,21 @@ def transfer_id(kind: uuid.UUID, auction_id: uuid.UUID) -> uuid.UUID:
 class CloseScheduler:
     def __init__(
         self, service: AuctionService, *, poll_s: float = 0.25, retry_s: float = 30.0,
-        batch: int = 50,
+        batch: int = 50, check_every_s: float = 1.0, quiet_s: float = 2.0,
+        look_back_s: float = 60.0,
     ) -> None:
         self._svc = service
         self._poll = poll_s
         self._retry_s = retry_s
         self._batch = batch
+        # announcement checks: how often, how long after its commit an announcement is
+        # looked at (its writer publishes it within milliseconds), and how far back the
+        # first check looks; `_checked_upto`: where the last one stopped (database clock)
+        self._check_every_s = check_every_s
+        self._quiet_s = quiet_s
+        self._look_back_s = look_back_s
+        self._next_check = 0.0
+        self._checked_upto: datetime | None = None
         self._wake = asyncio.Event()
         # Auctions whose close or settle step raised: retry later, with backoff, so one bad
         # auction neither stops the others nor fills every batch. {id: (retry_at, failures)}
@@ -96,7 +112,35 @@ class CloseScheduler:
                                                     exclude=backing_off):
             if await self._guarded(self.settle, auction_id):
                 settled += 1
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self._check_every_s
+            await self.check_announcements()
         return closed, settled
+
+    async def check_announcements(self) -> int:
+        """Publish any announcement recorded since the last check that is still missing in
+        Redis (see the module doc); returns how many auctions needed it."""
+        svc = self._svc
+        if self._checked_upto is None:
+            now_ms = await store.now_ms(svc.pool)
+            self._checked_upto = store.from_ms(now_ms) - timedelta(seconds=self._look_back_s)
+        latest, upto = await store.latest_publications(
+            svc.pool, after=self._checked_upto, quiet_s=self._quiet_s)
+        repaired = 0
+        for i in range(0, len(latest), _CHECKS_AT_ONCE):
+            chunk = latest[i:i + _CHECKS_AT_ONCE]
+            published = await asyncio.gather(*(
+                announce(svc.pool, svc.publisher, auction_id, (number, payloads), timeout_s=5.0)
+                for auction_id, number, payloads in chunk))
+            for (auction_id, number, _), done in zip(chunk, published, strict=True):
+                if done:
+                    repaired += 1
+                    svc.sequencer.metrics.announcements_repaired.inc()
+                    log.warning("an auction's last announcement had not been published; "
+                                "published it now", extra={"auction_id": str(auction_id),
+                                                           "pub_seq": number})
+        self._checked_upto = upto
+        return repaired
 
     def _backing_off(self) -> list[uuid.UUID]:
         now = time.monotonic()

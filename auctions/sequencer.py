@@ -585,15 +585,16 @@ GAP_RETRY_S = (0.002, 0.005, 0.013)
 async def announce(
     pool: asyncpg.Pool, publisher: Publisher, auction_id: uuid.UUID,
     announcement: Announcement | None, *, timeout_s: float,
-) -> None:
+) -> bool:
     """Publish a committed announcement. If the channel's last announcement is not the one
     before it, the previous writer's publication is late (it is sent as that writer unlocks)
     or lost: wait a little (`GAP_RETRY_S`); if it is still missing — its process died, or
     Redis failed, between its commit and its publication — publish the missing ones first
     from `auction_publications`. Failures are logged: the bids are durable, and the next
-    commit fills the gap."""
+    commit (or the scheduler's check, `CloseScheduler.check_announcements`) fills the gap.
+    True if this call published something (False: it was out already, or publishing failed)."""
     if announcement is None:
-        return
+        return False
     number, payloads = announcement
     topic = wire.channel(auction_id)
     try:
@@ -601,11 +602,11 @@ async def announce(
             result = await publisher.announce(topic, number, payloads)
             for delay in GAP_RETRY_S:
                 if result.status != "gap":
-                    return
+                    return result.status == "published"
                 await asyncio.sleep(delay)
                 result = await publisher.announce(topic, number, payloads)
             if result.status != "gap":
-                return
+                return result.status == "published"
             async with pool.acquire() as conn:
                 missing = await store.publications_between(
                     conn, auction_id, result.last, number, limit=REPAIR_MAX)
@@ -616,8 +617,10 @@ async def announce(
                 await publisher.announce(topic, n, items, after_gap=not complete)
                 complete = True  # whatever came before the first recorded one is gone
             await publisher.announce(topic, number, payloads, after_gap=True)
+            return True
     except Exception as exc:  # the bids are durable; the next commit fills the gap
         log.warning("auction publish failed", extra={"error": repr(exc)})
+        return False
 
 
 def _ack(rec: BidRecord, leader: uuid.UUID | None, *, replayed: bool = False) -> BidAck:

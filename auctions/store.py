@@ -305,6 +305,31 @@ async def publications_between(
     return [(r["pub_seq"], list(r["payloads"])) for r in rows]
 
 
+async def latest_publications(
+    conn: asyncpg.Connection | asyncpg.Pool, *, after: datetime, quiet_s: float,
+) -> tuple[list[tuple[uuid.UUID, int, list[dict[str, Any]]]], datetime]:
+    """Each auction's last announcement recorded after `after` and at least `quiet_s` ago (its
+    writer has had that long to publish it), as (auction, pub_seq, payloads); and the bound
+    used (by the database clock): pass it as `after` next time to see each one once. A
+    recording that commits more than `quiet_s` after its transaction began can slip under the
+    bound: the auction's next commit or its close still finds it (`sequencer.announce`)."""
+    rows = await conn.fetch(
+        """WITH bound AS (SELECT clock_timestamp() - make_interval(secs => $2) AS upto),
+           latest AS (
+               SELECT DISTINCT ON (p.auction_id) p.auction_id, p.pub_seq, p.payloads
+               FROM auction_publications p, bound
+               WHERE p.created_at > $1 AND p.created_at <= bound.upto
+               ORDER BY p.auction_id, p.pub_seq DESC
+           )
+           SELECT bound.upto, latest.* FROM bound LEFT JOIN latest ON true""",
+        after, quiet_s,
+    )
+    found = [(r["auction_id"], r["pub_seq"], list(r["payloads"]))
+             for r in rows if r["auction_id"] is not None]
+    upto: datetime = rows[0]["upto"]
+    return found, upto
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     bidder: uuid.UUID

@@ -23,6 +23,7 @@ from auctions.errors import (
 )
 from auctions.model import BidKind, Outcome, State
 from auctions.routing import BidRouter
+from auctions.scheduler import CloseScheduler
 from auctions.sequencer import GAP_RETRY_S, BidAck
 from core.context import Runtime
 from core.errors import (
@@ -608,6 +609,43 @@ async def test_running_auctions_closes_in_the_background(rt: object, register: R
                 break
             await asyncio.sleep(0.01)
     assert orders.orders[aid]["state"] == "paid"
+
+
+async def test_a_lost_last_announcement_is_published_by_the_schedulers_check(
+    env: Env, register: Register,
+) -> None:
+    """As if the process died between a batch's COMMIT and its publication, and nobody bid on
+    the auction again: the closing scheduler's check publishes it from PostgreSQL once it is
+    `quiet_s` old, and looks at each recorded announcement once."""
+    seller = await register("seller")
+    alice, bob = await env.buyers(2, funds=1_000_000)
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    checker = CloseScheduler(env.svc, quiet_s=0.5)
+    await env.svc.place_bid(env.principal(alice), aid, amount=2_000, bid_id=uuid.uuid4())
+    await asyncio.sleep(0.6)
+    assert await checker.check_announcements() == 0  # it was out
+    real = env.publisher.announce
+    lost = asyncio.Event()
+
+    async def loses_it(channel: str, number: int, items: list[dict[str, object]],
+                       *, after_gap: bool = False) -> object:
+        lost.set()
+        raise ConnectionError("the bus went away")
+
+    env.publisher.announce = loses_it  # type: ignore[method-assign]
+    await env.svc.place_bid(env.principal(bob), aid, amount=3_000, bid_id=uuid.uuid4())
+    await lost.wait()
+    env.publisher.announce = real  # type: ignore[method-assign]
+    assert [e["seq"] for e in env.published(aid)] == [1]
+    assert await checker.check_announcements() == 0  # too recent: its writer may be on it
+    await asyncio.sleep(0.6)
+    assert await checker.check_announcements() == 1
+    assert [e["seq"] for e in env.published(aid)] == [1, 2]
+    assert env.svc.sequencer.metrics.registry.get_sample_value(
+        "souk_auction_announcements_repaired_total") == 1
+    await asyncio.sleep(0.6)
+    assert await checker.check_announcements() == 0
+    assert [e["seq"] for e in env.published(aid)] == [1, 2]
 
 
 async def test_an_announcement_lost_after_commit_is_published_by_the_next_commit(

@@ -5,6 +5,7 @@ still empty, and then kept while an auction grows."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from auctions import store
 from auctions.sequencer import advisory_key
@@ -12,15 +13,15 @@ from tests.auctions.conftest import Env
 from tests.conftest import Register
 
 
-async def bid_tuples_fetched(env: Env) -> tuple[int, int]:
-    """(tuples fetched through indexes, tuples read by sequential scans) of auction_bids."""
+async def tuples_fetched(env: Env, table: str = "auction_bids") -> tuple[int, int]:
+    """(tuples fetched through indexes, tuples read by sequential scans) of `table`."""
     async with env.rt.pool.acquire() as conn:
         await conn.execute("SELECT pg_stat_force_next_flush()")
     async with env.rt.pool.acquire() as conn:
         await conn.execute("SELECT pg_stat_clear_snapshot()")
         row = await conn.fetchrow(
             "SELECT coalesce(idx_tup_fetch, 0) AS idx, coalesce(seq_tup_read, 0) AS seq "
-            "FROM pg_stat_user_tables WHERE relid = 'auction_bids'::regclass")
+            "FROM pg_stat_user_tables WHERE relid = $1::regclass", table)
     assert row is not None
     return int(row["idx"]), int(row["seq"])
 
@@ -46,13 +47,42 @@ async def test_the_retry_lookup_reads_one_bid_per_key_however_big_the_auction(
         (uuid.uuid4(), uuid.uuid4()) for _ in range(18)]
     async with env.rt.pool.acquire() as conn:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        idx0, seq0 = await bid_tuples_fetched(env)
+        idx0, seq0 = await tuples_fetched(env)
         for _ in range(8):  # past the 5 custom plans a cached plan starts with
             locked = await store.lock_and_read(conn, advisory_key(aid), aid, keys)
             await store.advisory_unlock(conn)
             assert locked is not None
             assert set(locked[2]) == {keys[0], keys[1]}
         await conn.execute("RESET plan_cache_mode")
-    idx1, seq1 = await bid_tuples_fetched(env)
+    idx1, seq1 = await tuples_fetched(env)
     assert seq1 == seq0
     assert idx1 - idx0 == 8 * 2  # the two stored bids, each time; never the other 398
+
+
+async def test_the_announcement_check_reads_only_the_recent_publications(
+    env: Env, register: Register,
+) -> None:
+    """The scheduler's check (`latest_publications`) finds an auction's last recent
+    announcement through the created_at index, not by reading every announcement kept."""
+    seller = await register("seller")
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads, created_at)
+           SELECT $1, n, '[]'::jsonb, clock_timestamp() - interval '1 hour'
+           FROM generate_series(1, 2000) AS n""", aid)
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads)
+           VALUES ($1, 2001, '[{"seq": 1}]'::jsonb), ($1, 2002, '[{"seq": 2}]'::jsonb)""", aid)
+    await env.rt.pool.execute("ANALYZE auction_publications")
+    now = store.from_ms(await store.now_ms(env.rt.pool))
+    async with env.rt.pool.acquire() as conn:
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        idx0, seq0 = await tuples_fetched(env, "auction_publications")
+        for _ in range(8):  # past the 5 custom plans a cached plan starts with
+            latest, upto = await store.latest_publications(
+                conn, after=now - timedelta(minutes=1), quiet_s=0)
+            assert latest == [(aid, 2002, [{"seq": 2}])] and upto >= now
+        await conn.execute("RESET plan_cache_mode")
+    idx1, seq1 = await tuples_fetched(env, "auction_publications")
+    assert seq1 == seq0
+    assert idx1 - idx0 == 8 * 2  # the two recent ones, each time
