@@ -50,7 +50,9 @@ channel's last one). The publication is sent as the lock is released, so it reac
 long before the next writer (two round trips later) publishes; if the next writer still finds
 the previous announcement missing, it waits a few ms, then — that process died, or Redis
 failed, between its commit and its publication — publishes the missing ones from PostgreSQL
-first. Watchers therefore see every commit, in order; a watcher that still sees a seq gap
+first; if no later commit comes, the closing scheduler's check (scheduler.py,
+`check_announcements`, once a second for announcements 2 s old) publishes it the same way.
+Watchers therefore see every commit, in order; a watcher that still sees a seq gap
 (Redis lost its data: new epoch) reloads from REST (`GET /v1/auctions/{id}/bids?after=`).
 """
 
