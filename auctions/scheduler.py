@@ -18,11 +18,12 @@ Every process runs `CloseScheduler.run()`. Each pass:
      out, the order is cancelled (`Orders.cancel_unpaid`), the auction's payment is `failed`,
      `payment_failed` is announced on `auction:{id}`, and the item may be relisted by the
      seller (a new auction for the same variant).
-3. once a second, checks that every commit's announcement recorded since its last check (and
-   at least `quiet_s` ago) reached Redis (`check_announcements`): a process that died, or a
-   Redis that failed, between a commit and its publication, on an auction that then saw no
-   other commit, would otherwise leave its watchers without those bids until the close. A
-   check that finds the announcement out costs one Redis call per auction with new commits.
+3. once a second, in a task of its own, checks that every commit's announcement recorded since
+   its last check (and at least `quiet_s` ago) reached Redis (`check_announcements`): a
+   process that died, or a Redis that failed, between a commit and its publication, on an
+   auction that then saw no other commit, would otherwise leave its watchers without those
+   bids until the close. A check that finds the announcement out costs one Redis call per
+   auction with new commits; one that could not publish is repeated by the next check.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ class CloseScheduler:
         self._check_every_s = check_every_s
         self._quiet_s = quiet_s
         self._look_back_s = look_back_s
-        self._next_check = 0.0
         self._checked_upto: datetime | None = None
         self._wake = asyncio.Event()
         # Auctions whose close or settle step raised: retry later, with backoff, so one bad
@@ -85,18 +85,34 @@ class CloseScheduler:
         self._wake.set()
 
     async def run(self) -> None:
-        """Close and settle until cancelled; database errors are logged and retried."""
+        """Close and settle until cancelled, and check announcements beside it (in a task of
+        its own: a Redis that hangs must not hold up closing); database errors are logged and
+        retried."""
+        checks = asyncio.create_task(self._check_loop(), name="auction-announcement-checks")
+        try:
+            while True:
+                try:
+                    await self.run_once()
+                except asyncio.CancelledError:
+                    raise
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("auction scheduler pass failed", extra={"error": repr(exc)})
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
+        finally:
+            checks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await checks
+
+    async def _check_loop(self) -> None:
         while True:
             try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
+                await self.check_announcements()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("auction scheduler pass failed", extra={"error": repr(exc)})
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):
-                    await self._wake.wait()
+                log.warning("auction announcement check failed", extra={"error": repr(exc)})
+            await asyncio.sleep(self._check_every_s)
 
     async def run_once(self) -> tuple[int, int]:
         """One pass; returns (auctions closed by this process, auctions settled). A step that
@@ -112,34 +128,34 @@ class CloseScheduler:
                                                     exclude=backing_off):
             if await self._guarded(self.settle, auction_id):
                 settled += 1
-        if time.monotonic() >= self._next_check:
-            self._next_check = time.monotonic() + self._check_every_s
-            await self.check_announcements()
         return closed, settled
 
     async def check_announcements(self) -> int:
         """Publish any announcement recorded since the last check that is still missing in
-        Redis (see the module doc); returns how many auctions needed it."""
+        Redis (see the module doc); returns how many auctions needed it. If any could not be
+        published, the next check looks at the same ones again."""
         svc = self._svc
         if self._checked_upto is None:
             now_ms = await store.now_ms(svc.pool)
             self._checked_upto = store.from_ms(now_ms) - timedelta(seconds=self._look_back_s)
         latest, upto = await store.latest_publications(
             svc.pool, after=self._checked_upto, quiet_s=self._quiet_s)
-        repaired = 0
+        repaired = failed = 0
         for i in range(0, len(latest), _CHECKS_AT_ONCE):
             chunk = latest[i:i + _CHECKS_AT_ONCE]
-            published = await asyncio.gather(*(
+            outcomes = await asyncio.gather(*(
                 announce(svc.pool, svc.publisher, auction_id, (number, payloads), timeout_s=5.0)
                 for auction_id, number, payloads in chunk))
-            for (auction_id, number, _), done in zip(chunk, published, strict=True):
-                if done:
+            for (auction_id, number, _), outcome in zip(chunk, outcomes, strict=True):
+                failed += outcome == "failed"
+                if outcome == "published":
                     repaired += 1
                     svc.sequencer.metrics.announcements_repaired.inc()
                     log.warning("an auction's last announcement had not been published; "
                                 "published it now", extra={"auction_id": str(auction_id),
                                                            "pub_seq": number})
-        self._checked_upto = upto
+        if not failed:
+            self._checked_upto = upto
         return repaired
 
     def _backing_off(self) -> list[uuid.UUID]:

@@ -66,7 +66,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -587,16 +587,17 @@ GAP_RETRY_S = (0.002, 0.005, 0.013)
 async def announce(
     pool: asyncpg.Pool, publisher: Publisher, auction_id: uuid.UUID,
     announcement: Announcement | None, *, timeout_s: float,
-) -> bool:
+) -> Literal["published", "out", "failed"]:
     """Publish a committed announcement. If the channel's last announcement is not the one
     before it, the previous writer's publication is late (it is sent as that writer unlocks)
     or lost: wait a little (`GAP_RETRY_S`); if it is still missing — its process died, or
     Redis failed, between its commit and its publication — publish the missing ones first
     from `auction_publications`. Failures are logged: the bids are durable, and the next
     commit (or the scheduler's check, `CloseScheduler.check_announcements`) fills the gap.
-    True if this call published something (False: it was out already, or publishing failed)."""
+    Returns "published" (this call published it), "out" (it was out already; or nothing to
+    announce) or "failed"."""
     if announcement is None:
-        return False
+        return "out"
     number, payloads = announcement
     topic = wire.channel(auction_id)
     try:
@@ -604,11 +605,11 @@ async def announce(
             result = await publisher.announce(topic, number, payloads)
             for delay in GAP_RETRY_S:
                 if result.status != "gap":
-                    return result.status == "published"
+                    return "published" if result.status == "published" else "out"
                 await asyncio.sleep(delay)
                 result = await publisher.announce(topic, number, payloads)
             if result.status != "gap":
-                return result.status == "published"
+                return "published" if result.status == "published" else "out"
             async with pool.acquire() as conn:
                 missing = await store.publications_between(
                     conn, auction_id, result.last, number, limit=REPAIR_MAX)
@@ -619,10 +620,10 @@ async def announce(
                 await publisher.announce(topic, n, items, after_gap=not complete)
                 complete = True  # whatever came before the first recorded one is gone
             await publisher.announce(topic, number, payloads, after_gap=True)
-            return True
+            return "published"
     except Exception as exc:  # the bids are durable; the next commit fills the gap
         log.warning("auction publish failed", extra={"error": repr(exc)})
-        return False
+        return "failed"
 
 
 def _ack(rec: BidRecord, leader: uuid.UUID | None, *, replayed: bool = False) -> BidAck:
