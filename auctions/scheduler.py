@@ -112,6 +112,8 @@ class CloseScheduler:
                 await self.check_announcements()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("auction announcement check failed", extra={"error": repr(exc)})
+            except Exception:  # a bug: logged, and the checks go on
+                log.exception("auction announcement check failed")
             await asyncio.sleep(self._check_every_s)
 
     async def run_once(self) -> tuple[int, int]:
