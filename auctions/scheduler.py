@@ -42,6 +42,7 @@ from auctions import engine, store
 from auctions.model import Event, Outcome, State
 from auctions.sequencer import announce, exclusive
 from auctions.service import AuctionService
+from core.db import DATABASE_ERRORS
 from core.errors import AppError
 
 log = logging.getLogger("souk.auctions.scheduler")
@@ -95,7 +96,7 @@ class CloseScheduler:
                     await self.run_once()
                 except asyncio.CancelledError:
                     raise
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except DATABASE_ERRORS as exc:
                     log.warning("auction scheduler pass failed", extra={"error": repr(exc)})
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -110,7 +111,7 @@ class CloseScheduler:
         while True:
             try:
                 await self.check_announcements()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("auction announcement check failed", extra={"error": repr(exc)})
             except Exception:  # a bug: logged, and the checks go on
                 log.exception("auction announcement check failed")

@@ -75,6 +75,7 @@ from auctions.errors import AuctionNotFound, BidQueueFull, BidRejected, Insuffic
 from auctions.metrics import STAGES, AuctionMetrics
 from auctions.model import Bid, BidKind, BidRecord, Event, Rules
 from auctions.ports import Funds, Publisher
+from core.db import DATABASE_ERRORS
 from core.errors import AppError, IdempotencyKeyReused, RateLimited, ServiceUnavailable
 
 log = logging.getLogger("souk.auctions")
@@ -310,7 +311,7 @@ class _Writer:
         except AppError as exc:
             for r in batch:
                 _fail(r, exc)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("bid batch not recorded", extra={"error": repr(exc)})
             for r in batch:
                 _fail(r, ServiceUnavailable())

@@ -24,6 +24,7 @@ from auctions.model import (
     Rules,
     State,
 )
+from core.db import DATABASE_ERRORS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -157,7 +158,7 @@ async def advisory_unlock(conn: asyncpg.Connection) -> bool:
         return False
     try:
         await conn.execute("SELECT pg_advisory_unlock_all()")
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except DATABASE_ERRORS:
         return False
     return True
 

@@ -29,6 +29,10 @@ _MIGRATION_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any constant works; it only has to be the same in every process.
 _MIGRATION_LOCK_ID = 0x50_55_4B_00  # "SOUK"
 
+# What a statement raises when the database, or the way to it, fails (not a bug of ours):
+# background loops log these and try again.
+DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 
 class MigrationError(RuntimeError):
     """A migration file is malformed, duplicated, or changed after being applied."""

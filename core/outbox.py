@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from core.db import DATABASE_ERRORS
 from core.metrics import Metrics
 
 log = logging.getLogger("souk.outbox")
@@ -125,7 +126,7 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("outbox relay lost its connection", extra={"error": repr(exc)})
                 await asyncio.sleep(self._standby)
 
