@@ -606,7 +606,7 @@ async def announce(
             result = await publisher.announce(topic, number, payloads)
             for delay in GAP_RETRY_S:
                 if result.status != "gap":
-                    return "published" if result.status == "published" else "out"
+                    break
                 await asyncio.sleep(delay)
                 result = await publisher.announce(topic, number, payloads)
             if result.status != "gap":
