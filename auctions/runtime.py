@@ -46,6 +46,12 @@ class Routing:
     on_forward: Callable[[str], None] | None = None
 
 
+def writer_budget(configured: int, pool_max: int) -> int:
+    """The bid writers' connection budget: AUCTION_WRITER_CONNECTIONS, or with 0 half the
+    pool (the rest stays for requests)."""
+    return configured or max(1, pool_max // 2)
+
+
 def settings_from(settings: Settings) -> AuctionSettings:
     return AuctionSettings(
         bid_rate=settings.auction_bid_rate,
@@ -54,9 +60,8 @@ def settings_from(settings: Settings) -> AuctionSettings:
         payment_window_s=settings.auction_payment_window_s,
         close_poll_s=settings.auction_close_poll_ms / 1000,
         max_batch=settings.auction_max_batch,
-        # 0: half the pool, the rest stays for requests
-        writer_connections=(settings.auction_writer_connections
-                            or max(1, settings.database_pool_max // 2)),
+        writer_connections=writer_budget(settings.auction_writer_connections,
+                                         settings.database_pool_max),
         funds_cache_s=settings.auction_funds_cache_ms / 1000,
     )
 

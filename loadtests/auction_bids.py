@@ -42,6 +42,7 @@ import asyncpg
 from auctions.errors import BidRejected
 from auctions.metrics import AuctionMetrics
 from auctions.model import BidKind
+from auctions.runtime import writer_budget
 from auctions.service import AuctionService, AuctionSettings, NewAuction
 from auctions.twins import MemoryFunds, MemoryOrders, MemoryPublisher, MemoryVariants
 from core.auth import Principal, Role
@@ -93,8 +94,8 @@ async def drive(args: argparse.Namespace, auctions: list[str],
         pool, publisher=publisher, funds=RichFunds(), orders=MemoryOrders(),
         variants=MemoryVariants(), limiter=None if args.no_limiter else limiter,
         settings=AuctionSettings(bid_rate=100_000, max_batch=args.max_batch, max_queue=50_000,
-                                 writer_connections=(args.writer_connections
-                                                     or max(1, args.pool_max // 2))),
+                                 writer_connections=writer_budget(args.writer_connections,
+                                                                  args.pool_max)),
         durable=args.mode != "pg-nodurable",
     )
     place = svc.place_bid
