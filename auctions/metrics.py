@@ -72,6 +72,11 @@ class AuctionMetrics:
             "Commits whose announcement the closing scheduler's check found missing in Redis "
             "and published (its writer died, or Redis failed, in between).", registry=r,
         )
+        self.publications_pruned = Counter(
+            "souk_auction_publications_pruned_total",
+            "Recorded announcements (auction_publications) deleted by this process's closing "
+            "scheduler after AUCTION_PUBLICATIONS_KEEP_S.", registry=r,
+        )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",
             "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, "

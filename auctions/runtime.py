@@ -63,6 +63,7 @@ def settings_from(settings: Settings) -> AuctionSettings:
         writer_connections=writer_budget(settings.auction_writer_connections,
                                          settings.database_pool_max),
         funds_cache_s=settings.auction_funds_cache_ms / 1000,
+        publications_keep_s=settings.auction_publications_keep_s,
     )
 
 

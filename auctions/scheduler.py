@@ -24,6 +24,9 @@ Every process runs `CloseScheduler.run()`. Each pass:
    auction that then saw no other commit, would otherwise leave its watchers without those
    bids until the close. A check that finds the announcement out costs one Redis call per
    auction with new commits; one that could not publish is repeated by the next check.
+4. once a minute, in another task, deletes recorded announcements older than
+   `AuctionSettings.publications_keep_s` (`prune_publications`): they are only ever read to
+   re-publish one lost seconds earlier, and a hot auction records one per bid batch.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from core.errors import AppError
 log = logging.getLogger("souk.auctions.scheduler")
 _MAX_BACKOFF_S = 60.0
 _CHECKS_AT_ONCE = 50  # announcement checks in flight at once (one Redis call each)
+_PRUNE_BATCHES = 50  # most deletions of `prune_batch` rows in one pruning pass
 
 _HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
 _CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
@@ -63,7 +67,7 @@ class CloseScheduler:
     def __init__(
         self, service: AuctionService, *, poll_s: float = 0.25, retry_s: float = 30.0,
         batch: int = 50, check_every_s: float = 1.0, quiet_s: float = 2.0,
-        look_back_s: float = 60.0,
+        look_back_s: float = 60.0, prune_every_s: float = 60.0, prune_batch: int = 5_000,
     ) -> None:
         self._svc = service
         self._poll = poll_s
@@ -76,6 +80,8 @@ class CloseScheduler:
         self._quiet_s = quiet_s
         self._look_back_s = look_back_s
         self._checked_upto: datetime | None = None
+        self._prune_every_s = prune_every_s
+        self._prune_batch = prune_batch
         self._wake = asyncio.Event()
         # Auctions whose close or settle step raised: retry later, with backoff, so one bad
         # auction neither stops the others nor fills every batch. {id: (retry_at, failures)}
@@ -86,10 +92,17 @@ class CloseScheduler:
         self._wake.set()
 
     async def run(self) -> None:
-        """Close and settle until cancelled, and check announcements beside it (in a task of
-        its own: a Redis that hangs must not hold up closing); database errors are logged and
-        retried."""
-        checks = asyncio.create_task(self._check_loop(), name="auction-announcement-checks")
+        """Close and settle until cancelled; check announcements and prune the old ones beside
+        it (in tasks of their own: a Redis that hangs must not hold up closing); database
+        errors are logged and retried."""
+        helpers = [
+            asyncio.create_task(self._repeat(self.check_announcements, self._check_every_s,
+                                             "auction announcement check"),
+                                name="auction-announcement-checks"),
+            asyncio.create_task(self._repeat(self.prune_publications, self._prune_every_s,
+                                             "auction announcement pruning"),
+                                name="auction-announcement-pruning"),
+        ]
         try:
             while True:
                 try:
@@ -103,19 +116,23 @@ class CloseScheduler:
                     async with asyncio.timeout(self._poll):
                         await self._wake.wait()
         finally:
-            checks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await checks
+            for task in helpers:
+                task.cancel()
+            for task in helpers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def _check_loop(self) -> None:
+    @staticmethod
+    async def _repeat(step: Callable[[], Awaitable[int]], every_s: float, what: str) -> None:
+        """`step()` every `every_s` until cancelled; its failures are logged and it goes on."""
         while True:
             try:
-                await self.check_announcements()
+                await step()
             except DATABASE_ERRORS as exc:
-                log.warning("auction announcement check failed", extra={"error": repr(exc)})
-            except Exception:  # a bug: logged, and the checks go on
-                log.exception("auction announcement check failed")
-            await asyncio.sleep(self._check_every_s)
+                log.warning("%s failed", what, extra={"error": repr(exc)})
+            except Exception:  # a bug: logged, and the loop goes on
+                log.exception("%s failed", what)
+            await asyncio.sleep(every_s)
 
     async def run_once(self) -> tuple[int, int]:
         """One pass; returns (auctions closed by this process, auctions settled). A step that
@@ -160,6 +177,23 @@ class CloseScheduler:
         if not failed:
             self._checked_upto = upto
         return repaired
+
+    async def prune_publications(self) -> int:
+        """Delete the recorded announcements older than the keep time (module doc, 4.), in
+        batches of `prune_batch` rows, at most `_PRUNE_BATCHES` of them (the next pass goes on
+        where this one stopped); returns how many were deleted."""
+        svc = self._svc
+        deleted = 0
+        for _ in range(_PRUNE_BATCHES):
+            n = await store.prune_publications(
+                svc.pool, keep_s=svc.settings.publications_keep_s, limit=self._prune_batch)
+            deleted += n
+            svc.sequencer.metrics.publications_pruned.inc(n)
+            if n < self._prune_batch:
+                break
+        if deleted:
+            log.info("old auction announcements pruned", extra={"deleted": deleted})
+        return deleted
 
     def _backing_off(self) -> list[uuid.UUID]:
         now = time.monotonic()

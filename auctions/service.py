@@ -72,6 +72,7 @@ class AuctionSettings:
     max_queue: int = 5_000
     writer_connections: int = 10  # most pool connections the bid writers hold at once
     funds_cache_s: float = 1.0  # a wallet balance that covers a bid is trusted this long
+    publications_keep_s: float = 86_400  # recorded announcements older than this are deleted
 
 
 @dataclass(frozen=True, slots=True)

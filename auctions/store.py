@@ -331,6 +331,26 @@ async def latest_publications(
     return found, upto
 
 
+async def prune_publications(
+    conn: asyncpg.Connection | asyncpg.Pool, *, keep_s: float, limit: int,
+) -> int:
+    """Delete up to `limit` of the oldest recorded announcements older than `keep_s` (by the
+    database clock); returns how many. Rows another pruner is deleting are skipped, so
+    processes pruning at once share the work. The bound is `now()`, not the volatile
+    `clock_timestamp()`, so the `created_at` index can stop at it (else a call with nothing to
+    delete reads every row); rows go by their row ids (a join back by key may be planned as a
+    scan of the whole table)."""
+    status: str = await conn.execute(
+        """DELETE FROM auction_publications WHERE ctid = ANY(ARRAY(
+               SELECT ctid FROM auction_publications
+               WHERE created_at < now() - make_interval(secs => $1)
+               ORDER BY created_at LIMIT $2
+               FOR UPDATE SKIP LOCKED))""",
+        keep_s, limit,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     bidder: uuid.UUID

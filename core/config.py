@@ -83,6 +83,9 @@ class Settings:
     auction_writer_connections: int = 0
     # how long a wallet balance that covers a bid is trusted for the next bids (0: every batch)
     auction_funds_cache_ms: int = 1000
+    # how long each commit's recorded announcement (auction_publications) is kept: it is read
+    # only to re-publish announcements lost between a commit and its publication, seconds later
+    auction_publications_keep_s: int = 86_400
     auction_closer: bool = True  # run the closing/settling loop in this process
     auction_routing: bool = False  # one owner process per auction (auctions/routing.py)
     # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
@@ -191,6 +194,9 @@ class Settings:
                                                       high=1000),
             auction_funds_cache_ms=parser.integer("AUCTION_FUNDS_CACHE_MS", 1000, low=0,
                                                   high=60_000),
+            auction_publications_keep_s=parser.integer(
+                "AUCTION_PUBLICATIONS_KEEP_S", 86_400, low=3_600, high=365 * 86_400
+            ),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
             auction_routing=parser.boolean("AUCTION_ROUTING", False),
             auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),

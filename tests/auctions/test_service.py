@@ -650,6 +650,53 @@ async def test_a_lost_last_announcement_is_published_by_the_schedulers_check(
     assert [e["seq"] for e in env.published(aid)] == [1, 2]
 
 
+async def test_the_scheduler_prunes_announcements_past_the_keep_time_in_batches(
+    env: Env, register: Register,
+) -> None:
+    """Recorded announcements older than `publications_keep_s` are deleted by every running
+    scheduler, in batches until none is left; recent ones stay."""
+    seller = await register("seller")
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    keep_s = env.svc.settings.publications_keep_s
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads, created_at)
+           SELECT $1, n, '[]'::jsonb, clock_timestamp() - make_interval(secs => $2 + 60)
+           FROM generate_series(1, 7) AS n""", aid, keep_s)
+    await env.rt.pool.execute("UPDATE auctions SET pub_seq = 7 WHERE id = $1", aid)
+    await env.svc.place_bid(env.principal((await env.buyers(1, funds=10_000))[0]), aid,
+                            amount=2_000, bid_id=uuid.uuid4())  # its announcement: pub_seq 8
+
+    async def kept() -> list[int]:
+        rows = await env.rt.pool.fetch(
+            "SELECT pub_seq FROM auction_publications WHERE auction_id = $1 ORDER BY pub_seq",
+            aid)
+        return [r["pub_seq"] for r in rows]
+
+    assert await kept() == list(range(1, 9))
+    pruner = CloseScheduler(env.svc, prune_batch=3)
+    assert await pruner.prune_publications() == 7  # batches of 3, 3 and 1
+    assert await kept() == [8]
+    assert env.svc.sequencer.metrics.registry.get_sample_value(
+        "souk_auction_publications_pruned_total") == 7
+    assert await pruner.prune_publications() == 0
+
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads, created_at)
+           VALUES ($1, 1, '[]'::jsonb, clock_timestamp() - make_interval(secs => $2 + 1))""",
+        aid, keep_s)
+    running = asyncio.create_task(CloseScheduler(env.svc, prune_every_s=0.05).run())
+    try:
+        for _ in range(500):  # 10 s
+            if await kept() == [8]:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert await kept() == [8]
+
+
 async def test_an_announcement_lost_after_commit_is_published_by_the_next_commit(
     env: Env, register: Register,
 ) -> None:

@@ -86,3 +86,46 @@ async def test_the_announcement_check_reads_only_the_recent_publications(
     idx1, seq1 = await tuples_fetched(env, "auction_publications")
     assert seq1 == seq0
     assert idx1 - idx0 == 8 * 2  # the two recent ones, each time
+
+
+async def test_pruning_deletes_only_old_announcements_oldest_first_through_the_index(
+    env: Env, register: Register,
+) -> None:
+    """`prune_publications` deletes the announcements older than the keep time, oldest first,
+    at most `limit` per call, and finds them through the created_at index: the table's recent
+    announcements are never read."""
+    seller = await register("seller")
+    aid = (await env.auction(seller)).auction.rules.auction_id
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads, created_at)
+           SELECT $1, n, '[]'::jsonb, clock_timestamp() - make_interval(hours => 5 - n)
+           FROM generate_series(1, 3) AS n""", aid)  # 4, 3 and 2 hours old
+    await env.rt.pool.execute(
+        """INSERT INTO auction_publications (auction_id, pub_seq, payloads)
+           SELECT $1, n, '[]'::jsonb FROM generate_series(4, 2003) AS n""", aid)
+    await env.rt.pool.execute("ANALYZE auction_publications")
+
+    async with env.rt.pool.acquire() as conn:
+
+        async def kept() -> list[int]:
+            rows = await conn.fetch(
+                "SELECT pub_seq FROM auction_publications WHERE auction_id = $1 AND pub_seq < 6"
+                " ORDER BY pub_seq", aid)
+            await conn.execute("SELECT pg_stat_force_next_flush()")  # counted before, not after
+            return [r["pub_seq"] for r in rows]
+
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        assert await store.prune_publications(conn, keep_s=2.5 * 3600, limit=1) == 1
+        assert await kept() == [2, 3, 4, 5]  # the oldest went first
+        idx0, seq0 = await tuples_fetched(env, "auction_publications")
+        deleted = [await store.prune_publications(conn, keep_s=2.5 * 3600, limit=1)
+                   for _ in range(7)]  # past the 5 custom plans a cached plan starts with
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        idx1, seq1 = await tuples_fetched(env, "auction_publications")
+        await conn.execute("RESET plan_cache_mode")
+        assert deleted == [1, 0, 0, 0, 0, 0, 0]
+        assert seq1 == seq0
+        assert idx1 - idx0 < 30  # a few per call: the old ones, the first recent one, the delete
+        assert await kept() == [3, 4, 5]  # 2 hours old: kept (2.5 hours)
+    assert await env.rt.pool.fetchval(
+        "SELECT count(*) FROM auction_publications WHERE auction_id = $1", aid) == 2001
