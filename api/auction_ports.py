@@ -16,6 +16,7 @@ import asyncpg
 from api.checkout.service import place_item_order
 from api.ledger import service as ledger
 from api.orders import service as orders
+from api.orders import store as order_store
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By
 from auctions.ports import Announced, VariantInfo
@@ -88,10 +89,11 @@ class CommerceOrders:
         variant_id: uuid.UUID,
         amount: int,
         currency: str,
+        unit_held: bool,
     ) -> uuid.UUID:
         placed = await place_item_order(
             conn, buyer_id=buyer_id, variant_id=variant_id, unit_price=amount,
-            reservation_ttl_s=self._reservation_s, hold=False,
+            reservation_ttl_s=self._reservation_s, hold=False, stock_reserved=unit_held,
         )
         return uuid.UUID(placed.id)
 
@@ -129,6 +131,12 @@ class CatalogVariants:
         if row is None:
             return None
         return VariantInfo(variant_id, row["seller_id"], row["currency"])
+
+    async def hold_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
+        return await order_store.reserve_stock(conn, variant_id, 1) is not None
+
+    async def release_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> None:
+        await order_store.release_units(conn, variant_id, 1)
 
     async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
         seller: uuid.UUID | None = await conn.fetchval(

@@ -66,8 +66,10 @@ async def seed_show(pool: asyncpg.Pool, users: DemoUsers) -> None:
 
 async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
     """A scheduled auction in the demo show (opens 2 minutes after seeding, runs 10 minutes,
-    10 s soft close), on the seller's first variant. A new one is made only when the show has
-    no scheduled or open auction, so every demo start has one to watch and bid on."""
+    10 s soft close), on the seller's first variant with a unit left, which it holds (as
+    every auction does). A new one is made only when the show has no scheduled or open
+    auction, so every demo start has one to watch and bid on."""
+    from api.orders.store import reserve_stock
     from api.shows.store import ensure_demo_show
     from auctions import engine, store
     from auctions.model import Rules, new_auction
@@ -80,10 +82,11 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
         )
         variant = await conn.fetchrow(
             """SELECT v.id, p.currency FROM variants v JOIN products p ON p.id = v.product_id
-               WHERE p.seller_id = $1 ORDER BY p.created_at, v.sku LIMIT 1""",
+               WHERE p.seller_id = $1 AND p.status = 'published' AND v.on_hand > v.reserved
+               ORDER BY p.created_at, v.sku LIMIT 1""",
             users.seller.id,
         )
-        if live or variant is None:
+        if live or variant is None or await reserve_stock(conn, variant["id"], 1) is None:
             return
         now = await store.now_ms(conn)
         rules = Rules(
@@ -92,7 +95,8 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
             soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
         )
         auction = engine.open_if_due(new_auction(rules), now)
-        await store.insert(conn, auction, variant_id=variant["id"], show_id=show.id)
+        await store.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
+                           unit_held=True)
 
 
 # In order: later steps use what earlier ones made. Each step is idempotent.

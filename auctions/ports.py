@@ -89,9 +89,12 @@ class Orders(Protocol):
         variant_id: uuid.UUID,
         amount: int,
         currency: str,
+        unit_held: bool,
     ) -> uuid.UUID:
         """Create (or return, if it exists: idempotent by `auction_id`) the order in
-        `pending_payment` for the hammer price; returns its id."""
+        `pending_payment` for the hammer price; returns its id. `unit_held`: the auction
+        reserved the unit (`VariantLookup.hold_unit`) and the order takes that reservation
+        over; else the order reserves a unit itself, and raises if none is available."""
         ...
 
     async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
@@ -113,9 +116,20 @@ class VariantInfo:
 
 
 class VariantLookup(Protocol):
-    """Commerce catalog: who sells a variant and in which currency (None if unknown)."""
+    """Commerce catalog: who sells a variant and in which currency (None if unknown); the
+    unit an auction sells, reserved while it runs."""
 
     async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
+        ...
+
+    async def hold_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
+        """Reserve one unit of the variant for an auction, in the caller's transaction, as an
+        unpaid order would; False if none is available (all sold or reserved, or its product
+        is not published)."""
+        ...
+
+    async def release_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> None:
+        """Give back the unit `hold_unit` reserved (the auction ended without a sale)."""
         ...
 
     async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:

@@ -226,6 +226,7 @@ class CloseScheduler:
                 return []
             closed, events = engine.close(a, now)
             await store.save_state(conn, closed)
+            await self._svc.release_unsold_unit(conn, row, closed)
             return events
 
         events = await exclusive(self._svc.pool, self._svc.publisher, auction_id, work)
@@ -247,6 +248,7 @@ class CloseScheduler:
             order_id = row.order_id or await svc.orders.create_auction_order(
                 conn, auction_id=r.auction_id, buyer_id=a.leader, seller_id=r.seller_id,
                 variant_id=row.variant_id, amount=a.price, currency=r.currency,
+                unit_held=row.unit_held,
             )
             try:
                 async with conn.transaction():  # savepoint: a refused payment undoes only itself

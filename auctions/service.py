@@ -41,6 +41,7 @@ from auctions.model import (
     BidKind,
     Event,
     IncrementTable,
+    Outcome,
     Rules,
     State,
     check_steps,
@@ -183,9 +184,13 @@ class AuctionService:
                 reserve_price=new.reserve_price, buy_now_price=new.buy_now_price,
                 increments=IncrementTable(new.increments) if new.increments else IncrementTable(),
             )
+            if not await self.variants.hold_unit(conn, new.variant_id):
+                raise ValidationFailed([FieldError(
+                    "variant_id", "no unit of it is available to auction (all sold or "
+                    "reserved, or its product is not published)")])
             auction = engine.open_if_due(new_auction(rules), now)
             return await store.insert(conn, auction, variant_id=new.variant_id,
-                                      show_id=new.show_id)
+                                      show_id=new.show_id, unit_held=True)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -291,11 +296,23 @@ class AuctionService:
         async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
             cancelled, events = engine.cancel(row.auction, reason, now)
             await store.save_state(conn, cancelled)
+            await self.release_unsold_unit(conn, row, cancelled)
             await store.admin_action(conn, auction_id, actor=principal.user_id,
                                      action="cancel", reason=reason)
             return events
 
         await exclusive(self.pool, self.publisher, auction_id, work)
+
+    async def release_unsold_unit(
+        self, conn: asyncpg.Connection, row: store.AuctionRow, after: Auction,
+    ) -> None:
+        """Give the unit the auction held back to stock if it has just ended without a sale
+        (`after`: its new state, saved in this transaction: the unit goes back exactly once,
+        with the change that ended it)."""
+        unsold = after.state is State.CANCELLED or (
+            after.state is State.CLOSED and after.outcome is Outcome.NO_SALE)
+        if row.unit_held and unsold and row.auction.state in engine.LIVE_STATES:
+            await self.variants.release_unit(conn, row.variant_id)
 
     async def void_bid(
         self, principal: Principal, auction_id: uuid.UUID, seq: int, reason: str

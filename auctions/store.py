@@ -32,7 +32,7 @@ _MS = timedelta(milliseconds=1)
 _COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
     buy_now_price, increments, duration_ms, soft_close_ms, starts_at, ends_at, state, outcome,
     seq, price, leader_id, leader_max, second_max, bid_count, buy_now_available, closed_at,
-    cancel_reason, order_id, payment_state, payment_due_at, created_at, pub_seq"""
+    cancel_reason, order_id, payment_state, payment_due_at, created_at, pub_seq, unit_held"""
 
 
 def to_ms(value: datetime) -> int:
@@ -62,6 +62,7 @@ class AuctionRow:
     payment_due_at: int | None
     created_at: int
     pub_seq: int = 0  # number of the last commit that announced something (migration 0301)
+    unit_held: bool = False  # a unit of the variant is reserved for it (migration 0304)
 
 
 def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
@@ -93,6 +94,7 @@ def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
         payment_due_at=to_ms(r["payment_due_at"]) if r["payment_due_at"] else None,
         created_at=to_ms(r["created_at"]),
         pub_seq=r["pub_seq"],
+        unit_held=r["unit_held"],
     )
 
 
@@ -120,19 +122,20 @@ async def now_ms(conn: asyncpg.Connection | asyncpg.Pool) -> int:
 
 
 async def insert(
-    conn: asyncpg.Connection, auction: Auction, *, variant_id: uuid.UUID, show_id: uuid.UUID | None
+    conn: asyncpg.Connection, auction: Auction, *, variant_id: uuid.UUID,
+    show_id: uuid.UUID | None, unit_held: bool,
 ) -> AuctionRow:
     r = auction.rules
     row = await conn.fetchrow(
         f"""INSERT INTO auctions (id, seller_id, variant_id, show_id, currency, start_price,
                 reserve_price, buy_now_price, increments, duration_ms, soft_close_ms, starts_at,
-                ends_at, state, price, buy_now_available)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                ends_at, state, price, buy_now_available, unit_held)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
             RETURNING {_COLUMNS}""",
         r.auction_id, r.seller_id, variant_id, show_id, r.currency, r.start_price,
         r.reserve_price, r.buy_now_price, [list(s) for s in r.increments.steps], r.duration_ms,
         r.soft_close_ms, from_ms(r.starts_at), from_ms(auction.ends_at), auction.state.value,
-        auction.price, auction.buy_now_available,
+        auction.price, auction.buy_now_available, unit_held,
     )
     return _row(row)
 

@@ -104,6 +104,7 @@ class MemoryOrders:
     async def create_auction_order(
         self, conn: asyncpg.Connection, *, auction_id: uuid.UUID, buyer_id: uuid.UUID,
         seller_id: uuid.UUID, variant_id: uuid.UUID, amount: int, currency: str,
+        unit_held: bool,
     ) -> uuid.UUID:
         existing = self.orders.get(auction_id)
         if existing is not None:
@@ -113,7 +114,7 @@ class MemoryOrders:
         self.orders[auction_id] = {
             "id": order_id, "buyer_id": buyer_id, "seller_id": seller_id,
             "variant_id": variant_id, "amount": amount, "currency": currency,
-            "state": "pending_payment",
+            "state": "pending_payment", "unit_held": unit_held,
         }
         return order_id
 
@@ -134,14 +135,25 @@ class MemoryOrders:
 @dataclass
 class MemoryVariants:
     variants: dict[uuid.UUID, VariantInfo] = field(default_factory=dict)
+    available: dict[uuid.UUID, int] = field(default_factory=dict)  # units not reserved
 
-    def add(self, seller_id: uuid.UUID, currency: str = "USD") -> uuid.UUID:
+    def add(self, seller_id: uuid.UUID, currency: str = "USD", units: int = 1) -> uuid.UUID:
         variant_id = uuid.uuid4()
         self.variants[variant_id] = VariantInfo(variant_id, seller_id, currency)
+        self.available[variant_id] = units
         return variant_id
 
     async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
         return self.variants.get(variant_id)
+
+    async def hold_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
+        if self.available.get(variant_id, 0) < 1:
+            return False
+        self.available[variant_id] -= 1
+        return True
+
+    async def release_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> None:
+        self.available[variant_id] += 1
 
     shows: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # show -> its seller
 

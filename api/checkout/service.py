@@ -70,6 +70,7 @@ async def place_item_order(
     quantity: int = 1,
     reservation_ttl_s: int,
     hold: bool = True,
+    stock_reserved: bool = False,
 ) -> PlacedOrder:
     """One order for one variant at a price fixed elsewhere (an auction's hammer price), with
     the same guarantees as a checkout: stock reserved, total held on the wallet, one `created`
@@ -78,7 +79,9 @@ async def place_item_order(
     idempotency: e.g. a unique auction id on its own row in the same transaction).
 
     `hold=False` leaves the wallet alone: the caller takes the payment itself (an auction
-    winner whose wallet may be short gets the order anyway, and a payment window)."""
+    winner whose wallet may be short gets the order anyway, and a payment window).
+    `stock_reserved=True`: the units are reserved already (an auction held its unit while it
+    ran) and the order takes them over: paying sells them, cancelling releases them."""
     row = await conn.fetchrow(
         """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
                   p.status = 'published' AS published
@@ -92,14 +95,15 @@ async def place_item_order(
     item = Item(row["id"], row["product_id"], row["seller_id"], row["currency"], row["title"],
                 row["sku"], unit_price, quantity)
     [placed] = await _place(
-        conn, buyer_id, [item], reservation_ttl_s, list_price=False, hold=hold
+        conn, buyer_id, [item], reservation_ttl_s, list_price=False, hold=hold,
+        reserve=not stock_reserved,
     )
     return placed
 
 
 async def _place(
     conn: asyncpg.Connection, buyer_id: uuid.UUID, items: list[Item], reservation_ttl_s: int,
-    *, list_price: bool, hold: bool = True,
+    *, list_price: bool, hold: bool = True, reserve: bool = True,
 ) -> list[PlacedOrder]:
     by = By(Actor.BUYER, buyer_id, "created")
     placed: list[tuple[uuid.UUID, int, PlacedOrder]] = []
@@ -127,7 +131,7 @@ async def _place(
         )
     # Hot rows last, in ascending id: the stock rows of a flash drop stay locked only until
     # the commit that follows.
-    for item in sorted(items, key=lambda i: i.variant_id):
+    for item in sorted(items, key=lambda i: i.variant_id) if reserve else []:
         price = await store.reserve_stock(conn, item.variant_id, item.quantity)
         if price is None:
             raise OutOfStock(params={"sku": item.sku},

@@ -235,8 +235,16 @@ async def _apply_lines(conn: asyncpg.Connection, order_id: uuid.UUID, sql: str) 
         await conn.execute(sql, line["variant_id"], line["quantity"])
 
 
+_RELEASE = "UPDATE variants SET reserved = reserved - $2 WHERE id = $1"
+
+
+async def release_units(conn: asyncpg.Connection, variant_id: uuid.UUID, quantity: int) -> None:
+    """Give back `quantity` units reserved without an order (an auction's unit)."""
+    await conn.execute(_RELEASE, variant_id, quantity)
+
+
 async def release_stock(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
-    await _apply_lines(conn, order_id, "UPDATE variants SET reserved = reserved - $2 WHERE id = $1")
+    await _apply_lines(conn, order_id, _RELEASE)
 
 
 async def sell_stock(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:

@@ -53,7 +53,7 @@ class SqlOrders:
     async def create_auction_order(self, conn: asyncpg.Connection, *, auction_id: uuid.UUID,
                                    buyer_id: uuid.UUID, seller_id: uuid.UUID,
                                    variant_id: uuid.UUID, amount: int,
-                                   currency: str) -> uuid.UUID:
+                                   currency: str, unit_held: bool) -> uuid.UUID:
         order_id: uuid.UUID = await conn.fetchval(
             """INSERT INTO race_orders (auction_id, buyer_id, amount, state)
                VALUES ($1, $2, $3, 'pending_payment')

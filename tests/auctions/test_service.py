@@ -25,6 +25,7 @@ from auctions.model import BidKind, Outcome, State
 from auctions.routing import BidRouter
 from auctions.scheduler import CloseScheduler
 from auctions.sequencer import GAP_RETRY_S, BidAck
+from auctions.service import NewAuction
 from core.context import Runtime
 from core.errors import (
     Forbidden,
@@ -467,7 +468,52 @@ async def test_close_exactly_once_with_order_and_capture(env: Env, register: Reg
     assert (row.auction.state, row.auction.outcome, row.payment_state) == (
         State.CLOSED, Outcome.SOLD, "captured")
     assert row.order_id == order["id"]
+    assert order["unit_held"] is True  # the order takes over the unit the auction held
     await other.svc.aclose()
+
+
+async def test_an_auction_holds_its_unit_until_it_ends_without_a_sale(
+    env: Env, register: Register,
+) -> None:
+    """Creating an auction reserves a unit of its variant (none left: refused), so the item
+    cannot be sold twice; a cancel or a close without a sale gives it back, once; a sale hands
+    it to the winner's order."""
+    seller, admin, buyer = (await register("seller"), await register("admin"),
+                            await register("buyer"))
+    env.funds.credit(uuid.UUID(buyer.id), 100_000)
+    variant = env.variants.add(uuid.UUID(seller.id), units=1)
+
+    async def listed() -> uuid.UUID:
+        row = await env.svc.create(env.principal(seller), NewAuction(
+            variant_id=variant, start_price=1_000, duration_s=60))
+        assert env.variants.available[variant] == 0
+        return row.auction.rules.auction_id
+
+    first = await listed()
+    with pytest.raises(ValidationFailed) as refused:
+        await listed()
+    assert [e.field for e in refused.value.errors] == ["variant_id"]
+    await env.svc.cancel(env.principal(admin), first, "wrong photo")
+    assert env.variants.available[variant] == 1
+    with pytest.raises(InvalidAuctionAction):
+        await env.svc.cancel(env.principal(admin), first, "again")
+    assert env.variants.available[variant] == 1
+
+    unsold = await listed()  # relisted
+    await env.expire(unsold)
+    assert await env.scheduler.close(unsold) is True  # no bid: no sale
+    assert env.variants.available[variant] == 1
+    assert await env.scheduler.close(unsold) is False
+    assert env.variants.available[variant] == 1
+
+    sold = await listed()
+    await env.svc.place_bid(env.principal(buyer), sold, amount=2_000, bid_id=uuid.uuid4())
+    await env.expire(sold)
+    assert await env.scheduler.close(sold) is True
+    await env.scheduler.settle(sold)
+    assert env.variants.available[variant] == 0
+    assert (env.orders.orders[sold]["unit_held"], env.orders.orders[sold]["state"]) == (
+        True, "paid")
 
 
 async def test_below_reserve_is_no_sale(env: Env, register: Register) -> None:

@@ -33,10 +33,12 @@ async def test_unsettleable_auction_does_not_block_the_others(
         r = await client.post(f"/v1/auctions/{auction_id}/bids", headers=buyer.headers,
                               json={"amount": 2_000, "bid_id": str(uuid.uuid4())})
         assert r.status_code == 201, r.text
-    # The stuck auction's item is gone (sold elsewhere): its winner's order cannot be made.
+    # The stuck auction is one made before auctions held their unit (migration 0304), and its
+    # item is gone (sold elsewhere): its winner's order cannot be made.
     await rt.pool.execute(
-        """UPDATE variants SET on_hand = 0 WHERE id =
-             (SELECT variant_id FROM auctions WHERE id = $1)""", uuid.UUID(stuck))
+        """WITH a AS (UPDATE auctions SET unit_held = false WHERE id = $1 RETURNING variant_id)
+           UPDATE variants SET reserved = reserved - 1, on_hand = 0
+           WHERE id = (SELECT variant_id FROM a)""", uuid.UUID(stuck))
     await rt.pool.execute(
         "UPDATE auctions SET ends_at = clock_timestamp() WHERE id = ANY($1::uuid[])",
         [uuid.UUID(stuck), uuid.UUID(fine)])
