@@ -71,7 +71,7 @@ async def setup(dsn: str, schema: str, bidders: int,
                SELECT 'b' || g || '@bench', 'b' || g || '@bench', 'x', 'Bidder ' || g, 'buyer'
                FROM generate_series(1, $1) g RETURNING id""", bidders)
         variants = MemoryVariants()
-        variant = variants.add(seller)
+        variant = variants.add(seller, units=auctions)  # each auction holds one
         svc = AuctionService(pool, publisher=MemoryPublisher(), funds=RichFunds(),
                              orders=MemoryOrders(), variants=variants, limiter=None)
         made = []
