@@ -57,6 +57,11 @@ class Settings:
     login_rate_per_account: int = 5
     login_rate_per_address: int = 30
     login_rate_window_s: int = 300
+    # new checkouts and wallet top-ups per buyer per window (replays of a key are free)
+    checkout_rate: int = 10
+    checkout_rate_window_s: int = 60
+    topup_rate: int = 10
+    topup_rate_window_s: int = 3600
     payment_provider: str = "none"
     log_level: str = "INFO"
     log_json: bool = True
@@ -160,6 +165,11 @@ class Settings:
                 "LOGIN_RATE_PER_ADDRESS", 30, low=1, high=100_000
             ),
             login_rate_window_s=parser.integer("LOGIN_RATE_WINDOW_S", 300, low=1, high=86_400),
+            checkout_rate=parser.integer("CHECKOUT_RATE", 10, low=1, high=1_000_000),
+            checkout_rate_window_s=parser.integer("CHECKOUT_RATE_WINDOW_S", 60, low=1,
+                                                  high=86_400),
+            topup_rate=parser.integer("TOPUP_RATE", 10, low=1, high=1_000_000),
+            topup_rate_window_s=parser.integer("TOPUP_RATE_WINDOW_S", 3600, low=1, high=86_400),
             payment_provider=parser.choice("PAYMENT_PROVIDER", ("none", "demo"), "none"),
             log_level=parser.choice(
                 "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True

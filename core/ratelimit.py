@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.errors import RateLimited
 from core.metrics import Metrics
 
 log = logging.getLogger("souk.ratelimit")
@@ -105,6 +106,15 @@ class RateLimiter:
         if not decision.allowed:
             self._metrics.rate_limited.labels(limiter).inc()
         return decision
+
+    async def enforce(
+        self, limiter: str, subject: str, *, capacity: int, window_s: float,
+        detail: str | None = None,
+    ) -> None:
+        """`take` one token; raise RateLimited (429 with Retry-After) when there is none."""
+        decision = await self.take(limiter, subject, capacity=capacity, window_s=window_s)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s, detail)
 
     async def take_many(
         self, limiter: str, subjects: list[str], *, capacity: int, window_s: float, cost: int = 1

@@ -24,7 +24,7 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
         "Check out the cart: one order per seller, stock reserved and the total held on the "
         "wallet until payment (or expiry)",
         tags=("checkout",), body=CheckoutBody, responses={201: CheckoutResult}, auth=True,
-        roles=("buyer",), errors=(400, 401, 402, 403, 409, 413, 422), idempotency_key=True,
+        roles=("buyer",), errors=(400, 401, 402, 403, 409, 413, 422, 429), idempotency_key=True,
     )
     async def checkout(request: Request) -> Response:
         rt = runtime(request)
@@ -34,6 +34,9 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
         decode_json(raw or b"{}", CheckoutBody)
 
         async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
+            s = rt.settings  # a new checkout (a replay never gets here) takes a token
+            await rt.limiter.enforce("checkout", str(who.user_id), capacity=s.checkout_rate,
+                                     window_s=s.checkout_rate_window_s)
             orders = await service.place_orders(
                 conn, buyer_id=who.user_id, reservation_ttl_s=rt.settings.reservation_ttl_s
             )

@@ -128,7 +128,7 @@ def _key_box(request: Request) -> KeyBox:
 @endpoint(
     "Top up the wallet through the configured payment provider",
     tags=("wallet",), body=TopupBody, responses={201: TopupOut}, auth=True, roles=("buyer",),
-    errors=(400, 401, 403, 409, 415, 422, 503), idempotency_key=True,
+    errors=(400, 401, 403, 409, 415, 422, 429, 503), idempotency_key=True,
 )
 async def topup(request: Request) -> Response:
     principal = await require(request, Role.BUYER)
@@ -142,6 +142,9 @@ async def topup(request: Request) -> Response:
     transfer_id = transfer_id_for(principal.user_id, "wallet.topup", key)
 
     async def work(conn: Any) -> tuple[int, Any]:
+        s = rt.settings  # a new top-up (a replay never gets here) takes a token
+        await rt.limiter.enforce("wallet-topup", str(principal.user_id), capacity=s.topup_rate,
+                                 window_s=s.topup_rate_window_s)
         charge = await provider.charge(
             user_id=principal.user_id, amount=body.amount, currency=currency,
             idempotency_id=transfer_id,
