@@ -133,11 +133,9 @@ async def register(request: Request) -> Response:
 
 async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     s = rt.settings
-    by_address = await rt.limiter.take(
+    await rt.limiter.enforce(
         "login-address", address, capacity=s.login_rate_per_address, window_s=s.login_rate_window_s
     )
-    if not by_address.allowed:
-        raise RateLimited(by_address.retry_after_s)
     by_account = await rt.limiter.take(
         "login-account",
         account,
