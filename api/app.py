@@ -38,6 +38,8 @@ from api.checkout import routes as checkout
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
 from api.ledger.crypto import KeyBox
+from api.ledger.metrics import LedgerMetrics
+from api.ledger.metrics import snapshot as ledger_snapshot
 from api.middleware import RequestContext
 from api.openapi import build_document
 from api.orders import jobs as order_jobs
@@ -66,6 +68,7 @@ from realtime.metrics import HubMetrics
 from realtime.transport import WebsocketShortcut
 
 VERSION = "0.1.0"
+LEDGER_GAUGES = "ledger_gauges"
 log = logging.getLogger("souk.app")
 
 
@@ -113,11 +116,16 @@ async def running(coro: Any, name: str) -> AsyncIterator[asyncio.Task[Any]]:
 
 
 def commerce_jobs(
-    settings: Settings, rt: Runtime, metrics: CommerceMetrics
+    settings: Settings, rt: Runtime, metrics: CommerceMetrics, ledger_metrics: LedgerMetrics,
 ) -> list[tuple[str, Any]]:
-    """The commerce background loops (reservation expiry, seller settlement) as coroutines."""
+    """The commerce background loops (reservation expiry, seller settlement, the ledger's
+    gauges) as coroutines."""
     s = settings
     return [
+        (LEDGER_GAUGES, order_jobs.run_periodically(
+            LEDGER_GAUGES, s.ledger_metrics_interval_s,
+            lambda: ledger_snapshot(rt.pool, ledger_metrics), metrics,
+        )),
         (order_jobs.EXPIRY, order_jobs.run_periodically(
             order_jobs.EXPIRY, s.reservation_sweep_interval_s,
             lambda: order_jobs.expire_reservations(rt.pool, metrics, batch=s.commerce_job_batch),
@@ -150,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_logging(settings.log_level, json=settings.log_json)
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
+    ledger_metrics = LedgerMetrics(metrics.registry)
     hub_metrics = HubMetrics(metrics.registry)
     auction_metrics = AuctionMetrics(metrics.registry)
 
@@ -164,7 +173,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
             realtime.gateway.order_parties = order_parties_of(rt)
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
-            for name, task in commerce_jobs(settings, rt, commerce_metrics):
+            for name, task in commerce_jobs(settings, rt, commerce_metrics, ledger_metrics):
                 await stack.enter_async_context(running(task, name))
             auctions = await stack.enter_async_context(running_auctions(
                 rt.pool,

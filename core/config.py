@@ -76,6 +76,7 @@ class Settings:
     settlement_hold_s: int = 3 * 86_400
     settlement_interval_s: int = 60
     commerce_job_batch: int = 100
+    ledger_metrics_interval_s: int = 60  # how often the ledger gauges are read
     # Auctions (auctions/): per-user bid rate, wallet rule for bidding, winner payment window,
     # closing poll interval and group-commit batch bound.
     auction_bid_rate: int = 20
@@ -190,6 +191,8 @@ class Settings:
             ),
             settlement_interval_s=parser.integer("SETTLEMENT_INTERVAL_S", 60, low=1, high=86_400),
             commerce_job_batch=parser.integer("COMMERCE_JOB_BATCH", 100, low=1, high=10_000),
+            ledger_metrics_interval_s=parser.integer("LEDGER_METRICS_INTERVAL_S", 60, low=1,
+                                                     high=86_400),
             auction_bid_rate=parser.integer("AUCTION_BID_RATE", 20, low=1, high=100_000),
             auction_bid_rate_window_s=parser.integer(
                 "AUCTION_BID_RATE_WINDOW_S", 10, low=1, high=3_600

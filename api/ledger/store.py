@@ -314,6 +314,14 @@ async def statement(
     return rows
 
 
+async def balances_by_kind(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """(kind, currency, total, accounts): the stored balances summed by account kind."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT kind, currency, sum(balance)::bigint AS total, count(*) AS accounts
+           FROM ledger_accounts GROUP BY kind, currency ORDER BY kind, currency""")
+    return rows
+
+
 async def audit(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:
     """Recompute every balance from entries and compare with the stored balances; check every
     transfer sums to zero and every currency's balances sum to zero."""
