@@ -98,7 +98,7 @@ class CommerceOrders:
         return uuid.UUID(placed.id)
 
     async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
-        if await _state(conn, order_id) is OrderState.PENDING_PAYMENT:
+        if await order_store.lock_state(conn, order_id) is OrderState.PENDING_PAYMENT:
             await orders.transition(
                 conn, order_id, OrderState.PAID, by=By(Actor.SYSTEM, None, "system"),
                 reason="auction won and paid from the wallet",
@@ -107,16 +107,11 @@ class CommerceOrders:
     async def cancel_unpaid(
         self, conn: asyncpg.Connection, *, order_id: uuid.UUID, reason: str
     ) -> None:
-        if await _state(conn, order_id) is OrderState.PENDING_PAYMENT:
+        if await order_store.lock_state(conn, order_id) is OrderState.PENDING_PAYMENT:
             await orders.transition(
                 conn, order_id, OrderState.CANCELLED, by=By(Actor.SYSTEM, None, "system"),
                 reason=reason,
             )
-
-
-async def _state(conn: asyncpg.Connection, order_id: uuid.UUID) -> OrderState | None:
-    value = await conn.fetchval("SELECT state FROM orders WHERE id = $1 FOR UPDATE", order_id)
-    return OrderState(value) if value is not None else None
 
 
 class CatalogVariants:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from api.orders.metrics import CommerceMetrics
 from api.orders.routes import ORDER_ERRORS, order_id_of, order_reply, parse_state
 from api.orders.views import (
     AdminCancelBody,
+    AdminRefundBody,
     AdminTransitionBody,
     DeadLetterPage,
     DeadLetterView,
@@ -32,7 +34,8 @@ from core import outbox
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import FieldError, NotFound, ValidationFailed
-from core.http import JSONResponse, endpoint, parse_json
+from core.http import JSONResponse, decode_json, endpoint, parse_json, read_body
+from core.idempotency import check_key, request_hash, run_idempotent
 from core.ids import parse_uuid
 
 
@@ -178,8 +181,40 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
         body = await parse_json(request, AdminCancelBody)
         return await force(request, lambda o: machine.cancel_target(o.state), body.reason)
 
+    @endpoint(
+        "Refund part of a paid order to the buyer's wallet, with a reason; the order keeps its "
+        "state (its history records the refund). Idempotency-Key required: a key refunds once",
+        tags=("admin",), body=AdminRefundBody, auth=True, roles=("admin",),
+        errors=ORDER_ERRORS, idempotency_key=True,
+    )
+    async def admin_refund(request: Request) -> Response:
+        rt = runtime(request)
+        who = await require(request, Role.ADMIN)
+        order_id = order_id_of(request)
+        key = check_key(request.headers.get("idempotency-key"))
+        if key is None:
+            raise ValidationFailed(
+                [FieldError("Idempotency-Key", "required: a refund moves money")])
+        raw = await read_body(request, limit=4096)
+        body = decode_json(raw, AdminRefundBody)
+
+        async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
+            rest = await service.refund_in_part(
+                conn, order_id, body.amount, reason=body.reason,
+                by=service.By(Actor.ADMIN, who.user_id, "admin"),
+                transfer_id=uuid.uuid5(order_id, f"refund:{key}"),
+            )
+            return 201, {"refundable": rest}
+
+        outcome = await run_idempotent(
+            rt.pool, user_id=who.user_id, scope="order.refund", key=key,
+            fingerprint=request_hash(str(order_id), raw.strip()), work=work,
+        )
+        return await order_reply(rt.pool, order_id, status=outcome.status)
+
     return [
         Route("/v1/admin/orders", search_orders, methods=["GET"]),
+        Route("/v1/admin/orders/{order_id}/refunds", admin_refund, methods=["POST"]),
         Route("/v1/admin/orders/{order_id}/transition", force_transition, methods=["POST"]),
         Route("/v1/admin/orders/{order_id}/cancel", admin_cancel, methods=["POST"]),
         Route("/v1/admin/dead-letters", dead_letters, methods=["GET"]),

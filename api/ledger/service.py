@@ -354,6 +354,18 @@ async def refund_order(
     return transfer
 
 
+async def refundable(conn: asyncpg.Connection, order_id: uuid.UUID) -> int:
+    """What `refund_order` can still return for the order (captured minus refunded; 0 when
+    nothing was captured). Locks the order's funds for the caller's transaction. Raises
+    UnknownOrderFunds."""
+    funds = await store.lock_order_funds(conn, order_id)
+    if funds is None:
+        raise UnknownOrderFunds()
+    if funds["state"] not in ("captured", "settled"):
+        return 0
+    return int(funds["captured"] - funds["refunded"])
+
+
 async def settle_order(
     conn: asyncpg.Connection,
     *,

@@ -82,12 +82,13 @@ async def record(
     reason: str | None,
     topic: str = "order.state_changed",
     extra: dict[str, Any] | None = None,
+    amount: int | None = None,
 ) -> store.Event:
     """Write the history row and its outbox event (same transaction as the change)."""
     order_id = row["id"] if isinstance(row, asyncpg.Record) else row.id
     event = await store.add_event(
         conn, order_id, kind=kind, from_state=from_state, to_state=to_state,
-        actor_id=by.user_id, actor_role=by.actor.value, reason=reason,
+        actor_id=by.user_id, actor_role=by.actor.value, reason=reason, amount=amount,
     )
     payload: dict[str, Any] = {
         "type": topic, "order_id": str(order_id), "event_id": event.id, "kind": kind,
@@ -142,11 +143,13 @@ async def _apply(conn: asyncpg.Connection, order: store.Order, fx: Effects, *, r
         await ledger.release_hold(
             conn, order_id=order.id, transfer_id=transfer_id(order.id, "release")
         )
-    if fx.refund:
-        await ledger.refund_order(
-            conn, order_id=order.id, amount=order.total,
-            transfer_id=transfer_id(order.id, "refund"), reason=reason[:200],
-        )
+    if fx.refund:  # what is left after any partial refunds (`refund_in_part`)
+        rest = await ledger.refundable(conn, order.id)
+        if rest > 0:
+            await ledger.refund_order(
+                conn, order_id=order.id, amount=rest,
+                transfer_id=transfer_id(order.id, "refund"), reason=reason[:200],
+            )
     if fx.sell_stock:
         await store.sell_stock(conn, order.id)
     if fx.release_stock:
@@ -184,9 +187,10 @@ async def settle(conn: asyncpg.Connection, order_id: uuid.UUID, *, fee_bps: int)
     if row is None:
         return False
     funds = await balances.order_funds(conn, order_id)
-    # Already settled in the ledger (e.g. an admin settled it by hand): record it on the order
-    # instead of failing every pass.
-    if funds is None or funds["state"] != "settled":
+    # Already settled in the ledger (e.g. an admin settled it by hand), or refunded in full in
+    # parts (nothing left to pay out): record it on the order instead of failing every pass.
+    left = funds is None or funds["captured"] - funds["refunded"] > 0
+    if left and (funds is None or funds["state"] != "settled"):
         await ledger.settle_order(
             conn, order_id=order_id, seller_id=row["seller_id"],
             transfer_id=transfer_id(order_id, "settle"), fee_bps=fee_bps,
@@ -195,6 +199,37 @@ async def settle(conn: asyncpg.Connection, order_id: uuid.UUID, *, fee_bps: int)
     await record(conn, row, kind="settled", from_state=row["state"], to_state=row["state"],
                  by=by, reason=None, topic="order.settled")
     return True
+
+
+# States whose money was captured and not yet given back by a cancel: refundable in part.
+REFUNDABLE_IN_PART = frozenset(
+    {OrderState.PAID, OrderState.PACKED, OrderState.OUT_FOR_DELIVERY, OrderState.DELIVERED})
+
+
+async def refund_in_part(
+    conn: asyncpg.Connection, order_id: uuid.UUID, amount: int, *, by: By, reason: str,
+    transfer_id: uuid.UUID,
+) -> int:
+    """Give `amount` of a paid order back to the buyer's wallet (from escrow, or after
+    settlement from the seller's payable and the fee) without changing its state, recorded in
+    its history and announced as `order.refunded_in_part`. Returns what can still be refunded.
+    The same `transfer_id` again changes nothing. Raises NotFound, InvalidTransition (not a
+    paid order) or RefundExceedsCaptured."""
+    state = await store.lock_state(conn, order_id)
+    if state is None:
+        raise NotFound()
+    if state not in REFUNDABLE_IN_PART:
+        raise InvalidTransition(state.value, state.value,
+                                "Only a paid order that is not cancelled can be refunded in part.")
+    await ledger.refund_order(conn, order_id=order_id, amount=amount, transfer_id=transfer_id,
+                              reason=reason)
+    rest = await ledger.refundable(conn, order_id)
+    order = await store.get_order(conn, order_id)
+    assert order is not None
+    await record(conn, order, kind="refund", from_state=state.value, to_state=state.value, by=by,
+                 reason=reason, topic="order.refunded_in_part", amount=amount,
+                 extra={"amount": amount, "currency": order.currency, "refundable": rest})
+    return rest
 
 
 async def in_transaction(

@@ -59,6 +59,7 @@ class Event:
     actor_role: str
     reason: str | None
     at: datetime
+    amount: int | None = None  # refund events: the amount given back
 
 
 def _order(row: asyncpg.Record, lines: tuple[Line, ...] = ()) -> Order:
@@ -72,7 +73,7 @@ def _order(row: asyncpg.Record, lines: tuple[Line, ...] = ()) -> Order:
 def _event(row: asyncpg.Record) -> Event:
     return Event(
         row["id"], row["order_id"], row["kind"], row["from_state"], row["to_state"],
-        row["actor_id"], row["actor_role"], row["reason"], row["at"],
+        row["actor_id"], row["actor_role"], row["reason"], row["at"], row["amount"],
     )
 
 
@@ -166,12 +167,13 @@ async def add_event(
     actor_id: uuid.UUID | None,
     actor_role: str,
     reason: str | None,
+    amount: int | None = None,
 ) -> Event:
     row = await conn.fetchrow(
         """INSERT INTO order_events (order_id, kind, from_state, to_state, actor_id, actor_role,
-                                     reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
-        order_id, kind, from_state, to_state, actor_id, actor_role, reason,
+                                     reason, amount)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *""",
+        order_id, kind, from_state, to_state, actor_id, actor_role, reason, amount,
     )
     return _event(row)
 
@@ -312,6 +314,13 @@ async def due_settlements(conn: Conn, hold_s: int, limit: int) -> list[uuid.UUID
         float(hold_s), limit,
     )
     return [r["id"] for r in rows]
+
+
+async def lock_state(conn: asyncpg.Connection, order_id: uuid.UUID) -> OrderState | None:
+    """Lock the order for the caller's transaction (waiting for another holder) and return its
+    state; None if there is no such order."""
+    value = await conn.fetchval("SELECT state FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    return OrderState(value) if value is not None else None
 
 
 async def lock_if(conn: asyncpg.Connection, order_id: uuid.UUID, condition: str) -> bool:

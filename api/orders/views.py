@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from api.ledger import rules as ledger_rules
 from api.orders import store
 from core.http import Schema
 
@@ -26,6 +27,11 @@ class CancelBody(Schema):
 class AdminTransitionBody(Schema):
     to: StateName
     reason: Reason
+
+
+class AdminRefundBody(Schema):
+    amount: Annotated[int, msgspec.Meta(ge=1, le=ledger_rules.MAX_AMOUNT)]  # minor units
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=ledger_rules.MAX_REASON)]
 
 
 class AdminCancelBody(Schema):
@@ -54,6 +60,7 @@ class EventView(msgspec.Struct):
     actor_role: str = "system"
     reason: str | None = None
     at: str = ""
+    amount: int | None = None  # refund events: the amount given back (minor units)
 
 
 class OrderView(msgspec.Struct):
@@ -103,7 +110,7 @@ def event_view(e: store.Event) -> EventView:
     return EventView(
         id=e.id, kind=e.kind, from_state=e.from_state, to_state=e.to_state,
         actor_id=str(e.actor_id) if e.actor_id else None, actor_role=e.actor_role,
-        reason=e.reason, at=iso(e.at) or "",
+        reason=e.reason, at=iso(e.at) or "", amount=e.amount,
     )
 
 

@@ -96,6 +96,8 @@ async def test_nobody_touches_anothers_objects(
          {"to": "packed", "reason": "x"}, {403}),
         ("POST", "/v1/admin/orders/{order_id}/cancel", f"/v1/admin/orders/{paid}/cancel", bob,
          {"reason": "x"}, {403}),
+        ("POST", "/v1/admin/orders/{order_id}/refunds", f"/v1/admin/orders/{paid}/refunds",
+         alice_seller, {"amount": 1, "reason": "x"}, {403}),
         ("POST", "/v1/admin/dead-letters/{event_id}/replay", "/v1/admin/dead-letters/1/replay",
          bob, None, {403}),
     ]
