@@ -221,9 +221,11 @@ async def refund_in_part(
     if state not in REFUNDABLE_IN_PART:
         raise InvalidTransition(state.value, state.value,
                                 "Only a paid order that is not cancelled can be refunded in part.")
-    await ledger.refund_order(conn, order_id=order_id, amount=amount, transfer_id=transfer_id,
-                              reason=reason)
+    transfer = await ledger.refund_order(conn, order_id=order_id, amount=amount,
+                                         transfer_id=transfer_id, reason=reason)
     rest = await ledger.refundable(conn, order_id)
+    if transfer.replayed:  # done before: its history event is there already
+        return rest
     order = await store.get_order(conn, order_id)
     assert order is not None
     await record(conn, order, kind="refund", from_state=state.value, to_state=state.value, by=by,

@@ -143,6 +143,14 @@ async def test_admin_partial_refunds(
         "refund", admin.id, "scratched lid", "paid", 300)
     assert r.json()["events"][0]["amount"] is None
     assert (await refund(first, 300, "r1")).status_code == 201  # the same key: once
+    async with rt.pool.acquire() as conn, conn.transaction():  # as if the key had expired
+        rest = await order_service.refund_in_part(
+            conn, uuid.UUID(first), 300, reason="scratched lid", transfer_id=uuid.uuid5(
+                uuid.UUID(first), "refund:r1"), by=order_service.By(
+                    order_service.Actor.ADMIN, uuid.UUID(admin.id), "admin"))
+    assert rest == 700
+    r = await client.get(f"/v1/orders/{first}", headers=buyer.headers)
+    assert [e["amount"] for e in r.json()["events"] if e["kind"] == "refund"] == [300]
     assert (await wallet(rt, buyer.id)).available == 10_000 - 1_000 + 300
     r = await refund(first, 800, "r2")
     assert (r.status_code, r.json()["code"]) == (409, "refund_exceeds_captured")
