@@ -289,11 +289,21 @@ class AuctionService:
     # --- admins --------------------------------------------------------------------------
 
     async def cancel(self, principal: Principal, auction_id: uuid.UUID, reason: str) -> None:
-        """Admin cancel with a reason (recorded, announced). Raises Forbidden, AuctionNotFound,
-        InvalidAuctionAction (already over)."""
-        _admin(principal)
+        """Cancel with a reason (recorded with who did it, announced): an admin, any live
+        auction; its seller, their own before its first bid (a listing made by mistake;
+        bidders are never cancelled on by the seller). Raises Forbidden, AuctionNotFound,
+        InvalidAuctionAction (already over; or, for the seller, bids placed)."""
+        if principal.role not in (Role.ADMIN, Role.SELLER):
+            raise Forbidden("Only admins, or the seller before the first bid, cancel auctions.")
 
         async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
+            if principal.role is Role.SELLER:
+                if row.auction.rules.seller_id != principal.user_id:
+                    raise Forbidden("Only admins, or the seller before the first bid, cancel "
+                                    "auctions.")
+                if row.auction.bid_count:
+                    raise InvalidAuctionAction(
+                        "It has bids: only an admin can cancel it now.")
             cancelled, events = engine.cancel(row.auction, reason, now)
             await store.save_state(conn, cancelled)
             await self.release_unsold_unit(conn, row, cancelled)

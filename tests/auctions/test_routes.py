@@ -101,9 +101,11 @@ async def test_route_auth_and_validation(client: httpx.AsyncClient, env: Env,
                           json={"amount": 1_000, "bid_id": str(uuid.uuid4())},
                           headers=seller.headers)
     assert r.status_code == 403
-    r = await client.post(f"/v1/auctions/{aid}/cancel", json={"reason": "x"},
-                          headers=seller.headers)
-    assert r.status_code == 403
+    stranger = await register("seller")  # only its own seller (before a bid) or an admin
+    for who in (stranger, buyer):
+        r = await client.post(f"/v1/auctions/{aid}/cancel", json={"reason": "x"},
+                              headers=who.headers)
+        assert r.status_code == 403, r.text
     assert (await client.get(f"/v1/auctions/{uuid.uuid4()}")).status_code == 404
     assert (await client.get("/v1/auctions/not-a-uuid")).status_code == 404
     r = await client.post(f"/v1/auctions/{aid}/bids/1/void", json={"reason": "x"},

@@ -607,6 +607,8 @@ async def test_admin_cancel_and_void(env: Env, register: Register) -> None:
     ack = await env.svc.place_bid(env.principal(b), aid, amount=1_500, kind=BidKind.EXACT,
                                   bid_id=uuid.uuid4())
     assert ack.seq == 3
+    with pytest.raises(InvalidAuctionAction):  # bids placed: not the seller's to cancel
+        await env.svc.cancel(env.principal(seller), aid, "changed my mind")
     await env.svc.cancel(env.principal(admin), aid, "counterfeit item")
     assert env.published(aid)[-1] == {"auction_id": str(aid), "seq": 3, "type": "cancelled",
                                       "reason": "counterfeit item"}
@@ -620,6 +622,25 @@ async def test_admin_cancel_and_void(env: Env, register: Register) -> None:
     assert [(r["action"], r["seq"], r["reason"]) for r in actions] == [
         ("void_bid", 2, "shill bidding"), ("cancel", None, "counterfeit item")]
     assert await env.scheduler.run_once() == (0, 0)  # cancelled auctions never close
+
+
+async def test_a_seller_cancels_their_own_auction_before_its_first_bid(
+    env: Env, register: Register,
+) -> None:
+    seller, other, buyer = (await register("seller"), await register("seller"),
+                            await register("buyer"))
+    row = await env.auction(seller)
+    aid = row.auction.rules.auction_id
+    for who in (other, buyer):
+        with pytest.raises(Forbidden):
+            await env.svc.cancel(env.principal(who), aid, "not mine")
+    await env.svc.cancel(env.principal(seller), aid, "wrong photo")
+    assert env.published(aid)[-1]["type"] == "cancelled"
+    assert env.variants.available[row.variant_id] == 1  # back on sale
+    actions = await env.rt.pool.fetch(
+        "SELECT actor_id, action, reason FROM auction_admin_actions WHERE auction_id = $1", aid)
+    assert [(r["actor_id"], r["action"], r["reason"]) for r in actions] == [
+        (uuid.UUID(seller.id), "cancel", "wrong photo")]
 
 
 async def test_scheduled_auction_refuses_early_bids(env: Env, register: Register) -> None:
