@@ -88,7 +88,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
             max_size=settings.database_pool_max,
         )
         stack.push_async_callback(pool.close)
-        redis = create_redis(settings.redis_url)
+        redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         stack.push_async_callback(redis.aclose)
         yield Runtime(
             settings=settings,

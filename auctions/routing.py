@@ -39,12 +39,12 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from auctions.model import BidKind
 from auctions.sequencer import BidAck, BidRequest, Sequencer, settle_checks
 from core.coalesce import Coalescer
 from core.errors import AppError, ServiceUnavailable
+from core.redis_client import REDIS_ERRORS
 
 log = logging.getLogger("souk.auctions.routing")
 
@@ -172,7 +172,7 @@ class BidRouter:
             if not fut.done():
                 fut.set_exception(ServiceUnavailable())
         # Hand the auctions over now rather than when the leases lapse.
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             for auction_id in list(self._owned):
                 await self._redis.eval(
                     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
@@ -224,7 +224,7 @@ class BidRouter:
         try:
             owner = await self._claim(keys=[self._lease(auction_id)],
                                       args=[self.node, self._lease_ms])
-        except (RedisError, OSError) as exc:  # no routing without Redis: sequence here
+        except REDIS_ERRORS as exc:  # no routing without Redis: sequence here
             log.warning("auction owner lookup failed", extra={"error": repr(exc)})
             return self.node
         name = _text(owner)
@@ -233,7 +233,7 @@ class BidRouter:
         return name
 
     async def _take_over(self, auction_id: uuid.UUID, dead: str) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             owner = await self._steal(keys=[self._lease(auction_id)],
                                       args=[self.node, dead, self._lease_ms])
             name = _text(owner)
@@ -265,7 +265,7 @@ class BidRouter:
             self._on_forward("timeout")
             self._owners.pop(auction_id, None)
             raise ServiceUnavailable("The auction's owner did not answer in time.") from None
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("bid forward failed", extra={"error": repr(exc)})
             raise ServiceUnavailable() from None
         finally:
@@ -368,7 +368,7 @@ class BidRouter:
                 if now - last > 30:
                     del self._owned[auction_id]
                     continue
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     owner = await self._claim(keys=[self._lease(auction_id)],
                                               args=[self.node, self._lease_ms])
                     name = _text(owner)

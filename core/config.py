@@ -112,6 +112,8 @@ class Settings:
     realtime_recover_max: int = 300
     realtime_meta_ttl_s: int = 86_400
     realtime_sharded_pubsub: bool = False
+    # REDIS_URL names one node of a Redis Cluster (the others are discovered): see README
+    redis_cluster: bool = False
     realtime_presence_ttl_s: int = 15
     chat_max_chars: int = 500
     chat_rate: int = 5
@@ -238,6 +240,7 @@ class Settings:
                 "REALTIME_META_TTL_S", 86_400, low=60, high=365 * 86_400
             ),
             realtime_sharded_pubsub=parser.boolean("REALTIME_SHARDED_PUBSUB", False),
+            redis_cluster=parser.boolean("REDIS_CLUSTER", False),
             realtime_presence_ttl_s=parser.integer(
                 "REALTIME_PRESENCE_TTL_S", 15, low=3, high=3600
             ),
@@ -261,6 +264,15 @@ class Settings:
         parser.check(
             not (settings.env == "prod" and settings.payment_provider == "demo"),
             "PAYMENT_PROVIDER=demo is refused when SOUK_ENV=prod",
+        )
+        parser.check(
+            not (settings.redis_cluster and settings.realtime_sharded_pubsub),
+            "REALTIME_SHARDED_PUBSUB is not supported with REDIS_CLUSTER yet (a cluster "
+            "forwards classic pub/sub to every node)",
+        )
+        parser.check(
+            not (settings.redis_cluster and settings.auction_routing),
+            "AUCTION_ROUTING is not supported with REDIS_CLUSTER yet",
         )
         parser.check(
             not (settings.env == "prod" and settings.auction_ack_before_commit),

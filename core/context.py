@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
 from core.auth import Principal, Role, TokenService, bearer_token
@@ -21,7 +20,7 @@ from core.config import Settings
 from core.errors import Forbidden, TokenInvalid, Unauthorized
 from core.metrics import Metrics
 from core.ratelimit import RateLimiter
-from core.redis_client import Keys
+from core.redis_client import REDIS_ERRORS, Keys
 
 log = logging.getLogger("souk.auth")
 
@@ -72,7 +71,7 @@ async def is_revoked(rt: Runtime, principal: Principal) -> bool:
             rt.revoked_key(principal.jti), rt.suspended_key(principal.user_id)
         )
         return bool(found)
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         log.warning("revocation check unavailable", extra={"error": repr(exc)})
         return False
 

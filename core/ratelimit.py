@@ -10,14 +10,15 @@ If Redis does not answer, the limiter fails open (logs, counts `souk_rate_limite
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from core.errors import RateLimited
 from core.metrics import Metrics
+from core.redis_client import REDIS_ERRORS, is_cluster
 
 log = logging.getLogger("souk.ratelimit")
 
@@ -88,6 +89,7 @@ class RateLimiter:
         self._metrics = metrics
         self._script = redis.register_script(_TOKEN_BUCKET)
         self._many = redis.register_script(_TOKEN_BUCKETS)
+        self._cluster = is_cluster(redis)
 
     async def take(
         self, limiter: str, subject: str, *, capacity: int, window_s: float, cost: int = 1
@@ -98,7 +100,7 @@ class RateLimiter:
             allowed, retry = await self._script(
                 keys=[key], args=[capacity, capacity / window_s, cost]
             )
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._metrics.rate_limiter_errors.labels(limiter).inc()
             log.warning("rate limiter unavailable, failing open", extra={"error": repr(exc)})
             return Decision(True, 0.0)
@@ -124,18 +126,20 @@ class RateLimiter:
         raises on Redis failure."""
         if not subjects:
             return []
-        # One script over all keys: a single Redis instance only (on Redis Cluster the keys
-        # would have to share a slot; use `take` per subject there).
         keys = [f"{self._prefix}ratelimit:{limiter}:{subject}" for subject in subjects]
+        args = [capacity, capacity / window_s, cost]
         try:
-            replies = await self._many(keys=keys, args=[capacity, capacity / window_s, cost])
-        except (RedisError, OSError) as exc:
+            if self._cluster:  # the keys live on many slots: one script call per key, at once
+                pairs = await asyncio.gather(*(self._script(keys=[k], args=args) for k in keys))
+                decisions = [Decision(bool(int(a)), float(r)) for a, r in pairs]
+            else:  # one script over all keys: one round trip
+                replies = await self._many(keys=keys, args=args)
+                decisions = [Decision(True, 0.0) if r == b"ok" else Decision(False, float(r))
+                             for r in replies]
+        except REDIS_ERRORS as exc:
             self._metrics.rate_limiter_errors.labels(limiter).inc(len(subjects))
             log.warning("rate limiter unavailable, failing open", extra={"error": repr(exc)})
             return [Decision(True, 0.0) for _ in subjects]
-        decisions = [
-            Decision(True, 0.0) if r == b"ok" else Decision(False, float(r)) for r in replies
-        ]
         refused = sum(1 for d in decisions if not d.allowed)
         if refused:
             self._metrics.rate_limited.labels(limiter).inc(refused)

@@ -19,12 +19,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.exceptions import RedisError
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from core.auth import Principal
 from core.errors import AppError, ServiceUnavailable, TokenInvalid, Unauthorized
+from core.redis_client import REDIS_ERRORS
 from realtime import wire
 from realtime.channels import (
     ANONYMOUS,
@@ -59,6 +59,8 @@ from realtime.transport import AsgiSink, make_sink
 from realtime.wire import Codec, FrameError
 
 log = logging.getLogger("souk.realtime.ws")
+# A dependency failed: the command is answered `service_unavailable` (temporary).
+_UNAVAILABLE: tuple[type[Exception], ...] = (*REDIS_ERRORS, TimeoutError)
 
 CLOSE_TOO_BIG = 1009
 
@@ -254,7 +256,7 @@ async def _run(gw: Gateway, conn: _Conn, cmd: Command) -> None:
         conn.send(error_reply(cmd.id, exc))
         if isinstance(cmd, Auth) and isinstance(exc, Unauthorized):
             conn.client.close(CLOSE_BAD_TOKEN, exc.code)
-    except (RedisError, OSError, TimeoutError) as exc:
+    except _UNAVAILABLE as exc:
         gw.metrics.commands.labels(op, "unavailable").inc()
         log.warning("websocket command failed", extra={"op": op, "error": repr(exc)})
         conn.send(error_reply(cmd.id, ServiceUnavailable()))

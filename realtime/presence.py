@@ -19,8 +19,8 @@ import logging
 import uuid
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from core.redis_client import REDIS_ERRORS, is_cluster
 from realtime.channels import BadChannel, Channel, Kind, parse_channel
 from realtime.endpoint import Presence
 from realtime.hub import Client, Hub
@@ -73,7 +73,7 @@ class RedisPresence(Presence):
         while not self._stopping:
             try:
                 await self.sync()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("presence sync failed", extra={"error": repr(exc)})
             except Exception:  # never die silently: log and keep going
                 log.exception("presence sync crashed")
@@ -129,7 +129,11 @@ class RedisPresence(Presence):
     async def _alive(self, nodes: list[str]) -> set[str]:
         if not nodes:
             return set()
-        flags = await self._redis.mget([self._node_key(n) for n in nodes])
+        keys = [self._node_key(n) for n in nodes]
+        if is_cluster(self._redis):  # the keys span slots: read slot by slot
+            flags = await self._redis.mget_nonatomic(keys)  # type: ignore[attr-defined]
+        else:
+            flags = await self._redis.mget(keys)
         return {n for n, f in zip(nodes, flags, strict=True) if f is not None}
 
     async def count(self, channel: str) -> int:
@@ -162,7 +166,7 @@ class RedisPresence(Presence):
 
     async def close(self) -> None:
         """Remove this node's entries (a clean shutdown; a crash is covered by the TTL)."""
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             pipe = self._redis.pipeline(transaction=False)
             pipe.delete(self._node_key(self.node))
             for name in self._counted:

@@ -30,8 +30,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from core.redis_client import REDIS_ERRORS
 from realtime import wire
 from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
@@ -272,7 +272,7 @@ class RedisBroker:
         if fut is None or fut.done():
             fut = self._confirm[channel] = loop.create_future()
         if self._pubsub is not None and self._connected.is_set():
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._send_subscribe([channel])
         try:
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
@@ -285,7 +285,7 @@ class RedisBroker:
         self._wanted.discard(channel)
         if self._pubsub is not None and self._connected.is_set():
             cmd = "SUNSUBSCRIBE" if self._sharded else "UNSUBSCRIBE"
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._pubsub.execute_command(cmd, self._tag(channel))
 
     async def _send_subscribe(self, channels: list[str]) -> None:
@@ -326,7 +326,7 @@ class RedisBroker:
                 await self._pump()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._connected.clear()
                 log.warning("pub/sub connection lost", extra={"error": repr(exc)})
             except Exception:  # never die silently: log and start over

@@ -57,6 +57,14 @@ def test_bid_writers_leave_pool_connections_for_requests() -> None:
         Settings.from_env({**BASE, "DATABASE_POOL_MAX": "8", "AUCTION_WRITER_CONNECTIONS": "8"})
 
 
+def test_redis_cluster_refuses_what_it_does_not_support_yet() -> None:
+    assert Settings.from_env(BASE | {"REDIS_CLUSTER": "true"}).redis_cluster is True
+    with pytest.raises(SettingsError, match="REALTIME_SHARDED_PUBSUB"):
+        Settings.from_env(BASE | {"REDIS_CLUSTER": "true", "REALTIME_SHARDED_PUBSUB": "true"})
+    with pytest.raises(SettingsError, match="AUCTION_ROUTING"):
+        Settings.from_env(BASE | {"REDIS_CLUSTER": "true", "AUCTION_ROUTING": "true"})
+
+
 def test_schema_and_prefix_are_validated() -> None:
     with pytest.raises(SettingsError, match="DATABASE_SCHEMA"):
         Settings.from_env({**BASE, "DATABASE_SCHEMA": 'x"; drop'})
