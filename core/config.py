@@ -272,7 +272,8 @@ class Settings:
         )
         parser.check(
             not (settings.redis_cluster and settings.auction_routing),
-            "AUCTION_ROUTING is not supported with REDIS_CLUSTER yet",
+            "AUCTION_ROUTING is not supported with REDIS_CLUSTER (it finds a gone owner by the "
+            "subscriber count PUBLISH returns, which a cluster counts on one node only)",
         )
         parser.check(
             not (settings.env == "prod" and settings.auction_ack_before_commit),
