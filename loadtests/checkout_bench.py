@@ -67,7 +67,10 @@ def start_server(dsn: str, redis_url: str, schema: str, port: int, key_dir: str,
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": redis_url, "DATABASE_SCHEMA": schema,
            "REDIS_PREFIX": f"{schema}:", "JWT_KEY_DIR": key_dir, "SOUK_ENV": "test",
            "PAYMENT_PROVIDER": "demo", "LOG_LEVEL": "WARNING", "DATABASE_POOL_MAX": str(pool_max),
-           "LOGIN_RATE_PER_ADDRESS": "100000"}
+           # each worker is one buyer checking out back to back: the per-buyer limits would
+           # turn the run into a measurement of 429s
+           "LOGIN_RATE_PER_ADDRESS": "100000", "CHECKOUT_RATE": "1000000",
+           "TOPUP_RATE": "1000000"}
     return subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter running uvicorn
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host",
          "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
