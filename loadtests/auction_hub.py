@@ -25,6 +25,7 @@ Targets 127.0.0.1 only; every run is bounded (`--seconds` <= 30) and stops by it
         --watchers 5000 --bidders 500 --rate 1000 --seconds 15
     ... --ack-before-commit        # the cost of durability (record only)
     ... --watchers 0 --bidders 400 --rate 0   # the highest attempt rate (closed loop)
+    ... --watchers 200 --drain 4800           # 5,000 watchers, 4,800 of them load-only in C
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from core.auth import generate_key
 from core.config import Settings
 from loadtests.fanout import procstat
 from loadtests.fanout.client import Commander, Endpoint, Fleet
+from loadtests.fanout.drain import Drain
 from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
 
 BID_EVENT = msgspec.json.Decoder(dict[str, Any])
@@ -364,7 +366,7 @@ def summarise(args: argparse.Namespace, results: list[dict[str, Any]],
     return report
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--servers", type=int, default=2)
     p.add_argument("--watchers", type=int, default=5000)
@@ -373,6 +375,10 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=1000, help="attempts/s in all; 0 = closed loop")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--sample", type=int, default=49, help="1 in N watchers timed")
+    p.add_argument("--drain", type=int, default=0,
+                   help="extra load-only watchers in C (loadtests/fanout/drain.c): they read "
+                        "and discard, at a fraction of the Python watchers' CPU; delivery, gaps "
+                        "and order are measured on the --watchers ones")
     p.add_argument("--ack-before-commit", action="store_true")
     p.add_argument("--env", action="append", default=[], help="extra server env KEY=VALUE")
     p.add_argument("--server-nice", type=int, default=0,
@@ -381,6 +387,11 @@ def main() -> None:
     args = p.parse_args()
     if not 0 < args.seconds <= 30:
         raise SystemExit("--seconds must be in (0, 30]")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     from tests.support.servers import ServerProcess
     from tests.support.services import drop_isolation, make_settings
@@ -409,6 +420,10 @@ def main() -> None:
         out: Any = ctx.Queue()
         stop = ctx.Event()
         children = []
+        drain = None
+        if args.drain:
+            drain = Drain(urls, args.drain, channel, max_s=args.seconds + 300)
+            drain.wait_ready()
         if args.watchers:
             w_ready = ctx.Event()
             children.append(ctx.Process(target=watchers_main, args=(
@@ -440,10 +455,13 @@ def main() -> None:
         time.sleep(2.0)  # deliveries drain
         stop.set()
         watch = out.get(timeout=120) if args.watchers else None
+        drained = drain.stop() if drain is not None else None
         for c in children:
             c.join(30)
         rec = asyncio.run(record(settings, auction))
         report = summarise(args, results, watch, rec, t_start)
+        if drained is not None:
+            report["drain"] = drained
         report["servers_metrics"] = [scrape(s.url) for s in procs]
         attempts = sum(report["outcomes"].values())
         report["server_cpu_s"] = [round(c, 2) for c in cpu_used]
