@@ -77,6 +77,11 @@ class AuctionMetrics:
             "Recorded announcements (auction_publications) deleted by this process's closing "
             "scheduler after AUCTION_PUBLICATIONS_KEEP_S.", registry=r,
         )
+        self.attempts_pruned = Counter(
+            "souk_auction_attempts_pruned_total",
+            "Bid attempts' audit rows of long-ended auctions deleted by this process's closing "
+            "scheduler (AUCTION_ATTEMPTS_KEEP_DAYS; 0 keeps them for good).", registry=r,
+        )
         self.bids_routed = Counter(
             "souk_auction_bids_routed_total",
             "Bids sent to the auction's owner process, by outcome (forwarded, owner_gone, "

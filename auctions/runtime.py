@@ -64,6 +64,7 @@ def settings_from(settings: Settings) -> AuctionSettings:
                                          settings.database_pool_max),
         funds_cache_s=settings.auction_funds_cache_ms / 1000,
         publications_keep_s=settings.auction_publications_keep_s,
+        attempts_keep_s=settings.auction_attempts_keep_days * 86_400,
     )
 
 

@@ -26,7 +26,8 @@ Every process runs `CloseScheduler.run()`. Each pass:
    auction with new commits; one that could not publish is repeated by the next check.
 4. once a minute, in another task, deletes recorded announcements older than
    `AuctionSettings.publications_keep_s` (`prune_publications`): they are only ever read to
-   re-publish one lost seconds earlier, and a hot auction records one per bid batch.
+   re-publish one lost seconds earlier, and a hot auction records one per bid batch; and, when
+   `attempts_keep_s` is set, the bid attempts' audit rows of auctions that ended longer ago.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import asyncpg
+from prometheus_client import Counter
 
 from auctions import engine, store
 from auctions.model import Event, Outcome, State
@@ -179,20 +181,35 @@ class CloseScheduler:
         return repaired
 
     async def prune_publications(self) -> int:
-        """Delete the recorded announcements older than the keep time (module doc, 4.), in
-        batches of `prune_batch` rows, at most `_PRUNE_BATCHES` of them (the next pass goes on
-        where this one stopped); returns how many were deleted."""
+        """Delete the recorded announcements older than the keep time, and the attempts of
+        long-ended auctions when their keep time is set (module doc, 4.); returns how many
+        rows were deleted."""
         svc = self._svc
+        metrics = svc.sequencer.metrics
+        deleted = await self._prune(
+            "auction announcements", metrics.publications_pruned,
+            lambda: store.prune_publications(svc.pool, keep_s=svc.settings.publications_keep_s,
+                                             limit=self._prune_batch))
+        if svc.settings.attempts_keep_s > 0:
+            deleted += await self._prune(
+                "auction bid attempts", metrics.attempts_pruned,
+                lambda: store.prune_attempts(svc.pool, keep_s=svc.settings.attempts_keep_s,
+                                             limit=self._prune_batch))
+        return deleted
+
+    async def _prune(self, what: str, counter: Counter,
+                     batch: Callable[[], Awaitable[int]]) -> int:
+        """`batch()` until it deletes fewer than `prune_batch` rows, at most `_PRUNE_BATCHES`
+        times (the next pass goes on where this one stopped)."""
         deleted = 0
         for _ in range(_PRUNE_BATCHES):
-            n = await store.prune_publications(
-                svc.pool, keep_s=svc.settings.publications_keep_s, limit=self._prune_batch)
+            n = await batch()
             deleted += n
-            svc.sequencer.metrics.publications_pruned.inc(n)
+            counter.inc(n)
             if n < self._prune_batch:
                 break
         if deleted:
-            log.info("old auction announcements pruned", extra={"deleted": deleted})
+            log.info("old rows pruned", extra={"what": what, "deleted": deleted})
         return deleted
 
     def _backing_off(self) -> list[uuid.UUID]:

@@ -74,6 +74,7 @@ class AuctionSettings:
     writer_connections: int = 10  # most pool connections the bid writers hold at once
     funds_cache_s: float = 1.0  # a wallet balance that covers a bid is trusted this long
     publications_keep_s: float = 86_400  # recorded announcements older than this are deleted
+    attempts_keep_s: float = 0  # attempts of auctions ended longer ago are deleted (0: never)
 
 
 @dataclass(frozen=True, slots=True)

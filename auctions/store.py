@@ -354,6 +354,24 @@ async def prune_publications(
     return int(status.rsplit(" ", 1)[1])
 
 
+async def prune_attempts(
+    conn: asyncpg.Connection | asyncpg.Pool, *, keep_s: float, limit: int,
+) -> int:
+    """Delete up to `limit` audit rows of bid attempts of auctions that ended (closed or
+    cancelled) more than `keep_s` ago; returns how many. Their accepted bids stay in
+    `auction_bids`. Rows another pruner is deleting are skipped."""
+    status: str = await conn.execute(
+        """DELETE FROM auction_bid_attempts WHERE ctid = ANY(ARRAY(
+               SELECT t.ctid FROM auctions a
+               JOIN auction_bid_attempts t ON t.auction_id = a.id
+               WHERE a.closed_at < now() - make_interval(secs => $1)
+               LIMIT $2
+               FOR UPDATE OF t SKIP LOCKED))""",
+        keep_s, limit,
+    )
+    return int(status.rsplit(" ", 1)[1])
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     bidder: uuid.UUID

@@ -92,6 +92,9 @@ class Settings:
     # how long each commit's recorded announcement (auction_publications) is kept: it is read
     # only to re-publish announcements lost between a commit and its publication, seconds later
     auction_publications_keep_s: int = 86_400
+    # days the bid attempts' audit rows of an ended auction are kept (0: for good); its
+    # accepted bids are always kept
+    auction_attempts_keep_days: int = 0
     auction_closer: bool = True  # run the closing/settling loop in this process
     auction_routing: bool = False  # one owner process per auction (auctions/routing.py)
     # Benchmark only ("cost of durability"): answer bids before their COMMIT. Refused in prod.
@@ -212,6 +215,8 @@ class Settings:
             auction_publications_keep_s=parser.integer(
                 "AUCTION_PUBLICATIONS_KEEP_S", 86_400, low=3_600, high=365 * 86_400
             ),
+            auction_attempts_keep_days=parser.integer("AUCTION_ATTEMPTS_KEEP_DAYS", 0, low=0,
+                                                      high=36_500),
             auction_closer=parser.boolean("AUCTION_CLOSER", True),
             auction_routing=parser.boolean("AUCTION_ROUTING", False),
             auction_ack_before_commit=parser.boolean("AUCTION_ACK_BEFORE_COMMIT", False),

@@ -764,6 +764,43 @@ async def test_the_scheduler_prunes_announcements_past_the_keep_time_in_batches(
     assert await kept() == [8]
 
 
+async def test_attempts_of_long_ended_auctions_are_pruned_when_a_keep_time_is_set(
+    env: Env, register: Register,
+) -> None:
+    """With `attempts_keep_s`, the scheduler deletes the attempt rows of auctions that ended
+    longer ago; live and recently ended auctions keep theirs, and accepted bids always stay.
+    Without it (the default) nothing is deleted."""
+    seller = await register("seller")
+    [buyer] = await env.buyers(1, funds=1_000_000)
+    aids = [(await env.auction(seller)).auction.rules.auction_id for _ in range(3)]
+    for aid in aids:
+        await env.svc.place_bid(env.principal(buyer), aid, amount=2_000, bid_id=uuid.uuid4())
+        with pytest.raises(BidTooLow):
+            await env.svc.place_bid(env.principal(buyer), aid, amount=1_000, kind=BidKind.EXACT,
+                                    bid_id=uuid.uuid4())
+    old, recent, live = aids
+    for aid in (old, recent):
+        await env.expire(aid)
+        assert await env.scheduler.close(aid) is True
+    await env.rt.pool.execute(
+        "UPDATE auctions SET closed_at = closed_at - interval '3 days' WHERE id = $1", old)
+
+    async def rows(table: str) -> dict[uuid.UUID, int]:
+        found = await env.rt.pool.fetch(
+            f"SELECT auction_id, count(*) AS n FROM {table} GROUP BY auction_id")
+        return {r["auction_id"]: r["n"] for r in found}
+
+    assert await CloseScheduler(env.svc).prune_publications() == 0  # default: keep for good
+    assert await rows("auction_bid_attempts") == {old: 2, recent: 2, live: 2}
+    keeping = make_env(env.rt, attempts_keep_s=2 * 86_400)
+    assert await CloseScheduler(keeping.svc, prune_batch=1).prune_publications() == 2
+    assert await rows("auction_bid_attempts") == {recent: 2, live: 2}
+    assert await rows("auction_bids") == {old: 1, recent: 1, live: 1}
+    assert keeping.svc.sequencer.metrics.registry.get_sample_value(
+        "souk_auction_attempts_pruned_total") == 2
+    await keeping.svc.aclose()
+
+
 async def test_an_announcement_lost_after_commit_is_published_by_the_next_commit(
     env: Env, register: Register,
 ) -> None:
