@@ -271,11 +271,6 @@ class Settings:
             "PAYMENT_PROVIDER=demo is refused when SOUK_ENV=prod",
         )
         parser.check(
-            not (settings.redis_cluster and settings.realtime_sharded_pubsub),
-            "REALTIME_SHARDED_PUBSUB is not supported with REDIS_CLUSTER yet (a cluster "
-            "forwards classic pub/sub to every node)",
-        )
-        parser.check(
             not (settings.redis_cluster and settings.auction_routing),
             "AUCTION_ROUTING is not supported with REDIS_CLUSTER (it finds a gone owner by the "
             "subscriber count PUBLISH returns, which a cluster counts on one node only)",

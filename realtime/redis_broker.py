@@ -14,9 +14,13 @@ and deletes stale history: clients holding the old epoch get `recovered: false`,
 Pub/sub message: `<epoch> <offset> <ms> <key>\\n<JSON publication>` (epoch and offset `-` for
 latest-value publications, key empty for durable ones).
 
-The reader task owns one pub/sub connection per process. It never dies silently: on any error
-it logs, counts, reconnects with backoff, resubscribes every channel and asks the hub to check
-positions (whatever was published meanwhile was missed).
+Each process reads pub/sub on one connection (`_Link`, to REDIS_URL); with sharded pub/sub on
+a Redis Cluster, on one per node serving its channels' slots. A reader never dies silently: on
+any error it logs, counts, reconnects with backoff, resubscribes its channels and asks the hub
+to check positions (whatever was published meanwhile was missed). On a cluster, channels follow
+their slots: when a node drops a shard subscription (its slot migrated), answers MOVED, or
+stays unreachable, the slot map is read again and each channel subscribed on the node now
+serving it, then positions are checked.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ import contextlib
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
 
-from core.redis_client import REDIS_ERRORS
+from core.redis_client import REDIS_ERRORS, is_cluster
 from realtime import wire
 from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
@@ -153,11 +159,14 @@ class RedisBroker:
         self._recover = redis.register_script(_RECOVER)
         self._on_message: OnMessage | None = None
         self._on_resync: OnResync | None = None
-        self._wanted: set[str] = set()
         self._confirm: dict[str, asyncio.Future[None]] = {}
-        self._pubsub: Any = None
-        self._connected = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Pub/sub connections by URL: one (REDIS_URL) for classic pub/sub or a single node;
+        # on a Redis Cluster with sharded pub/sub, one per node holding the slots of the
+        # channels subscribed (`_link_for`). `_home`: which link holds each channel.
+        self._links: dict[str, _Link] = {}
+        self._home: dict[str, _Link] = {}
+        self._per_node = sharded and is_cluster(redis)
+        self._rehoming: asyncio.Task[None] | None = None
         self._closing = False
         self._sub_prefix = f"{prefix}{{rt:"
         # Reconnect storms start thousands of subscribes at once: queue them here instead of
@@ -185,20 +194,38 @@ class RedisBroker:
         self._on_message, self._on_resync = on_message, on_resync
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
+        link = self._link(self._url)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
-                await self._connected.wait()
+                await link.connected.wait()
 
     async def close(self) -> None:
-        """Stop the reader. The flag backs up the cancellation, which a Redis client call may
+        """Stop the readers. The flag backs up the cancellation, which a Redis client call may
         swallow (the loop would then reconnect forever)."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [link.task for link in self._links.values()]
+        if self._rehoming is not None:
+            tasks.append(self._rehoming)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 async with asyncio.timeout(5):
-                    await self._task
+                    await task
+
+    def _link(self, url: str) -> _Link:
+        link = self._links.get(url)
+        if link is None:
+            link = self._links[url] = _Link(self, url)
+        return link
+
+    def _link_for(self, channel: str) -> _Link:
+        """The pub/sub connection that must hold `channel`: REDIS_URL's, or with sharded pub/sub
+        on a Redis Cluster the one to the node serving the channel's slot."""
+        if not self._per_node:
+            return self._link(self._url)
+        node = self._redis.get_node_from_key(self._tag(channel))  # type: ignore[attr-defined]
+        return self._link(_with_host(self._url, node.host, node.port))
 
     # -- commands ------------------------------------------------------------------------
 
@@ -266,14 +293,16 @@ class RedisBroker:
 
     async def subscribe(self, channel: str) -> None:
         """Returns once Redis confirmed the subscription (raises TimeoutError after 5 s)."""
-        self._wanted.add(channel)
+        link = self._home.get(channel) or self._link_for(channel)
+        self._home[channel] = link
+        link.wanted.add(channel)
         loop = asyncio.get_running_loop()
         fut = self._confirm.get(channel)
         if fut is None or fut.done():
             fut = self._confirm[channel] = loop.create_future()
-        if self._pubsub is not None and self._connected.is_set():
+        if link.pubsub is not None and link.connected.is_set():
             with contextlib.suppress(*REDIS_ERRORS):
-                await self._send_subscribe([channel])
+                await link.send_subscribe([channel])
         try:
             async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
                 await asyncio.shield(fut)
@@ -282,81 +311,55 @@ class RedisBroker:
                 del self._confirm[channel]
 
     async def unsubscribe(self, channel: str) -> None:
-        self._wanted.discard(channel)
-        if self._pubsub is not None and self._connected.is_set():
-            cmd = "SUNSUBSCRIBE" if self._sharded else "UNSUBSCRIBE"
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self._pubsub.execute_command(cmd, self._tag(channel))
+        link = self._home.pop(channel, None)
+        if link is not None:
+            await link.drop(channel)
 
-    async def _send_subscribe(self, channels: list[str]) -> None:
-        cmd = "SSUBSCRIBE" if self._sharded else "SUBSCRIBE"
-        for i in range(0, len(channels), 500):
-            names = [self._tag(c) for c in channels[i : i + 500]]
-            if self._sharded:
-                for name in names:  # sharded: one slot per command
-                    await self._pubsub.execute_command(cmd, name)
-            else:
-                await self._pubsub.execute_command(cmd, *names)
+    def _confirmed(self, bus_name: bytes) -> None:
+        channel = self._channel_of(bus_name)
+        fut = self._confirm.get(channel) if channel is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
-    # -- reader --------------------------------------------------------------------------
+    def _resync(self) -> None:
+        if self._on_resync is not None:
+            self._on_resync()
 
-    async def _read_forever(self) -> None:
+    # -- sharded pub/sub on a Redis Cluster: channels follow their slots --------------------
+
+    def rehome_soon(self) -> None:
+        """A link was told a slot moved, or lost its node: re-read the cluster's slot map and
+        move each channel to the link of the node now serving it (once at a time)."""
+        if self._per_node and not self._closing and (
+                self._rehoming is None or self._rehoming.done()):
+            self._rehoming = asyncio.create_task(self._rehome(), name="realtime-bus-rehome")
+
+    async def _rehome(self) -> None:
         backoff = 0.05
-        first = True
         while not self._closing:
-            client = aioredis.Redis.from_url(
-                self._url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
-                socket_keepalive=True, socket_connect_timeout=5,
-            )
             try:
-                self._pubsub = client.pubsub()
-                await self._pubsub.connect()
-                # Subscribing to nothing real keeps the connection in pub/sub mode.
-                await self._pubsub.execute_command("SUBSCRIBE", self._tag("_"))
-                if self._wanted:
-                    await self._send_subscribe(sorted(self._wanted))
-                self._connected.set()
-                if not first:
+                await self._redis.nodes_manager.initialize()  # type: ignore[attr-defined]
+                moved = 0
+                for channel, link in list(self._home.items()):
+                    target = self._link_for(channel)
+                    if target is not link:
+                        # its old node dropped it, refuses it (MOVED) or is gone: no unsubscribe
+                        link.wanted.discard(channel)
+                        self._home[channel] = target
+                        target.wanted.add(channel)
+                        if target.pubsub is not None and target.connected.is_set():
+                            await target.send_subscribe([channel])
+                        moved += 1
+                if moved:
                     self._metrics.bus_reconnects.inc()
-                    log.warning("pub/sub reconnected")
-                    if self._on_resync is not None:
-                        self._on_resync()
-                first = False
-                backoff = 0.05
-                await self._pump()
-            except asyncio.CancelledError:
-                raise
+                    log.warning("pub/sub channels moved to their slots' new nodes",
+                                extra={"moved": moved})
+                    self._resync()  # whatever was published meanwhile was missed
+                return
             except REDIS_ERRORS as exc:
-                self._connected.clear()
-                log.warning("pub/sub connection lost", extra={"error": repr(exc)})
-            except Exception:  # never die silently: log and start over
-                self._connected.clear()
-                log.exception("pub/sub reader failed")
-            finally:
-                self._connected.clear()
-                with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-                self._pubsub = None
-            first = False
-            await asyncio.sleep(backoff)
-            backoff = min(2.0, backoff * 2)
-
-    async def _pump(self) -> None:
-        ps = self._pubsub
-        while not self._closing:
-            response = await ps.parse_response(block=True)
-            if response is None:
-                continue
-            kind = response[0]
-            if kind in (b"message", b"smessage"):
-                self._handle(response[1], response[2])
-            elif kind in (b"subscribe", b"ssubscribe"):
-                channel = self._channel_of(response[1])
-                fut = self._confirm.get(channel) if channel is not None else None
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
+                log.warning("pub/sub slot map refresh failed", extra={"error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
 
     def _handle(self, bus_name: bytes, data: bytes) -> None:
         channel = self._channel_of(bus_name)
@@ -374,3 +377,111 @@ class RedisBroker:
         else:
             msg = Message(channel, epoch.decode(), int(offset), int(ts), None, payload)
         self._on_message(msg)
+
+
+def _with_host(url: str, host: str, port: int) -> str:
+    """`url` (scheme, credentials, database) pointed at another node."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=(auth + "@" if auth else "") + f"{host}:{port}"))
+
+
+class _Link:
+    """One pub/sub connection and the channels it should hold. Its reader never dies silently:
+    on any error it logs, counts, reconnects with backoff, resubscribes its channels and asks
+    the hub to check positions (whatever was published meanwhile was missed)."""
+
+    def __init__(self, broker: RedisBroker, url: str) -> None:
+        self.broker = broker
+        self.url = url
+        self.wanted: set[str] = set()
+        self.pubsub: Any = None
+        self.connected = asyncio.Event()
+        self.task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
+
+    async def send_subscribe(self, channels: list[str]) -> None:
+        b = self.broker
+        cmd = "SSUBSCRIBE" if b._sharded else "SUBSCRIBE"
+        for i in range(0, len(channels), 500):
+            names = [b._tag(c) for c in channels[i : i + 500]]
+            if b._sharded:
+                for name in names:  # sharded: one slot per command
+                    await self.pubsub.execute_command(cmd, name)
+            else:
+                await self.pubsub.execute_command(cmd, *names)
+
+    async def drop(self, channel: str) -> None:
+        self.wanted.discard(channel)
+        if self.pubsub is not None and self.connected.is_set():
+            cmd = "SUNSUBSCRIBE" if self.broker._sharded else "UNSUBSCRIBE"
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.pubsub.execute_command(cmd, self.broker._tag(channel))
+
+    async def _read_forever(self) -> None:
+        b = self.broker
+        backoff = 0.05
+        first = True
+        failures = 0
+        while not b._closing:
+            client = aioredis.Redis.from_url(
+                self.url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
+                socket_keepalive=True, socket_connect_timeout=5,
+            )
+            try:
+                self.pubsub = client.pubsub()
+                await self.pubsub.connect()
+                # Subscribing to nothing real keeps the connection in pub/sub mode.
+                await self.pubsub.execute_command("SUBSCRIBE", b._tag("_"))
+                if self.wanted:
+                    await self.send_subscribe(sorted(self.wanted))
+                self.connected.set()
+                if not first:
+                    b._metrics.bus_reconnects.inc()
+                    log.warning("pub/sub reconnected")
+                    b._resync()
+                first = False
+                backoff = 0.05
+                failures = 0
+                await self._pump()
+            except asyncio.CancelledError:
+                raise
+            except REDIS_ERRORS as exc:
+                failures += 1
+                log.warning("pub/sub connection lost", extra={"error": repr(exc)})
+            except Exception:  # never die silently: log and start over
+                failures += 1
+                log.exception("pub/sub reader failed")
+            finally:
+                self.connected.clear()
+                with contextlib.suppress(Exception):
+                    await self.pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+                self.pubsub = None
+            if failures >= 3:  # its node may be gone for good: its slots moved elsewhere
+                b.rehome_soon()
+            first = False
+            await asyncio.sleep(backoff)
+            backoff = min(2.0, backoff * 2)
+
+    async def _pump(self) -> None:
+        b = self.broker
+        ps = self.pubsub
+        while not b._closing:
+            try:
+                response = await ps.parse_response(block=True)
+            except ResponseError as exc:  # a refused (S)SUBSCRIBE: MOVED, its slot moved
+                log.warning("pub/sub command refused", extra={"error": repr(exc)})
+                b.rehome_soon()
+                continue
+            if response is None:
+                continue
+            kind = response[0]
+            if kind in (b"message", b"smessage"):
+                b._handle(response[1], response[2])
+            elif kind in (b"subscribe", b"ssubscribe"):
+                b._confirmed(response[1])
+            elif kind == b"sunsubscribe":
+                channel = b._channel_of(response[1])
+                if channel is not None and channel in self.wanted:
+                    b.rehome_soon()  # dropped by the server, not by us: its slot moved

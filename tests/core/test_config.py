@@ -59,8 +59,6 @@ def test_bid_writers_leave_pool_connections_for_requests() -> None:
 
 def test_redis_cluster_refuses_what_it_does_not_support_yet() -> None:
     assert Settings.from_env(BASE | {"REDIS_CLUSTER": "true"}).redis_cluster is True
-    with pytest.raises(SettingsError, match="REALTIME_SHARDED_PUBSUB"):
-        Settings.from_env(BASE | {"REDIS_CLUSTER": "true", "REALTIME_SHARDED_PUBSUB": "true"})
     with pytest.raises(SettingsError, match="AUCTION_ROUTING"):
         Settings.from_env(BASE | {"REDIS_CLUSTER": "true", "AUCTION_ROUTING": "true"})
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from redis.crc import key_slot
 
 from auctions.wire import events_of
 from tests.conftest import Register
@@ -35,11 +36,16 @@ def cluster(tmp_path: Path) -> Iterator[RedisClusterNodes]:
         nodes.kill()
 
 
+@pytest.mark.parametrize("sharded", [False, True], ids=["classic", "sharded"])
 async def test_two_servers_on_a_redis_cluster(
     servers: Callable[..., ServerProcess], register: Register, cluster: RedisClusterNodes,
+    sharded: bool,
 ) -> None:
+    """Classic pub/sub (the cluster forwards it to every node) or sharded (each process keeps
+    one connection per node serving its channels)."""
     env = {"REDIS_CLUSTER": "true", "AUCTION_BID_RATE": "3", "AUCTION_BID_RATE_WINDOW_S": "60",
-           "WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000"}
+           "WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000",
+           "REALTIME_SHARDED_PUBSUB": "true" if sharded else "false"}
     a = servers(REDIS_URL=cluster.urls[0], **env)
     b = servers(REDIS_URL=cluster.urls[1], **env)
     admin = await register("admin")
@@ -127,4 +133,30 @@ async def _bids_and_rate_limits(http: httpx.AsyncClient, a: ServerProcess, b: Se
         for msg in await watcher.publications(1, wait_s=20):
             seen += [e["seq"] for e in events_of(msg["data"]) if e.get("type") == "bid"]
     assert seen == accepted
+    await watcher.close()
+
+
+async def test_sharded_subscriptions_follow_a_migrated_slot(
+    servers: Callable[..., ServerProcess], register: Register, cluster: RedisClusterNodes,
+) -> None:
+    """A channel's slot (and its keys) moves to another node while a watcher is subscribed:
+    the server's reader follows it (the old node drops the shard subscription), and the
+    watcher gets every publication, in order — those made while it moved from the history."""
+    env = {"REDIS_CLUSTER": "true", "REALTIME_SHARDED_PUBSUB": "true"}
+    a = servers(REDIS_URL=cluster.urls[0], **env)
+    b = servers(REDIS_URL=cluster.urls[1], **env)
+    admin = await register("admin")
+    channel = f"auction:{uuid.uuid4()}"
+    tag = f"{a.settings.redis_prefix}{{rt:{channel}}}"
+    src = cluster.node_of(tag)
+    watcher = await WsClient.open(a.ws_url)
+    assert (await watcher.call("subscribe", channel=channel))["result"]["offset"] == 0
+    assert admin_publish(b, admin.access_token, channel, {"n": 0})["offset"] == 1
+    assert [p["offset"] for p in await watcher.publications(1)] == [1]
+    cluster.migrate_slot(key_slot(tag.encode()), src, (src + 1) % 3)
+    for n in range(1, 6):
+        assert admin_publish(b, admin.access_token, channel, {"n": n})["offset"] == n + 1
+        await asyncio.sleep(0.2)
+    pubs = await watcher.publications(5, wait_s=30)
+    assert [(p["offset"], p["data"]["n"]) for p in pubs] == [(n + 1, n) for n in range(1, 6)]
     await watcher.close()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from tests.support.private_redis import PrivateRedis
 
@@ -52,10 +53,8 @@ class RedisClusterNodes:
                               str(node.workdir / "nodes.conf"), "--cluster-node-timeout", "5000"])
         clients = [redis.Redis(port=n.port) for n in self.nodes]
         try:
-            step = SLOTS // len(self.nodes)
             for i, c in enumerate(clients):
-                last = SLOTS - 1 if i == len(clients) - 1 else (i + 1) * step - 1
-                c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", *self._slots(i))
             for n in self.nodes[1:]:
                 clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
             deadline = time.monotonic() + 30
@@ -63,6 +62,33 @@ class RedisClusterNodes:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Redis Cluster did not become ready")
                 time.sleep(0.1)
+        finally:
+            for c in clients:
+                c.close()
+
+    def _slots(self, i: int) -> tuple[int, int]:
+        step = SLOTS // len(self.nodes)
+        return i * step, SLOTS - 1 if i == len(self.nodes) - 1 else (i + 1) * step - 1
+
+    def node_of(self, key: str) -> int:
+        """Index of the node first given `key`'s slot."""
+        slot = key_slot(key.encode())
+        return next(i for i in range(len(self.nodes))
+                    if self._slots(i)[0] <= slot <= self._slots(i)[1])
+
+    def migrate_slot(self, slot: int, src: int, dst: int) -> None:
+        """Move `slot` and its keys from node `src` to node `dst`, the way a resharding does
+        (IMPORTING / MIGRATING, MIGRATE of each key, then SETSLOT NODE on every node)."""
+        clients = [redis.Redis(port=n.port) for n in self.nodes]
+        try:
+            ids = [c.execute_command("CLUSTER", "MYID").decode() for c in clients]
+            clients[dst].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+            clients[src].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+            while keys := clients[src].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                clients[src].execute_command("MIGRATE", "127.0.0.1", self.nodes[dst].port, "",
+                                             0, 5000, "KEYS", *keys)
+            for i in (dst, src, *[i for i in range(len(clients)) if i not in (src, dst)]):
+                clients[i].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
         finally:
             for c in clients:
                 c.close()
