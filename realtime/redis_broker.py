@@ -167,6 +167,7 @@ class RedisBroker:
         self._home: dict[str, _Link] = {}
         self._per_node = sharded and is_cluster(redis)
         self._rehoming: asyncio.Task[None] | None = None
+        self._rehome_again = False
         self._closing = False
         self._sub_prefix = f"{prefix}{{rt:"
         # Reconnect storms start thousands of subscribes at once: queue them here instead of
@@ -224,7 +225,11 @@ class RedisBroker:
         on a Redis Cluster the one to the node serving the channel's slot."""
         if not self._per_node:
             return self._link(self._url)
-        node = self._redis.get_node_from_key(self._tag(channel))  # type: ignore[attr-defined]
+        try:
+            node = self._redis.get_node_from_key(self._tag(channel))  # type: ignore[attr-defined]
+        except REDIS_ERRORS:  # the slot map is not read yet, or the slot is not served:
+            self.rehome_soon()  # REDIS_URL's node answers MOVED if it is not the one
+            return self._link(self._url)
         return self._link(_with_host(self._url, node.host, node.port))
 
     # -- commands ------------------------------------------------------------------------
@@ -330,13 +335,16 @@ class RedisBroker:
     def rehome_soon(self) -> None:
         """A link was told a slot moved, or lost its node: re-read the cluster's slot map and
         move each channel to the link of the node now serving it (once at a time)."""
-        if self._per_node and not self._closing and (
-                self._rehoming is None or self._rehoming.done()):
+        if not self._per_node or self._closing:
+            return
+        self._rehome_again = True  # a pass already running goes round once more
+        if self._rehoming is None or self._rehoming.done():
             self._rehoming = asyncio.create_task(self._rehome(), name="realtime-bus-rehome")
 
     async def _rehome(self) -> None:
         backoff = 0.05
-        while not self._closing:
+        while not self._closing and self._rehome_again:
+            self._rehome_again = False
             try:
                 await self._redis.nodes_manager.initialize()  # type: ignore[attr-defined]
                 moved = 0
@@ -355,9 +363,10 @@ class RedisBroker:
                     log.warning("pub/sub channels moved to their slots' new nodes",
                                 extra={"moved": moved})
                     self._resync()  # whatever was published meanwhile was missed
-                return
             except REDIS_ERRORS as exc:
+                self._rehome_again = True
                 log.warning("pub/sub slot map refresh failed", extra={"error": repr(exc)})
+            if self._rehome_again:  # asked again meanwhile (or failed): not in a tight loop
                 await asyncio.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
 
