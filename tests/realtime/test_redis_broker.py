@@ -14,7 +14,7 @@ from core.config import Settings
 from realtime.broker import Message
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
-from realtime.redis_broker import RedisBroker
+from realtime.redis_broker import RedisBroker, _with_host
 
 
 async def test_publish_many_gives_consecutive_offsets_in_one_unit(settings: Settings) -> None:
@@ -81,3 +81,11 @@ async def test_publish_ordered_refuses_gaps_and_duplicates(settings: Settings) -
         assert (again.status, again.last_order) == ("published", 42)
     finally:
         await redis.aclose()
+
+
+def test_a_node_url_keeps_the_scheme_credentials_and_database() -> None:
+    """With sharded pub/sub on a cluster, each node's connection is REDIS_URL pointed at it."""
+    assert _with_host("rediss://app:s3cret@cache-0:6380/2?ssl_cert_reqs=none", "10.0.0.7",
+                      7001) == "rediss://app:s3cret@10.0.0.7:7001/2?ssl_cert_reqs=none"
+    assert _with_host("redis://127.0.0.1:6379/0", "127.0.0.1", 7002) == (
+        "redis://127.0.0.1:7002/0")
