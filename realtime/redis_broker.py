@@ -392,7 +392,8 @@ def _with_host(url: str, host: str, port: int) -> str:
     """`url` (scheme, credentials, database) pointed at another node."""
     parts = urlsplit(url)
     auth = parts.netloc.rpartition("@")[0]
-    return urlunsplit(parts._replace(netloc=(auth + "@" if auth else "") + f"{host}:{port}"))
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address
+    return urlunsplit(parts._replace(netloc=(auth + "@" if auth else "") + where))
 
 
 class _Link:

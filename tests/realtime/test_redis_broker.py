@@ -89,3 +89,4 @@ def test_a_node_url_keeps_the_scheme_credentials_and_database() -> None:
                       7001) == "rediss://app:s3cret@10.0.0.7:7001/2?ssl_cert_reqs=none"
     assert _with_host("redis://127.0.0.1:6379/0", "127.0.0.1", 7002) == (
         "redis://127.0.0.1:7002/0")
+    assert _with_host("redis://[::1]:6379", "::1", 7003) == "redis://[::1]:7003"
