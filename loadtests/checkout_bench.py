@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 
 from api.ledger.routes import TOPUP_MAX
+from loadtests import isolation
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNDS = TOPUP_MAX  # one top-up at the ledger's per-top-up cap: 100,000 checkouts of 1.00
@@ -176,9 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc is not None:
                 proc.terminate()
                 proc.wait(15)
-                conn = await asyncpg.connect(dsn)
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                await conn.close()
+                await isolation.drop(dsn, redis_url, schema, f"{schema}:")
     return {
         "mode": "hot variant" if args.hot else "one variant per buyer",
         "concurrency": args.concurrency, "duration_s": round(wall, 1),

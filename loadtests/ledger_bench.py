@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
@@ -33,6 +32,7 @@ import httpx
 from api.ledger import service as ledger
 from core.auth import generate_key
 from core.db import create_pool, migrate_dsn
+from loadtests import isolation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,11 +195,7 @@ async def main(args: argparse.Namespace) -> None:
             lines += await http_level(args, schema)
     finally:
         await pool.close()
-        conn: Any = await asyncpg.connect(args.dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await isolation.drop(args.dsn, args.redis, schema, f"{schema}:")
     lines.append("benchmark client CPU per measurement (of one core): " + ", ".join(CPU_NOTES))
     print("\n".join(lines))
 
