@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from api.ledger.routes import TOPUP_MAX
-from loadtests import isolation
+from tests.support.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNDS = TOPUP_MAX  # one top-up at the ledger's per-top-up cap: 100,000 checkouts of 1.00
@@ -176,7 +176,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc is not None:
                 proc.terminate()
                 proc.wait(15)
-                await isolation.drop(dsn, redis_url, schema, f"{schema}:")
+                await drop_schema_and_keys(dsn, redis_url, schema, f"{schema}:")
     return {
         "mode": "hot variant" if args.hot else "one variant per buyer",
         "concurrency": args.concurrency, "duration_s": round(wall, 1),

@@ -32,7 +32,7 @@ import httpx
 from api.ledger import service as ledger
 from core.auth import generate_key
 from core.db import create_pool, migrate_dsn
-from loadtests import isolation
+from tests.support.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,7 +195,7 @@ async def main(args: argparse.Namespace) -> None:
             lines += await http_level(args, schema)
     finally:
         await pool.close()
-        await isolation.drop(args.dsn, args.redis, schema, f"{schema}:")
+        await drop_schema_and_keys(args.dsn, args.redis, schema, f"{schema}:")
     lines.append("benchmark client CPU per measurement (of one core): " + ", ".join(CPU_NOTES))
     print("\n".join(lines))
 

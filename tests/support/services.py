@@ -60,14 +60,20 @@ def make_settings(key_dir: Path, **overrides: object) -> Settings:
 
 async def drop_isolation(settings: Settings) -> None:
     """Drop the test's schema and Redis keys."""
-    conn = await asyncpg.connect(settings.database_url)
+    await drop_schema_and_keys(settings.database_url, settings.redis_url,
+                               settings.database_schema, settings.redis_prefix)
+
+
+async def drop_schema_and_keys(dsn: str, redis_url: str, schema: str, redis_prefix: str) -> None:
+    """Drop a PostgreSQL schema and every Redis key under a prefix (tests, benchmarks)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE')
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(redis_url)
     try:
-        keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}*", count=1000)]
+        keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
         for i in range(0, len(keys), 500):
             await client.delete(*keys[i : i + 500])
     finally:
