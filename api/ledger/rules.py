@@ -188,6 +188,14 @@ def refund_from_escrow_legs(
     )
 
 
+def refundable(funds: Mapping[str, Any]) -> int:
+    """What an order's funds record can still give back: captured minus refunded, once the
+    money was captured (0 before). Also what a settlement pays out."""
+    if funds["state"] not in ("captured", "settled"):
+        return 0
+    return int(funds["captured"] - funds["refunded"])
+
+
 def fee_share_of_refund(
     *, settled: int, fee: int, refunded_before: int, amount: int
 ) -> int:

@@ -330,9 +330,9 @@ async def refund_order(
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
         raise UnknownOrderFunds()
-    refundable = funds["captured"] - funds["refunded"]
-    if funds["state"] not in ("captured", "settled") or amount > refundable:
-        raise RefundExceedsCaptured(params={"refundable": max(0, refundable)})
+    left = rules.refundable(funds)  # 0 before the capture; `amount` is at least 1
+    if amount > left:
+        raise RefundExceedsCaptured(params={"refundable": left})
     currency, buyer = funds["currency"], funds["buyer_id"]
     changes: dict[str, Any] = {"refunded": funds["refunded"] + amount}
     if funds["state"] == "captured":
@@ -361,9 +361,7 @@ async def refundable(conn: asyncpg.Connection, order_id: uuid.UUID) -> int:
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
         raise UnknownOrderFunds()
-    if funds["state"] not in ("captured", "settled"):
-        return 0
-    return int(funds["captured"] - funds["refunded"])
+    return rules.refundable(funds)
 
 
 async def settle_order(
@@ -388,7 +386,7 @@ async def settle_order(
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
         raise UnknownOrderFunds()
-    remaining = funds["captured"] - funds["refunded"]
+    remaining = rules.refundable(funds)
     if funds["state"] != "captured" or remaining <= 0:
         state = "refunded" if funds["state"] == "captured" else funds["state"]
         raise HoldConflict(params={"state": state})

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from api.ledger import balances
+from api.ledger import rules as ledger_rules
 from api.ledger import service as ledger
 from api.orders import store
 from api.orders.machine import (
@@ -189,8 +190,7 @@ async def settle(conn: asyncpg.Connection, order_id: uuid.UUID, *, fee_bps: int)
     funds = await balances.order_funds(conn, order_id)
     # Already settled in the ledger (e.g. an admin settled it by hand), or refunded in full in
     # parts (nothing left to pay out): record it on the order instead of failing every pass.
-    left = funds is None or funds["captured"] - funds["refunded"] > 0
-    if left and (funds is None or funds["state"] != "settled"):
+    if funds is None or (funds["state"] != "settled" and ledger_rules.refundable(funds) > 0):
         await ledger.settle_order(
             conn, order_id=order_id, seller_id=row["seller_id"],
             transfer_id=transfer_id(order_id, "settle"), fee_bps=fee_bps,

@@ -142,3 +142,10 @@ def test_rules_module_is_pure() -> None:
     }
     assert imported <= {"__future__", "enum", "hashlib", "re", "uuid", "collections",
                         "dataclasses", "typing"}, imported
+
+
+def test_refundable_is_what_was_captured_and_not_given_back() -> None:
+    assert rules.refundable({"state": "held", "captured": 0, "refunded": 0}) == 0
+    assert rules.refundable({"state": "captured", "captured": 1_000, "refunded": 300}) == 700
+    assert rules.refundable({"state": "settled", "captured": 1_000, "refunded": 1_000}) == 0
+    assert rules.refundable({"state": "released", "captured": 0, "refunded": 0}) == 0
