@@ -234,6 +234,14 @@ def close(auction: Auction, now: int) -> tuple[Auction, list[Event]]:
     return new, [event]
 
 
+def ended_unsold(before: Auction, after: Auction) -> bool:
+    """Whether this change ended a live auction without a sale (cancelled, or closed with no
+    sale): the unit it held goes back to stock then, and only then."""
+    return before.state in LIVE_STATES and (
+        after.state is State.CANCELLED
+        or (after.state is State.CLOSED and after.outcome is Outcome.NO_SALE))
+
+
 def cancel(auction: Auction, reason: str, now: int) -> tuple[Auction, list[Event]]:
     """Admin cancel of a live auction (no sale). Raises InvalidAuctionAction once it is over."""
     if auction.state not in LIVE_STATES:

@@ -41,7 +41,6 @@ from auctions.model import (
     BidKind,
     Event,
     IncrementTable,
-    Outcome,
     Rules,
     State,
     check_steps,
@@ -294,14 +293,14 @@ class AuctionService:
         auction; its seller, their own before its first bid (a listing made by mistake;
         bidders are never cancelled on by the seller). Raises Forbidden, AuctionNotFound,
         InvalidAuctionAction (already over; or, for the seller, bids placed)."""
+        who = "Only admins, or the seller before the first bid, cancel auctions."
         if principal.role not in (Role.ADMIN, Role.SELLER):
-            raise Forbidden("Only admins, or the seller before the first bid, cancel auctions.")
+            raise Forbidden(who)
 
         async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
             if principal.role is Role.SELLER:
                 if row.auction.rules.seller_id != principal.user_id:
-                    raise Forbidden("Only admins, or the seller before the first bid, cancel "
-                                    "auctions.")
+                    raise Forbidden(who)
                 if row.auction.bid_count:
                     raise InvalidAuctionAction(
                         "It has bids: only an admin can cancel it now.")
@@ -320,9 +319,7 @@ class AuctionService:
         """Give the unit the auction held back to stock if it has just ended without a sale
         (`after`: its new state, saved in this transaction: the unit goes back exactly once,
         with the change that ended it)."""
-        unsold = after.state is State.CANCELLED or (
-            after.state is State.CLOSED and after.outcome is Outcome.NO_SALE)
-        if row.unit_held and unsold and row.auction.state in engine.LIVE_STATES:
+        if row.unit_held and engine.ended_unsold(row.auction, after):
             await self.variants.release_unit(conn, row.variant_id)
 
     async def void_bid(

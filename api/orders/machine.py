@@ -62,6 +62,8 @@ EDGES: dict[tuple[OrderState, OrderState], frozenset[Actor]] = {
 _RESTOCK_FROM = frozenset({S.PAID, S.PACKED})
 # States a rider may be (re)assigned in.
 ASSIGNABLE = frozenset({S.PAID, S.PACKED, S.OUT_FOR_DELIVERY})
+# States whose money was captured and not given back by a cancel: an admin may refund part.
+REFUNDABLE_IN_PART = frozenset(set(S) - TERMINAL - {S.PENDING_PAYMENT})
 
 
 class InvalidTransition(Conflict):

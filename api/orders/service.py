@@ -24,6 +24,7 @@ from api.ledger import service as ledger
 from api.orders import store
 from api.orders.machine import (
     ASSIGNABLE,
+    REFUNDABLE_IN_PART,
     Actor,
     Effects,
     Facts,
@@ -199,11 +200,6 @@ async def settle(conn: asyncpg.Connection, order_id: uuid.UUID, *, fee_bps: int)
     await record(conn, row, kind="settled", from_state=row["state"], to_state=row["state"],
                  by=by, reason=None, topic="order.settled")
     return True
-
-
-# States whose money was captured and not yet given back by a cancel: refundable in part.
-REFUNDABLE_IN_PART = frozenset(
-    {OrderState.PAID, OrderState.PACKED, OrderState.OUT_FOR_DELIVERY, OrderState.DELIVERED})
 
 
 async def refund_in_part(

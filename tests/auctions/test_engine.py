@@ -368,3 +368,20 @@ def test_funds_a_bid_needs() -> None:
     assert engine.funds_needed(rules, BidKind.BUY_NOW, 0) == 9_000
     assert engine.funds_needed(rules, BidKind.BUY_NOW, 0, deposit=500) == 500
     assert engine.funds_needed(rules, BidKind.MAX, 4_000, deposit=500) == 500
+
+
+def test_ended_unsold_only_on_the_change_that_ends_without_a_sale() -> None:
+    live = engine.open_if_due(make(reserve_price=5_000), T0)
+    unsold, _ = engine.close(live, live.ends_at)  # no bid: no sale
+    assert engine.ended_unsold(live, unsold)
+    assert not engine.ended_unsold(unsold, unsold)  # closed already: not again
+    cancelled, _ = engine.cancel(live, "wrong item", T0 + 1)
+    assert engine.ended_unsold(live, cancelled)
+    r = Run(live)
+    r.bid(A, 6_000)
+    sold, _ = engine.close(r.a, r.a.ends_at)
+    assert sold.outcome is Outcome.SOLD and not engine.ended_unsold(r.a, sold)
+    below = Run(live)
+    below.bid(A, 2_000)  # under the reserve
+    no_sale, _ = engine.close(below.a, below.a.ends_at)
+    assert engine.ended_unsold(below.a, no_sale)
