@@ -24,7 +24,7 @@ from auctions.model import (
     Rules,
     State,
 )
-from core.db import DATABASE_ERRORS
+from core.db import DATABASE_ERRORS, rows_affected
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -351,7 +351,7 @@ async def prune_publications(
                FOR UPDATE SKIP LOCKED))""",
         keep_s, limit,
     )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 async def prune_attempts(
@@ -369,7 +369,7 @@ async def prune_attempts(
                FOR UPDATE OF t SKIP LOCKED))""",
         keep_s, limit,
     )
-    return int(status.rsplit(" ", 1)[1])
+    return rows_affected(status)
 
 
 @dataclass(frozen=True, slots=True)

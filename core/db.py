@@ -34,6 +34,11 @@ _MIGRATION_LOCK_ID = 0x50_55_4B_00  # "SOUK"
 DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+def rows_affected(status: str) -> int:
+    """The row count of a command's status (`"DELETE 3"` → 3), as `Connection.execute` returns."""
+    return int(status.rsplit(" ", 1)[1])
+
+
 class MigrationError(RuntimeError):
     """A migration file is malformed, duplicated, or changed after being applied."""
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from core.db import rows_affected
 from core.errors import FieldError, IdempotencyKeyReused, ValidationFailed
 
 MAX_KEY_LENGTH = 255
@@ -119,4 +120,4 @@ async def prune(conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: int = 
         "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
         float(older_than_s),
     )
-    return int(result.split()[-1])
+    return rows_affected(result)
