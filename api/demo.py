@@ -69,7 +69,7 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
     10 s soft close), on the seller's first variant with a unit left, which it holds (as
     every auction does). A new one is made only when the show has no scheduled or open
     auction, so every demo start has one to watch and bid on."""
-    from api.orders.store import reserve_stock
+    from api.auction_ports import CatalogVariants
     from api.shows.store import ensure_demo_show
     from auctions import engine, store
     from auctions.model import Rules, new_auction
@@ -86,7 +86,7 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
                ORDER BY p.created_at, v.sku LIMIT 1""",
             users.seller.id,
         )
-        if live or variant is None or await reserve_stock(conn, variant["id"], 1) is None:
+        if live or variant is None or not await CatalogVariants().hold_unit(conn, variant["id"]):
             return
         now = await store.now_ms(conn)
         rules = Rules(
