@@ -1,7 +1,9 @@
 """Command line: `python -m api <command>` (or the `souk` console script).
 
-Commands: serve, migrate, create-admin, seed-demo, keygen. Settings come from the environment
-exactly as for the server.
+Commands: serve, migrate, create-admin, seed-demo, keygen and demo-reset take their settings from
+the environment exactly as the server does. The clients of a running server — watch, bid,
+demo-crowd, demo-show — need none: they use its public API (`--url`, default `$SOUK` or
+http://127.0.0.1:8000).
 """
 
 from __future__ import annotations
@@ -113,6 +115,87 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_reset(args: argparse.Namespace) -> int:
+    from api import demo, demo_reset
+
+    settings = _settings()
+    if not args.yes:
+        if not sys.stdin.isatty():
+            sys.exit("souk: demo-reset deletes every row and key of this deployment: add --yes")
+        where = f"schema {settings.database_schema!r}, Redis keys {settings.redis_prefix!r}*"
+        if input(f"Delete everything in {where} and reload the demo? [y/N] ").lower() != "y":
+            return 1
+    try:
+        deleted = asyncio.run(demo_reset.wipe(settings))
+    except demo_reset.ResetRefused as exc:
+        sys.exit(f"souk: {exc}")
+    asyncio.run(_with_pool(settings, demo.seed))
+    print(f"demo reset: schema {settings.database_schema!r} recreated, {deleted} Redis keys "
+          "deleted, demo data loaded")
+    return 0
+
+
+def cmd_demo_crowd(args: argparse.Namespace) -> int:
+    import signal
+
+    from api.demo_crowd import CrowdSettings, run
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        settings = CrowdSettings(url=_url(args), bots=args.bots, auction_s=args.auction_s)
+        await run(settings, stop, seed=args.seed)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_demo_show(args: argparse.Namespace) -> int:
+    from api.demo_crowd import SELLER_EMAIL, Account, ensure_live_show, wait_ready
+    from api.demo_terminal import run
+
+    async def show() -> int:
+        seller = Account(_url(args), SELLER_EMAIL)
+        await wait_ready(seller.url, 120)
+        show_id = await ensure_live_show(seller)
+        print(show_id, await seller.token())
+        return 0
+
+    return run(show())
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from api.demo_terminal import Target, run, watch
+
+    target = Target.of(args.url, args.token, args.email)
+    return run(watch(target, args.channel, count=args.count, seconds=args.seconds))
+
+
+def cmd_bid(args: argparse.Namespace) -> int:
+    from api.demo_terminal import Target, bid, run
+
+    amount = args.amount
+    if not (amount.removeprefix("+").isdigit()):
+        sys.exit("souk: the amount is a whole number of cents (1500) or +N above the minimum")
+    return run(bid(Target.of(args.url, args.token, args.email), args.auction, amount))
+
+
+def _url(args: argparse.Namespace) -> str:
+    from api.demo_terminal import Target
+
+    return Target.of(args.url, None, None).url
+
+
+def _client_options(p: argparse.ArgumentParser, *, sign_in: bool) -> None:
+    p.add_argument("--url", help="the server (default: $SOUK or http://127.0.0.1:8000)")
+    if sign_in:
+        p.add_argument("--token", help="an access token (default: $SOUK_TOKEN)")
+        p.add_argument("--email", help="sign in as this user (password: $SOUK_PASSWORD or a "
+                       "prompt)")
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from core.auth import generate_key
 
@@ -149,6 +232,35 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--kid", default="k1")
     k.add_argument("--if-missing", action="store_true", help="do nothing if a key exists")
     k.set_defaults(fn=cmd_keygen)
+    r = sub.add_parser("demo-reset", help="put the demo back to its first state: drop the "
+                       "schema and Redis keys, migrate, load the demo data (not with "
+                       "SOUK_ENV=prod)")
+    r.add_argument("--yes", action="store_true", help="do not ask")
+    r.set_defaults(fn=cmd_demo_reset)
+    c = sub.add_parser("demo-crowd", help="keep a running demo alive: its show live, an auction "
+                       "open, a few simulated bidders and chatters (until Ctrl-C)")
+    _client_options(c, sign_in=False)
+    c.add_argument("--bots", type=int, default=3, choices=range(0, 7), metavar="0-6")
+    c.add_argument("--auction-s", type=int, default=120, help="each auction's duration")
+    c.add_argument("--seed", type=int, help="make the simulation repeatable")
+    c.set_defaults(fn=cmd_demo_crowd)
+    d = sub.add_parser("demo-show", help="put the demo show live; print its id and a demo "
+                       "seller access token (for a video publisher)")
+    _client_options(d, sign_in=False)
+    d.set_defaults(fn=cmd_demo_show)
+    w = sub.add_parser("watch", help="print a channel's events (auction:<id>, show:<id>, "
+                       "show:<id>:chat, ...) as they come")
+    w.add_argument("channel")
+    _client_options(w, sign_in=True)
+    w.add_argument("--count", type=int, help="stop after this many events")
+    w.add_argument("--seconds", type=float, help="stop after this many seconds")
+    w.set_defaults(fn=cmd_watch)
+    b = sub.add_parser("bid", help="bid on an auction: AMOUNT in cents (your maximum), or +N "
+                       "above the next minimum bid")
+    b.add_argument("auction")
+    b.add_argument("amount")
+    _client_options(b, sign_in=True)
+    b.set_defaults(fn=cmd_bid)
     return p
 
 

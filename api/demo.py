@@ -65,10 +65,10 @@ async def seed_show(pool: asyncpg.Pool, users: DemoUsers) -> None:
 
 
 async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
-    """A scheduled auction in the demo show (opens 2 minutes after seeding, runs 10 minutes,
-    10 s soft close), on the seller's first variant with a unit left, which it holds (as
-    every auction does). A new one is made only when the show has no scheduled or open
-    auction, so every demo start has one to watch and bid on."""
+    """An auction in the demo show, open at once (runs 10 minutes, 10 s soft close), on the
+    seller's first variant with a unit left, which it holds (as every auction does). A new one
+    is made only when the show has no scheduled or open auction, so every demo start has one
+    to watch and bid on (while the demo runs, `api.demo_crowd` lists the next ones)."""
     from api.auction_ports import CatalogVariants
     from api.shows.store import ensure_demo_show
     from auctions import engine, store
@@ -91,7 +91,7 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
         now = await store.now_ms(conn)
         rules = Rules(
             auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant["currency"],
-            start_price=1_000, starts_at=now + 120_000, duration_ms=600_000,
+            start_price=1_000, starts_at=now, duration_ms=600_000,
             soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
         )
         auction = engine.open_if_due(new_auction(rules), now)
