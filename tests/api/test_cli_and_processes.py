@@ -46,9 +46,9 @@ async def test_migrate_seed_demo_and_create_admin(settings: Settings) -> None:
         roles = await conn.fetch("SELECT role, count(*) FROM users GROUP BY role ORDER BY role")
         assert {r["role"]: r["count"] for r in roles} == {
             "admin": 2, "buyer": 1, "rider": 1, "seller": 1}
-        # The demo show has exactly one live (scheduled) auction, however often seed-demo runs.
+        # The demo show has exactly one live auction (open at once), however often seed-demo runs.
         live = await conn.fetch("SELECT state, show_id FROM auctions")
-        assert [r["state"] for r in live] == ["scheduled"]
+        assert [r["state"] for r in live] == ["open"]
         assert live[0]["show_id"] is not None
         assert await conn.fetchval("SELECT count(*) FROM products") >= 1
         wallet = await conn.fetchval("SELECT count(*) FROM ledger_transfers")

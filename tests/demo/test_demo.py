@@ -1,0 +1,173 @@
+"""`./scripts/demo` itself, started as a newcomer starts it (on a free port on 127.0.0.1, against
+this test's own schema and Redis prefix): its first screen, the README's tour run twice, and
+the crowd listing a new auction when one ends."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.auth import generate_key
+from tests.conftest import TIMING_FACTOR
+from tests.demo import tour
+from tests.support.servers import ROOT, free_port
+from tests.support.services import drop_schema_and_keys, service_urls, unique_name
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIRST_SCREEN_S = 60.0
+
+
+@dataclass
+class Demo:
+    url: str
+    started: float  # time.monotonic() when ./scripts/demo was started
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str, **kw: Any) -> Any:
+        r = httpx.get(self.url + path, timeout=10, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Every process of session `sid` (the demo and everything it started)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    db, rd = service_urls()
+    name = unique_name("demo")
+    keys = tmp_path_factory.mktemp("demo-jwt")
+    generate_key(keys, "k1")
+    port = free_port()
+    log = tmp_path_factory.mktemp("demo-log") / "demo.log"
+    env = {**os.environ, "DATABASE_URL": db, "REDIS_URL": rd, "DATABASE_SCHEMA": name,
+           "REDIS_PREFIX": f"{name}:", "JWT_KEY_DIR": str(keys), "HOST": "127.0.0.1",
+           "PORT": str(port), "LOG_LEVEL": "WARNING",
+           "ENCRYPTION_KEYS": "t1:" + base64.b64encode(os.urandom(32)).decode()}
+    env.pop("SOUK", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(ROOT / "scripts" / "demo")], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    try:
+        yield Demo(f"http://127.0.0.1:{port}", started, proc, log)
+    finally:
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C does: devenv forwards it to all
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            for pid in _session_processes(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.wait(10)
+        leftovers = _session_processes(proc.pid)
+        asyncio.run(drop_schema_and_keys(db, rd, name, f"{name}:"))
+        assert not leftovers, f"processes left after Ctrl-C: {leftovers}"
+
+
+def _first_screen(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    try:
+        shows = demo.get("/v1/shows?state=live")["items"]
+    except httpx.HTTPError:
+        return None
+    for show in shows:
+        open_ = demo.get(f"/v1/auctions?show_id={show['id']}&state=open")["items"]
+        if open_ and open_[0]["bid_count"] > 0:
+            return show, open_[0]
+    return None
+
+
+def test_first_screen_a_live_show_with_an_open_auction_receiving_bids(demo: Demo) -> None:
+    deadline = demo.started + FIRST_SCREEN_S * TIMING_FACTOR
+    seen = None
+    while seen is None and time.monotonic() < deadline:
+        assert demo.proc.poll() is None, demo.tail()
+        seen = _first_screen(demo)
+        if seen is None:
+            time.sleep(0.5)
+    assert seen is not None, f"no live show with a bid-on auction in 60 s:\n{demo.tail()}"
+    show, auction = seen
+    print(f"first screen after {time.monotonic() - demo.started:.1f} s")
+    assert show["title"] == "Layla's vintage evening"
+    assert auction["state"] == "open" and auction["leader"].endswith("(demo bot)")
+    # The bids keep coming: a simulated bidder beats the price within a while.
+    price = auction["price"]
+    deadline = time.monotonic() + 30 * TIMING_FACTOR
+    while demo.get(f"/v1/auctions/{auction['id']}")["price"] == price:
+        assert time.monotonic() < deadline, "no further bid in 30 s"
+        time.sleep(0.5)
+    chat = demo.get(f"/v1/shows/{show['id']}/viewers")
+    assert isinstance(chat["count"], int)
+
+
+def test_the_readme_tour_works_twice(demo: Demo) -> None:
+    readme = (ROOT / "README.md").read_text()
+    steps = tour.steps(tour.tour_block(readme))
+    assert len(steps) >= 15 and sum(len(s.expected) for s in steps) >= 12  # parsed it all
+    _wait_ready(demo)
+    for run in range(2):
+        outputs = tour.run(steps, {"SOUK": demo.url}, timeout_s=180 * TIMING_FACTOR)
+        problems = [p for s, out in zip(steps, outputs, strict=True) for p in tour.check(s, out)]
+        assert not problems, f"run {run + 1}:\n" + "\n".join(problems)
+
+
+def test_an_ended_auction_is_listed_again(demo: Demo) -> None:
+    _wait_ready(demo)
+    show = demo.get("/v1/shows?state=live")["items"][0]
+    auction = _open_auction(demo, show["id"], not_id=None)
+    admin = httpx.post(demo.url + "/v1/auth/login", timeout=10,
+                       json={"email": "admin@demo.souk.dev", "password": "souk-demo-password"})
+    token = admin.json()["access_token"]
+    r = httpx.post(f"{demo.url}/v1/auctions/{auction['id']}/cancel", timeout=10,
+                   json={"reason": "test: the demo lists the next one"},
+                   headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    listed = _open_auction(demo, show["id"], not_id=auction["id"])
+    assert listed["show_id"] == show["id"]
+    deadline = time.monotonic() + 10 * TIMING_FACTOR
+    while "auction open: " + listed["id"] not in demo.log.read_text():  # the crowd says so
+        assert time.monotonic() < deadline, demo.tail()
+        time.sleep(0.2)
+
+
+def _wait_ready(demo: Demo) -> None:
+    deadline = demo.started + 120 * TIMING_FACTOR
+    while _first_screen(demo) is None:
+        assert time.monotonic() < deadline and demo.proc.poll() is None, demo.tail()
+        time.sleep(0.5)
+
+
+def _open_auction(demo: Demo, show_id: str, not_id: str | None) -> dict[str, Any]:
+    deadline = time.monotonic() + 15 * TIMING_FACTOR
+    while True:
+        items = demo.get(f"/v1/auctions?show_id={show_id}&state=open")["items"]
+        items = [a for a in items if a["id"] != not_id]
+        if items:
+            return dict(items[0])
+        assert time.monotonic() < deadline, f"no open auction in the show:\n{demo.tail()}"
+        time.sleep(0.25)
