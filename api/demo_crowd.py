@@ -94,13 +94,15 @@ class Bot:
         self.session: Session | None = None
 
     async def join(self) -> None:
+        """Sign in, or register the first time; top the wallet up when it runs low."""
         try:
+            await self.account.token()
+        except ApiError as err:
+            if err.status != 401:
+                raise
             await http("POST", f"{self.account.url}/v1/auth/register",
                        {"email": self.account.email, "password": DEMO_PASSWORD,
                         "display_name": bot_name(self.index)})
-        except ApiError as err:
-            if err.code != "email_taken":
-                raise
         self.account.user_id = str((await self.account.call("GET", "/v1/me"))["id"])
         await self.top_up(below=TOPUP // 2)
 
@@ -138,12 +140,13 @@ class Crowd:
         try:
             await self.seller.token()
         except ApiError as err:
+            if err.status != 401:
+                raise
             raise SystemExit(f"souk: no demo seller at {self.s.url} ({err}); the crowd runs "
                              "only against a demo (python -m api seed-demo)") from None
         self.show_id = await ensure_live_show(self.seller)
         say(f"show live: {self.show_id} ({DEMO_SHOW})")
-        for bot in self.bots:
-            await bot.join()
+        await asyncio.gather(*(bot.join() for bot in self.bots))
         say(f"{len(self.bots)} simulated bidders and chatters joined")
 
     async def tick(self) -> None:
@@ -270,11 +273,13 @@ async def run(settings: CrowdSettings, stop: asyncio.Event, *, seed: int | None 
     reported once and retried at the next tick."""
     await wait_ready(settings.url, 120)
     crowd = Crowd(settings, random.Random(seed))  # noqa: S311 - a simulation, not secrets
-    await crowd.start()
-    failing = False
+    started = failing = False
     try:
         while not stop.is_set():
             try:
+                if not started:
+                    await crowd.start()
+                    started = True
                 await crowd.tick()
                 failing = False
             except (OSError, ApiError, WebSocketException) as err:  # (timeouts are OSErrors)
