@@ -77,8 +77,9 @@ class Session:
     """One websocket connection. `call()` sends a command and waits for its reply;
     `publications()` yields `{"channel", "offset"?, "data"}` messages as they arrive."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, *, keep_publications: bool = True) -> None:
         self._ws = ws
+        self._keep = keep_publications
         self._next_id = 0
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(MAX_QUEUED)
@@ -87,12 +88,16 @@ class Session:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, base_url: str, token: str | None = None) -> AsyncIterator[Session]:
+    async def open(cls, base_url: str, token: str | None = None, *,
+                   keep_publications: bool = True) -> AsyncIterator[Session]:
+        """Connect (signed in with `token` when given). `keep_publications=False`: the
+        publications of the channels subscribed to are read and dropped (a client that is
+        only there to be counted, or to send)."""
         headers = {"authorization": f"Bearer {token}"} if token else None
         async with connect(ws_url(base_url), subprotocols=[websockets.Subprotocol("souk.v1.json")],
                            additional_headers=headers, open_timeout=HTTP_TIMEOUT_S,
                            max_size=2**20) as ws:
-            session = cls(ws)
+            session = cls(ws, keep_publications=keep_publications)
             try:
                 yield session
             finally:
@@ -153,7 +158,7 @@ class Session:
             if not future.done():
                 future.set_result(message)
             return
-        if "channel" in message:
+        if "channel" in message and self._keep:
             if self._queue.full():  # nobody reads fast enough: keep the newest
                 self._queue.get_nowait()
                 self.dropped += 1

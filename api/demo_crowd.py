@@ -92,6 +92,7 @@ class Bot:
         self.account = Account(url, bot_email(index))
         self._stack = contextlib.AsyncExitStack()
         self.session: Session | None = None
+        self.channels: list[str] = []  # subscribed on every (re)connection: counted as a viewer
 
     async def join(self) -> None:
         """Sign in, or register the first time; top the wallet up when it runs low."""
@@ -115,8 +116,11 @@ class Bot:
     async def ws(self) -> Session:
         if self.session is None or self.session.closed:
             await self.close()
-            self.session = await self._stack.enter_async_context(
-                Session.open(self.account.url, await self.account.token()))
+            session = await self._stack.enter_async_context(Session.open(
+                self.account.url, await self.account.token(), keep_publications=False))
+            for channel in self.channels:
+                await session.call("subscribe", channel=channel)
+            self.session = session
         return self.session
 
     async def close(self) -> None:
@@ -147,6 +151,9 @@ class Crowd:
         self.show_id = await ensure_live_show(self.seller)
         say(f"show live: {self.show_id} ({DEMO_SHOW})")
         await asyncio.gather(*(bot.join() for bot in self.bots))
+        for bot in self.bots:
+            bot.channels = [f"show:{self.show_id}", f"show:{self.show_id}:chat"]
+            await bot.ws()
         say(f"{len(self.bots)} simulated bidders and chatters joined")
 
     async def tick(self) -> None:

@@ -124,8 +124,26 @@ def test_first_screen_a_live_show_with_an_open_auction_receiving_bids(demo: Demo
     while demo.get(f"/v1/auctions/{auction['id']}")["price"] == price:
         assert time.monotonic() < deadline, "no further bid in 30 s"
         time.sleep(0.5)
-    chat = demo.get(f"/v1/shows/{show['id']}/viewers")
-    assert isinstance(chat["count"], int)
+    # The simulated people watch the show and chat in it.
+    while demo.get(f"/v1/shows/{show['id']}/viewers")["count"] < 1:
+        assert time.monotonic() < deadline, "nobody watches the show"
+        time.sleep(0.5)
+    said = asyncio.run(_chat_lines(demo.url, show["id"], 2, timeout_s=40 * TIMING_FACTOR))
+    assert len(said) == 2 and all(s["text"] for s in said)
+
+
+async def _chat_lines(url: str, show_id: str, count: int, timeout_s: float) -> list[Any]:
+    from api.demo_client import Session
+
+    lines = []
+    async with Session.open(url) as session:
+        await session.call("subscribe", channel=f"show:{show_id}:chat")
+        async with asyncio.timeout(timeout_s):
+            async for message in session.publications():
+                lines.append(message["data"])
+                if len(lines) == count:
+                    break
+    return lines
 
 
 def test_the_readme_tour_works_twice(demo: Demo) -> None:
