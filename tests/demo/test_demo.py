@@ -9,6 +9,7 @@ import base64
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -192,3 +193,22 @@ def _open_auction(demo: Demo, show_id: str, not_id: str | None) -> dict[str, Any
             return dict(items[0])
         assert time.monotonic() < deadline, f"no open auction in the show:\n{demo.tail()}"
         time.sleep(0.25)
+
+
+def test_watch_signs_in_when_asked(demo: Demo) -> None:
+    _wait_ready(demo)
+    login = httpx.post(demo.url + "/v1/auth/login", timeout=10,
+                       json={"email": "buyer@demo.souk.dev", "password": "souk-demo-password"})
+    me = httpx.get(demo.url + "/v1/me", timeout=10,
+                   headers={"authorization": f"Bearer {login.json()['access_token']}"}).json()
+    channel = f"user:{me['id']}"
+    env = {**os.environ, "SOUK": demo.url, "SOUK_PASSWORD": "souk-demo-password"}
+    env.pop("SOUK_TOKEN", None)
+    watch = [sys.executable, "-m", "api", "watch", channel, "--seconds", "1"]
+    anonymous = subprocess.run(watch, cwd=ROOT, env=env, capture_output=True, text=True,
+                               timeout=60, check=False)
+    assert anonymous.returncode != 0 and "forbidden" in anonymous.stderr
+    signed_in = subprocess.run([*watch, "--email", "buyer@demo.souk.dev"], cwd=ROOT, env=env,
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert signed_in.returncode == 0, signed_in.stderr
+    assert signed_in.stdout.startswith(f"watching {channel} ")
