@@ -43,7 +43,10 @@ def _request(method: str, url: str, body: Any, headers: dict[str, str]) -> tuple
             status = answer.status
     except urllib.error.HTTPError as err:
         raw, status = err.read(), err.code
-    return status, json.loads(raw) if raw else None
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:  # not JSON (a proxy's error page): keep the start of it as the detail
+        return status, {"detail": raw[:200].decode(errors="replace")}
 
 
 async def http(method: str, url: str, body: Any = None, *, token: str | None = None,

@@ -60,7 +60,7 @@ class CrowdSettings:
     bid_every_s: float = 4.0  # mean gap between simulated bids
     chat_every_s: float = 7.0  # mean gap between chat messages
     tick_s: float = 1.0
-    restock_to: int = 5
+    restock_to: int = 5  # units a sold-out demo variant gets back at the next listing
 
 
 class Account:
@@ -212,7 +212,7 @@ class Crowd:
 
     async def list_auction(self) -> dict[str, Any]:
         products = (await self.seller.call("GET", "/v1/products?mine=true&limit=100"))["items"]
-        for v in to_restock(products, below=self.s.restock_to):
+        for v in to_restock(products, below=1):  # sold out: back in stock
             await self.seller.call("PATCH", f"/v1/products/{v.product_id}/variants/{v.variant_id}",
                                    {"stock": self.s.restock_to})
         pick = auction_variant(products) or auction_variant(

@@ -122,8 +122,8 @@ def auction_variant(products: Sequence[Mapping[str, Any]]) -> Pick | None:
 
 
 def to_restock(products: Sequence[Mapping[str, Any]], *, below: int) -> list[Pick]:
-    """Variants with fewer than `below` units for sale (the demo puts them back to `below`, so
-    the tour's checkout and the next auction always find stock)."""
+    """Variants with fewer than `below` units for sale (the demo crowd restocks the sold-out
+    ones, so the tour's checkout and the next auction always find stock)."""
     return [v for v in variants(products) if v.stock < below]
 
 

@@ -74,10 +74,11 @@ async def watch(target: Target, channel: str, *, count: int | None, seconds: flo
                         print(line, flush=True)
                         seen += 1
                     if count is not None and seen >= count:
-                        break
+                        return 0
         except TimeoutError:
-            pass
-    return 0
+            return 0
+    print("the server closed the connection", flush=True)
+    return 1
 
 
 async def _amount(url: str, auction_id: str, amount: str) -> tuple[int, str]:
