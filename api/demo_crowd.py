@@ -193,6 +193,10 @@ class Crowd:
         auction_id = self.auction["id"]
         session = await self._follow_stack.enter_async_context(Session.open(self.s.url))
         await session.call("subscribe", channel=f"auction:{auction_id}")
+        # Read after subscribing: what happened before (an auction closed while the demo was
+        # stopped) is in the view, what happens after comes as events.
+        self.auction = await http("GET", f"{self.s.url}/v1/auctions/{auction_id}")
+        self.refreshed = time.monotonic()
 
         async def apply() -> None:
             async for message in session.publications():
