@@ -184,8 +184,9 @@ class Crowd:
         self.auction = page["items"][0] if page["items"] else await self.list_auction()
         self.refreshed = time.monotonic()
         await self.follow()
-        say(f"auction open: {self.auction['id']} until {self.auction['ends_at']} - watch it: "
-            f"python -m api watch auction:{self.auction['id']}")
+        if self.auction["state"] in LIVE:  # (else it ended meanwhile: the next tick lists one)
+            say(f"auction open: {self.auction['id']} until {self.auction['ends_at']} - watch "
+                f"it: python -m api watch auction:{self.auction['id']}")
 
     async def follow(self) -> None:
         """Subscribe to the current auction's channel; its events update `self.auction`."""
