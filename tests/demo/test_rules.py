@@ -145,3 +145,16 @@ def test_the_tour_reader() -> None:
     assert tour.check(steps[0], "noise") != []  # a step with nothing expected prints nothing
     assert tour.check(steps[3], "the one\nmiddle\nlast") == []
     assert tour.check(steps[3], "last\nthe one") != []  # in order
+
+
+def test_the_rules_module_does_no_io() -> None:
+    import ast
+
+    from tests.test_layout import IO_LIBRARIES, ROOT
+
+    tree = ast.parse((ROOT / "api" / "demo_rules.py").read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & set(IO_LIBRARIES)
