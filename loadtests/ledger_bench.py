@@ -3,7 +3,9 @@
 Two measurements, each bounded by --seconds, on a throw-away schema that is dropped afterwards:
 1. service level: `api.ledger.service.topup` in its own transaction from --concurrency asyncpg
    connections, spread over --users wallets (plus a "one hot wallet" run where every transfer
-   hits the same buyer); and hold+capture pairs (checkout-like);
+   hits the same buyer); and hold+capture pairs (checkout-like); then the same top-ups through
+   the group commit (`api.ledger.batcher.LedgerBatcher`) from --batch-concurrency callers, over
+   the wallets and on one hot wallet;
 2. HTTP: `POST /v1/wallet/topups` with Idempotency-Key against a real uvicorn process on
    127.0.0.1 (one worker), from --concurrency httpx clients.
 
@@ -30,6 +32,7 @@ import asyncpg
 import httpx
 
 from api.ledger import service as ledger
+from api.ledger.batcher import LedgerBatcher
 from core.auth import generate_key
 from core.db import create_pool, migrate_dsn
 from loadtests.proc_cpu import CpuMeter, load_average, tagged_dsn
@@ -119,6 +122,30 @@ async def service_level(pool: asyncpg.Pool, args: argparse.Namespace,
     lat, elapsed = await drive(args.seconds, args.concurrency, hold_capture, meter)
     out.append(summarize(f"service hold+capture (2 transfers/op), c={args.concurrency}", lat,
                          elapsed, per_op=2, meter=meter))
+    # Group commit (api.ledger.batcher): the same top-ups, many per transaction.
+    batcher = LedgerBatcher(pool, max_batch=args.max_batch, writers=args.writers)
+    try:
+        async def batched_spread(i: int) -> None:
+            await batcher.topup(user_id=users[i % len(users)], amount=100, currency="USD",
+                                transfer_id=uuid.uuid4())
+
+        async def batched_hot(i: int) -> None:
+            await batcher.topup(user_id=hot, amount=100, currency="USD",
+                                transfer_id=uuid.uuid4())
+
+        conc = args.batch_concurrency
+        before = batcher.batches
+        lat, elapsed = await drive(args.seconds, conc, batched_spread, meter)
+        out.append(summarize(f"batched topup, {args.users} wallets, c={conc}", lat, elapsed,
+                             meter=meter) + f"; {len(lat) / max(1, batcher.batches - before):.0f}"
+                   " transfers per batch")
+        before = batcher.batches
+        lat, elapsed = await drive(args.seconds, conc, batched_hot, meter)
+        out.append(summarize(f"batched topup, 1 hot wallet, c={conc}", lat, elapsed,
+                             meter=meter) + f"; {len(lat) / max(1, batcher.batches - before):.0f}"
+                   " transfers per batch")
+    finally:
+        await batcher.aclose()
     report = await pool.fetchrow(
         "SELECT (SELECT sum(balance) FROM ledger_accounts) AS total, "
         "(SELECT count(*) FROM ledger_accounts WHERE balance <> "
@@ -229,9 +256,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--port", type=int, default=18931)
     p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--batch-concurrency", type=int, default=256,
+                   help="concurrent callers of the group-commit runs")
+    p.add_argument("--max-batch", type=int, default=1000)
+    p.add_argument("--writers", type=int, default=2)
     args = p.parse_args(argv)
-    if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 256:
-        p.error("--seconds must be in (0, 120] and --concurrency in (0, 256]")
+    if not 0 < args.seconds <= 120 or not 0 < args.concurrency <= 256 \
+            or not 0 < args.batch_concurrency <= 4096:
+        p.error("--seconds must be in (0, 120], --concurrency in (0, 256] and "
+                "--batch-concurrency in (0, 4096]")
     for url in (args.dsn, args.redis):
         if "127.0.0.1" not in url and "localhost" not in url:
             p.error("this benchmark only runs against services on 127.0.0.1")

@@ -53,6 +53,12 @@ async def place_orders(
         if not line.published:
             raise ProductUnavailable(params={"sku": line.sku},
                                      extra={"variant_id": str(line.variant_id)})
+    for line in lines:  # sold out as of the cart read: refuse before writing anything (a
+        # flash drop's late buyers cost one read, not a rolled-back transaction); units that
+        # are there are still taken under the variant row's lock at the end
+        if line.available < line.quantity:
+            raise OutOfStock(params={"sku": line.sku},
+                             extra={"variant_id": str(line.variant_id)})
     items = [
         Item(ln.variant_id, ln.product_id, ln.seller_id, ln.currency, ln.title, ln.sku, ln.price,
              ln.quantity)
