@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from api.ledger.routes import TOPUP_MAX
+from loadtests.proc_cpu import CpuMeter, load_average, tagged_dsn
 from tests.support.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,6 +141,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     proc: subprocess.Popen[bytes] | None = None
     url = args.url
+    server_dsn, tag = tagged_dsn(dsn)
+    meter = CpuMeter(dsn, tag)
     with tempfile.TemporaryDirectory() as key_dir:
         try:
             if url is None:
@@ -147,7 +150,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 generate_key(Path(key_dir), "bench")
                 port = free_port()
-                proc = start_server(dsn, redis_url, schema, port, key_dir, args.pool)
+                proc = start_server(server_dsn, redis_url, schema, port, key_dir, args.pool)
+                meter.pids.append(proc.pid)
                 url = f"http://127.0.0.1:{port}"
             await wait_ready(url)
             limits = httpx.Limits(max_connections=args.concurrency + 4)
@@ -165,6 +169,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                      headers={**h, "Idempotency-Key": uuid.uuid4().hex})
                     r.raise_for_status()
                 stats = Stats()
+                await meter.start()
+                load_before = load_average()
                 started = time.monotonic()
                 until = started + args.duration
                 await asyncio.wait_for(asyncio.gather(*(
@@ -172,6 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     for i, (_, h) in enumerate(buyers)
                 )), args.duration + 30)
                 wall = time.monotonic() - started
+                await meter.stop()
         finally:
             if proc is not None:
                 proc.terminate()
@@ -190,6 +197,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "pay_p50_ms": round(pct(stats.pay, 0.50), 1) if stats.pay else None,
         "pay_p99_ms": round(pct(stats.pay, 0.99), 1) if stats.pay else None,
         "errors": stats.errors,
+        # server = the uvicorn process; postgres = its backends (by application_name); per
+        # checkout (with --pay, per checkout + pay)
+        **{k.replace("process", "server"): v
+           for k, v in meter.report(len(stats.checkout), wall).items()},
+        "load_average_before_after": f"{load_before} / {load_average()}",
     }
 
 

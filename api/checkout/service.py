@@ -27,11 +27,13 @@ from api.checkout.rules import (
     ProductUnavailable,
     split,
 )
-from api.ledger import service as ledger
+from api.ledger import rules as ledger_rules
+from api.ledger.errors import InsufficientFunds, InvalidAmount
+from api.ledger.rules import TransferKind
 from api.orders import store
-from api.orders.machine import Actor, OrderState
-from api.orders.service import By, record, transfer_id
-from core.errors import NotFound
+from api.orders.machine import OrderState
+from api.orders.service import transfer_id
+from core.errors import FieldError, NotFound
 
 
 def _iso(value: object) -> str:
@@ -51,14 +53,19 @@ async def place_orders(
         if not line.published:
             raise ProductUnavailable(params={"sku": line.sku},
                                      extra={"variant_id": str(line.variant_id)})
+    for line in lines:  # sold out as of the cart read: refuse before writing anything (a
+        # flash drop's late buyers cost one read, not a rolled-back transaction); units that
+        # are there are still taken under the variant row's lock at the end
+        if line.available < line.quantity:
+            raise OutOfStock(params={"sku": line.sku},
+                             extra={"variant_id": str(line.variant_id)})
     items = [
         Item(ln.variant_id, ln.product_id, ln.seller_id, ln.currency, ln.title, ln.sku, ln.price,
              ln.quantity)
         for ln in lines
     ]
-    placed = await _place(conn, buyer_id, items, reservation_ttl_s, list_price=True)
-    await cart_store.clear(conn, buyer_id)
-    return placed
+    return await _place(conn, buyer_id, items, reservation_ttl_s, list_price=True,
+                        clear_cart=True)
 
 
 async def place_item_order(
@@ -101,34 +108,42 @@ async def place_item_order(
     return placed
 
 
+_PLACE_SQL = """SELECT commerce_place_orders($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                           $13, $14, $15, $16)"""
+
+
 async def _place(
     conn: asyncpg.Connection, buyer_id: uuid.UUID, items: list[Item], reservation_ttl_s: int,
-    *, list_price: bool, hold: bool = True, reserve: bool = True,
+    *, list_price: bool, hold: bool = True, reserve: bool = True, clear_cart: bool = False,
 ) -> list[PlacedOrder]:
-    by = By(Actor.BUYER, buyer_id, "created")
-    placed: list[tuple[uuid.UUID, int, PlacedOrder]] = []
-    for group in split(items):
-        row = await store.insert_order(
-            conn, buyer_id=buyer_id, seller_id=group.seller_id, currency=group.currency,
-            total=group.total, reservation_ttl_s=reservation_ttl_s,
-            lines=[store.Line(i.variant_id, i.product_id, i.title, i.sku, i.price, i.quantity)
-                   for i in group.items],
+    """A checkout's writes in one statement (migration 0160, `commerce_place_orders`): orders,
+    lines, history, outbox events, wallet holds, the emptied cart; then the stock, one
+    statement per variant in ascending id (the hot rows last)."""
+    groups = sorted(((uuid.uuid4(), g) for g in split(items)), key=lambda p: p[0])
+    lines = [(oid, i) for oid, g in groups for i in g.items]
+    holds = [(transfer_id(oid, "hold"), ledger_rules.fingerprint(
+        TransferKind.HOLD, {"buyer": buyer_id, "order": oid, "amount": g.total,
+                            "currency": g.currency})) for oid, g in groups] if hold else []
+    for _, g in groups if hold else []:
+        try:
+            ledger_rules.check_amount(g.total)
+        except ledger_rules.LedgerRuleError as exc:
+            raise InvalidAmount([FieldError("amount", str(exc))]) from None
+    try:
+        until = await conn.fetchval(
+            _PLACE_SQL, buyer_id, float(reservation_ttl_s),
+            [oid for oid, _ in groups], [g.seller_id for _, g in groups],
+            [g.currency for _, g in groups], [g.total for _, g in groups],
+            [h[0] for h in holds], [h[1] for h in holds],
+            [oid for oid, _ in lines], [i.variant_id for _, i in lines],
+            [i.product_id for _, i in lines], [i.title for _, i in lines],
+            [i.sku for _, i in lines], [i.price for _, i in lines],
+            [i.quantity for _, i in lines], clear_cart,
         )
-        order_id, until = row["id"], row["reserved_until"]
-        await record(conn, row, kind="created", from_state=None,
-                     to_state=OrderState.PENDING_PAYMENT.value, by=by, reason=None,
-                     topic="order.created",
-                     extra={"total": group.total, "currency": group.currency})
-        placed.append((order_id, group.total, PlacedOrder(
-            id=str(order_id), state=OrderState.PENDING_PAYMENT.value, total=group.total,
-            currency=group.currency, seller_id=str(group.seller_id), reserved_until=_iso(until),
-        )))
-    placed.sort(key=lambda p: p[0])  # the ledger asks for a stable order across transfers
-    for order_id, total, view in placed if hold else []:
-        await ledger.hold_for_order(
-            conn, buyer_id=buyer_id, order_id=order_id, amount=total, currency=view.currency,
-            transfer_id=transfer_id(order_id, "hold"),
-        )
+    except asyncpg.RaiseError as exc:
+        if exc.args and exc.args[0] == "insufficient_funds":
+            raise InsufficientFunds() from None
+        raise
     # Hot rows last, in ascending id: the stock rows of a flash drop stay locked only until
     # the commit that follows.
     for item in sorted(items, key=lambda i: i.variant_id) if reserve else []:
@@ -139,4 +154,9 @@ async def _place(
         if list_price and price != item.price:
             raise PriceChanged(params={"sku": item.sku},
                                extra={"variant_id": str(item.variant_id)})
-    return [view for _, _, view in sorted(placed, key=lambda p: p[2].seller_id)]
+    reserved_until = _iso(until)
+    placed = [PlacedOrder(
+        id=str(oid), state=OrderState.PENDING_PAYMENT.value, total=g.total, currency=g.currency,
+        seller_id=str(g.seller_id), reserved_until=reserved_until,
+    ) for oid, g in groups]
+    return sorted(placed, key=lambda p: p.seller_id)
