@@ -1,0 +1,158 @@
+"""The live view in Redis: each rider's last accepted fix, the GEO set dispatch searches, and
+when each rider was last heard from.
+
+Keys (under the deployment's prefix):
+
+    trk:r:{rider}   hash: lat, lon, ts (device ms), seen (server ms), speed, heading, ewma
+                    (recent speed), avail (1/0); expires after a day of silence
+    trk:geo         GEO set of available riders (member = rider id)
+    trk:seen        sorted set: rider id → server ms of the last accepted fix
+    trk:job:{rider} the rider's current order (JSON) or "" for none, cached briefly
+
+Everything here can be rebuilt: a Redis that lost its data shows no rider until their next fix
+(availability and assignments are reloaded from PostgreSQL), and history is never in Redis.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from tracking.model import Fix
+
+STATE_TTL_S = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The order a rider is assigned to and not done with (from the orders domain)."""
+
+    order_id: uuid.UUID
+    state: str
+    pickup: tuple[float, float] | None
+    dropoff: tuple[float, float] | None
+
+    def dump(self) -> bytes:
+        return orjson.dumps({"o": str(self.order_id), "s": self.state, "p": self.pickup,
+                             "d": self.dropoff})
+
+    @classmethod
+    def load(cls, raw: bytes) -> Assignment:
+        doc = orjson.loads(raw)
+        return cls(uuid.UUID(doc["o"]), doc["s"], _pair(doc["p"]), _pair(doc["d"]))
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class RiderState:
+    """What Redis remembers of a rider (None fields: unknown, e.g. after Redis lost it)."""
+
+    last: Fix | None
+    ewma: float | None
+    available: bool | None
+    job: Assignment | None
+    job_known: bool  # False: the assignment cache missed
+
+
+class Live:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.geo = f"{prefix}trk:geo"
+        self.seen = f"{prefix}trk:seen"
+        self._prefix = prefix
+
+    def state_key(self, rider: uuid.UUID) -> str:
+        return f"{self._prefix}trk:r:{rider}"
+
+    def job_key(self, rider: uuid.UUID) -> str:
+        return f"{self._prefix}trk:job:{rider}"
+
+    async def state(self, rider: uuid.UUID) -> RiderState:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.state_key(rider))
+            pipe.get(self.job_key(rider))
+            raw, job = await pipe.execute()
+        last = None
+        if raw.get(b"ts") is not None:
+            last = Fix(float(raw[b"lat"]), float(raw[b"lon"]), int(raw[b"ts"]),
+                       _opt(raw.get(b"speed")), _opt(raw.get(b"heading")))
+        avail = raw.get(b"avail")
+        return RiderState(
+            last=last, ewma=_opt(raw.get(b"ewma")),
+            available=None if avail is None else avail == b"1",
+            job=Assignment.load(job) if job else None, job_known=job is not None,
+        )
+
+    async def save(self, rider: uuid.UUID, fix: Fix, *, ewma: float | None, available: bool,
+                   now_ms: int) -> None:
+        """Record an accepted fix: the rider's hash, last-seen time and (if available) GEO."""
+        fields: dict[str | bytes, str | int | float] = {
+            "lat": fix.lat, "lon": fix.lon, "ts": fix.ts_ms, "seen": now_ms,
+            "avail": "1" if available else "0"}
+        for name, value in (("speed", fix.speed_mps), ("heading", fix.heading), ("ewma", ewma)):
+            if value is not None:
+                fields[name] = value
+        member = str(rider)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.state_key(rider), mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(self.state_key(rider), STATE_TTL_S)
+            pipe.zadd(self.seen, {member: now_ms})
+            if available:
+                pipe.geoadd(self.geo, (fix.lon, fix.lat, member))
+            else:
+                pipe.zrem(self.geo, member)
+            await pipe.execute()
+
+    async def set_available(self, rider: uuid.UUID, available: bool) -> None:
+        key, member = self.state_key(rider), str(rider)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, "avail", "1" if available else "0")
+            pipe.expire(key, STATE_TTL_S)
+            pipe.hmget(key, "lat", "lon")
+            results = await pipe.execute()
+        lat, lon = results[2]
+        if available and lat is not None and lon is not None:
+            await self.redis.geoadd(self.geo, (float(lon), float(lat), member))
+        elif not available:
+            await self.redis.zrem(self.geo, member)
+
+    async def cache_job(self, rider: uuid.UUID, job: Assignment | None, ttl_s: int) -> None:
+        await self.redis.set(self.job_key(rider), job.dump() if job else b"", ex=ttl_s)
+
+    async def forget_job(self, rider: uuid.UUID) -> None:
+        await self.redis.delete(self.job_key(rider))
+
+    async def nearest(self, lat: float, lon: float, radius_m: float, count: int,
+                      fresh_after_ms: int) -> list[tuple[uuid.UUID, float]]:
+        """Available riders heard from after `fresh_after_ms`, nearest first: (id, metres)."""
+        found: list[Any] = await self.redis.geosearch(
+            self.geo, longitude=lon, latitude=lat, radius=radius_m, unit="m", sort="ASC",
+            count=count, withdist=True)
+        if not found:
+            return []
+        members = [m for m, _ in found]
+        seen: list[float | None] = await self.redis.zmscore(self.seen, members)
+        return [(uuid.UUID(m.decode()), float(d)) for (m, d), s in zip(found, seen, strict=True)
+                if s is not None and s >= fresh_after_ms]
+
+    async def prune(self, stale_before_ms: int) -> int:
+        """Take riders silent since `stale_before_ms` off the map; returns riders online."""
+        stale = await self.redis.zrangebyscore(self.seen, "-inf", f"({stale_before_ms}")
+        if stale:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrem(self.geo, *stale)
+                pipe.zrem(self.seen, *stale)
+                await pipe.execute()
+        online: int = await self.redis.zcard(self.seen)
+        return online
+
+
+def _opt(raw: bytes | None) -> float | None:
+    return None if raw is None else float(raw)
