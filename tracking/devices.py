@@ -59,7 +59,7 @@ class Devices:
         """A new key for `rider_id` (None when the rider holds MAX_DEVICES live keys)."""
         key = new_key()
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", rider_id)
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1::uuid::text))", rider_id)
             live = await conn.fetchval(
                 "SELECT count(*) FROM tracking_devices WHERE rider_id = $1 AND revoked_at IS NULL",
                 rider_id)
