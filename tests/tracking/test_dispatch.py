@@ -35,6 +35,12 @@ async def rider_at(http: httpx.AsyncClient, lat: float, lon: float) -> User:
     return rider
 
 
+async def accept(go: asyncio.Event, http: httpx.AsyncClient, offer_id: str,
+                 rider: User) -> httpx.Response:
+    await go.wait()
+    return await http.post(f"/v1/dispatch/offers/{offer_id}/accept", headers=rider.headers)
+
+
 @pytest.mark.slow
 async def test_two_riders_accepting_at_once_on_two_processes_one_wins(
     servers: Callable[..., ServerProcess],
@@ -54,12 +60,8 @@ async def test_two_riders_accepting_at_once_on_two_processes_one_wins(
             assert set(offers) == {r1.id, r2.id}
             go = asyncio.Event()
 
-            async def accept(http: httpx.AsyncClient, rider: User) -> httpx.Response:
-                await go.wait()
-                return await http.post(f"/v1/dispatch/offers/{offers[rider.id]}/accept",
-                                       headers=rider.headers)
-
-            tasks = [asyncio.create_task(accept(ha, r1)), asyncio.create_task(accept(hb, r2))]
+            tasks = [asyncio.create_task(accept(go, http, offers[rider.id], rider))
+                     for http, rider in ((ha, r1), (hb, r2))]
             await asyncio.sleep(0)
             go.set()
             answers = await asyncio.gather(*tasks)
