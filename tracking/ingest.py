@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -20,7 +20,7 @@ from core.outbox import add_event
 from tracking.filters import check
 from tracking.geo import blend_speed, distance_m, eta_s
 from tracking.history import HistoryWriter, row_of
-from tracking.live import Assignment, Live
+from tracking.live import Assignment, Live, RiderState
 from tracking.metrics import TrackingMetrics
 from tracking.model import Fix, Limits
 from tracking.ports import Orders
@@ -32,6 +32,7 @@ ACCEPTED = "accepted"
 POSITION_KEY = "rider"  # latest-value key of rider.position on an order channel
 PICKUP_STATES = frozenset({"paid", "packed"})
 DELIVERING = "out_for_delivery"
+MAX_LOCAL = 200_000  # riders whose last fix a process remembers (then it starts over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,34 +59,43 @@ class Ingest:
         self._pending: dict[uuid.UUID, tuple[dict[str, Any], float]] = {}
         self._fired: set[tuple[uuid.UUID, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._local: dict[uuid.UUID, RiderState] = {}
 
     async def report(self, rider: uuid.UUID, fixes: tuple[Fix, ...] | list[Fix],
                      transport: str) -> list[str]:
-        """Judge and record a rider's fixes; one result per fix (`accepted` or the reason)."""
+        """Judge and record a rider's fixes; one result per fix (`accepted` or the reason).
+
+        The rider's last accepted fix is remembered by this process after each report, so a
+        rider reporting to one process costs one Redis round trip per fix; the write is
+        conditional on Redis still holding that fix (`Live.save`), so a fix accepted by another
+        process meanwhile (or a Redis that lost its data) makes this one re-read and re-judge."""
         started = time.perf_counter()
         now_ms = int(time.time() * 1000)
-        st = await self.live.state(rider)
-        available = st.available
-        if available is None:
-            available = bool(await self.pool.fetchval(
-                "SELECT available FROM tracking_riders WHERE rider_id = $1", rider))
-        last, ewma = st.last, st.ewma
-        results: list[str] = []
-        kept: list[Fix] = []
-        for fix in fixes:
-            reason = check(fix, last, now_ms, self.config.limits)
-            if reason is not None:
-                self.metrics.fixes.labels(transport, reason.value).inc()
-                results.append(reason.value)
-                continue
-            ewma = blend_speed(ewma, _speed(fix, last))
-            kept.append(fix)
-            last = fix
-            self.metrics.fixes.labels(transport, ACCEPTED).inc()
-            results.append(ACCEPTED)
-        if not kept or last is None:
+        st = self._local.get(rider)
+        for _ in range(3):
+            if st is None:
+                st = await self.live.state(rider)
+                if st.available is None:
+                    st = replace(st, available=bool(await self.pool.fetchval(
+                        "SELECT available FROM tracking_riders WHERE rider_id = $1", rider)))
+            results, kept, ewma = self._judge(fixes, st, now_ms)
+            if not kept:
+                break
+            saved = await self.live.save(rider, kept[-1], judged_against=st.last, ewma=ewma,
+                                         available=bool(st.available), now_ms=now_ms)
+            if saved is not None:
+                st = saved
+                break
+            st = None  # judged against a stale last fix: read again
+        else:
+            raise RuntimeError("the rider's position kept changing under this report")
+        if len(self._local) >= MAX_LOCAL:
+            self._local.clear()
+        self._local[rider] = st
+        for result in results:
+            self.metrics.fixes.labels(transport, result).inc()
+        if not kept:
             return results
-        await self.live.save(rider, last, ewma=ewma, available=available, now_ms=now_ms)
         for fix in kept:
             self.history.add(row_of(rider, fix, now_ms))
         job = st.job
@@ -93,8 +103,24 @@ class Ingest:
             job = await self.orders.assignment(rider)
             await self.live.cache_job(rider, job, self.config.job_cache_s)
         if job is not None:
-            await self._on_job(rider, job, last, ewma, started)
+            await self._on_job(rider, job, kept[-1], ewma, started)
         return results
+
+    def _judge(self, fixes: tuple[Fix, ...] | list[Fix], st: RiderState,
+               now_ms: int) -> tuple[list[str], list[Fix], float | None]:
+        last, ewma = st.last, st.ewma
+        results: list[str] = []
+        kept: list[Fix] = []
+        for fix in fixes:
+            reason = check(fix, last, now_ms, self.config.limits)
+            if reason is not None:
+                results.append(reason.value)
+                continue
+            ewma = blend_speed(ewma, _speed(fix, last))
+            kept.append(fix)
+            last = fix
+            results.append(ACCEPTED)
+        return results, kept, ewma
 
     async def _on_job(self, rider: uuid.UUID, job: Assignment, fix: Fix, ewma: float | None,
                       started: float) -> None:

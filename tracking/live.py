@@ -22,9 +22,32 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from core.redis_client import is_cluster
 from tracking.model import Fix
 
 STATE_TTL_S = 86_400
+
+# One round trip per accepted fix: write the rider's last fix only if the stored one is still
+# the one the fix was judged against (`expected` ts, or "-" for none), then the last-seen time
+# and the GEO entry (by the stored availability when there is one: another process may have
+# changed it), and return what the caller must learn: [written, availability, cached job].
+# KEYS: state, seen, geo, job. ARGV: expected, member, now_ms, lon, lat, avail, ttl, fields...
+_SAVE = """
+local cur = redis.call('HGET', KEYS[1], 'ts')
+if (ARGV[1] == '-' and cur) or (ARGV[1] ~= '-' and cur ~= ARGV[1]) then
+  return {0, false, false}
+end
+local avail = redis.call('HGET', KEYS[1], 'avail') or ARGV[6]
+redis.call('HSET', KEYS[1], 'avail', avail, unpack(ARGV, 8))
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+if avail == '1' then
+  redis.call('GEOADD', KEYS[3], ARGV[4], ARGV[5], ARGV[2])
+else
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+return {1, avail, redis.call('GET', KEYS[4])}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +90,10 @@ class Live:
         self.geo = f"{prefix}trk:geo"
         self.seen = f"{prefix}trk:seen"
         self._prefix = prefix
+        self._save = redis.register_script(_SAVE)
+        # The script's keys live in different slots: on a Redis Cluster the same steps run as
+        # separate commands (the check and the write are then not one atomic step).
+        self._cluster = is_cluster(redis)
 
     def state_key(self, rider: uuid.UUID) -> str:
         return f"{self._prefix}trk:r:{rider}"
@@ -90,25 +117,47 @@ class Live:
             job=Assignment.load(job) if job else None, job_known=job is not None,
         )
 
-    async def save(self, rider: uuid.UUID, fix: Fix, *, ewma: float | None, available: bool,
-                   now_ms: int) -> None:
-        """Record an accepted fix: the rider's hash, last-seen time and (if available) GEO."""
-        fields: dict[str | bytes, str | int | float] = {
-            "lat": fix.lat, "lon": fix.lon, "ts": fix.ts_ms, "seen": now_ms,
-            "avail": "1" if available else "0"}
+    async def save(self, rider: uuid.UUID, fix: Fix, *, judged_against: Fix | None,
+                   ewma: float | None, available: bool, now_ms: int) -> RiderState | None:
+        """Record an accepted fix (hash, last-seen time, GEO entry) in one round trip, unless
+        the rider's stored last fix is no longer `judged_against` (another process accepted a
+        fix meanwhile, or Redis lost the entry): then None, and the caller judges again.
+        Returns the rider's availability and cached job as Redis has them."""
+        fields: list[str | int | float] = ["lat", fix.lat, "lon", fix.lon, "ts", fix.ts_ms,
+                                           "seen", now_ms]
         for name, value in (("speed", fix.speed_mps), ("heading", fix.heading), ("ewma", ewma)):
             if value is not None:
-                fields[name] = value
-        member = str(rider)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.state_key(rider), mapping=fields)  # type: ignore[arg-type]
-            pipe.expire(self.state_key(rider), STATE_TTL_S)
-            pipe.zadd(self.seen, {member: now_ms})
-            if available:
-                pipe.geoadd(self.geo, (fix.lon, fix.lat, member))
-            else:
-                pipe.zrem(self.geo, member)
-            await pipe.execute()
+                fields += [name, value]
+        expected = "-" if judged_against is None else str(judged_against.ts_ms)
+        keys = [self.state_key(rider), self.seen, self.geo, self.job_key(rider)]
+        args = [expected, str(rider), now_ms, fix.lon, fix.lat, "1" if available else "0",
+                STATE_TTL_S, *fields]
+        if self._cluster:
+            written, avail, job = await self._save_steps(keys, args)
+        else:
+            written, avail, job = await self._save(keys=keys, args=args)
+        if not written:
+            return None
+        return RiderState(last=fix, ewma=ewma, available=avail == b"1",
+                          job=Assignment.load(job) if job else None, job_known=job is not None)
+
+    async def _save_steps(self, keys: list[str], args: list[Any]) -> list[Any]:
+        state, seen, geo, job_key = keys
+        expected, member, now_ms, lon, lat, avail_arg, ttl, *fields = args
+        current, stored_avail = await self.redis.hmget(state, "ts", "avail")
+        current = current.decode() if isinstance(current, bytes) else current
+        if (expected == "-" and current) or (expected != "-" and current != expected):
+            return [0, None, None]
+        avail = stored_avail or avail_arg.encode()
+        mapping = dict(zip(fields[::2], fields[1::2], strict=True))
+        await self.redis.hset(state, mapping={**mapping, "avail": avail})
+        await self.redis.expire(state, ttl)
+        await self.redis.zadd(seen, {member: now_ms})
+        if avail == b"1":
+            await self.redis.geoadd(geo, (lon, lat, member))
+        else:
+            await self.redis.zrem(geo, member)
+        return [1, avail, await self.redis.get(job_key)]
 
     async def set_available(self, rider: uuid.UUID, available: bool) -> None:
         key, member = self.state_key(rider), str(rider)
