@@ -21,7 +21,9 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
+from core.coalesce import Coalescer
 from core.redis_client import is_cluster
 from tracking.model import Fix
 
@@ -91,6 +93,10 @@ class Live:
         self.seen = f"{prefix}trk:seen"
         self._prefix = prefix
         self._save = redis.register_script(_SAVE)
+        # Saves made in the same event-loop turn share one pipeline (one round trip): at most
+        # two batches on their way; what comes meanwhile goes with the next.
+        self._saves: Coalescer[tuple[list[str], list[Any]], list[Any]] = Coalescer(
+            self._save_batch, max_batch=500, max_in_flight=2)
         # The script's keys live in different slots: on a Redis Cluster the same steps run as
         # separate commands (the check and the write are then not one atomic step).
         self._cluster = is_cluster(redis)
@@ -135,11 +141,35 @@ class Live:
         if self._cluster:
             written, avail, job = await self._save_steps(keys, args)
         else:
-            written, avail, job = await self._save(keys=keys, args=args)
+            written, avail, job = await self._saves.call((keys, args))
         if not written:
             return None
         return RiderState(last=fix, ewma=ewma, available=avail == b"1",
                           job=Assignment.load(job) if job else None, job_known=job is not None)
+
+    async def _save_batch(self, items: list[tuple[list[str], list[Any]]]) -> list[list[Any]]:
+        """EVALSHA of every item in one pipeline; loads the script when Redis lost it."""
+        results: list[Any] = [None] * len(items)
+        todo = list(range(len(items)))
+        for _ in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    keys, args = items[i]
+                    pipe.execute_command("EVALSHA", self._save.sha, len(keys), *keys, *args)
+                answers = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, NoScriptError):
+                    missing.append(i)
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    results[i] = answer
+            if not missing:
+                return results
+            await self.redis.script_load(_SAVE)
+            todo = missing
+        raise RuntimeError("the save script could not be loaded")
 
     async def _save_steps(self, keys: list[str], args: list[Any]) -> list[Any]:
         state, seen, geo, job_key = keys
