@@ -18,7 +18,8 @@ from datetime import datetime
 import asyncpg
 import redis.asyncio as aioredis
 
-from core.redis_client import REDIS_ERRORS
+from core.coalesce import Coalescer
+from core.redis_client import REDIS_ERRORS, is_cluster
 
 CACHE_S = 300
 KEY_PREFIX = "trk_"
@@ -51,6 +52,17 @@ class Devices:
         self.pool = pool
         self.redis = redis
         self.prefix = prefix
+        # Lookups made in the same event-loop turn share one MGET.
+        self._gets: Coalescer[str, bytes | str | None] = Coalescer(
+            self._mget, max_batch=500, max_in_flight=2)
+
+    async def _mget(self, keys: list[str]) -> list[bytes | str | None]:
+        if is_cluster(self.redis):  # the keys are in different slots
+            found: list[bytes | str | None] = await self.redis.mget_nonatomic(  # type: ignore[attr-defined]
+                keys)
+            return found
+        found = await self.redis.mget(keys)
+        return found
 
     def _cache_key(self, digest: bytes) -> str:
         return f"{self.prefix}trk:dev:{digest.hex()}"
@@ -93,7 +105,7 @@ class Devices:
         digest = key_hash(key)
         cache = self._cache_key(digest)
         try:
-            cached = await self.redis.get(cache)
+            cached = await self._gets.call(cache)
         except REDIS_ERRORS:
             cached = None
         if cached is not None:
