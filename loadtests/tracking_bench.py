@@ -232,16 +232,49 @@ async def rider_flat_out(url: str, ws_url: str, p: Party, until: float, transpor
         counts[k] = counts.get(k, 0) + v
 
 
-async def accepted_on_server(url: str) -> float:
+async def server_metrics(url: str) -> str:
     r, w = await asyncio.open_connection(*url.removeprefix("http://").split(":"))
     w.write(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     text = (await r.read()).decode()
     w.close()
+    return text
+
+
+async def accepted_on_server(url: str) -> float:
     total = 0.0
-    for line in text.splitlines():
+    for line in (await server_metrics(url)).splitlines():
         if line.startswith("souk_tracking_fixes_total{") and 'result="accepted"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def histogram_quantile(text: str, name: str, q: float) -> float | None:
+    """The bucket bound (ms) under which `q` of the server histogram's samples fall."""
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le),
+                            float(line.rsplit(" ", 1)[1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    return next(round(le * 1000, 1) for le, count in buckets if count >= q * total)
+
+
+class LoopLag:
+    """How late this (client) process's event loop runs a 50 ms timer: when it is late, the
+    client, not the server, is what adds latency."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.task = asyncio.create_task(self.run())
+
+    async def run(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.samples.append((time.monotonic() - t - 0.05) * 1000)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -278,6 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 async def measure_watch(args: argparse.Namespace, url: str, ws_url: str, parties: list[Party],
                         pid: int) -> dict[str, Any]:
     watch = Watch()
+    lag = LoopLag()
     until = time.time() + args.duration + 2
     watchers = [asyncio.create_task(watcher(ws_url, p, watch, until)) for p in parties]
     await asyncio.sleep(2)  # every watcher subscribed before the first fix
@@ -289,6 +323,9 @@ async def measure_watch(args: argparse.Namespace, url: str, ws_url: str, parties
     accepted = await accepted_on_server(url) - accepted0
     after, wall = sample(pid), time.monotonic() - t0
     await asyncio.wait_for(asyncio.gather(*watchers), 30)
+    lag.task.cancel()
+    text = await server_metrics(url)
+    hist = "souk_tracking_ingest_to_publish_seconds"
     lost = sum(len(watch.sent.get(o, set()) - watch.seen.get(o, set())) for o in watch.sent)
     return {"mode": "watch", "transport": "osmand" if args.osmand else "ws",
             "riders": len(parties), "duration_s": args.duration,
@@ -303,7 +340,11 @@ async def measure_watch(args: argparse.Namespace, url: str, ws_url: str, parties
             "server_cpu_us_per_fix": round(1e6 * (after.cpu_s - before.cpu_s)
                                            / max(accepted, 1), 1),
             "mean_latency_ms": round(statistics.fmean(watch.latencies), 1)
-            if watch.latencies else None}
+            if watch.latencies else None,
+            "server_ingest_to_publish_ms_p50_bucket": histogram_quantile(text, hist, 0.5),
+            "server_ingest_to_publish_ms_p99_bucket": histogram_quantile(text, hist, 0.99),
+            "client_loop_lag_ms_p50": round(pct(lag.samples, 0.5), 1),
+            "client_loop_lag_ms_p99": round(pct(lag.samples, 0.99), 1)}
 
 
 async def measure_ingest(args: argparse.Namespace, url: str, ws_url: str,
