@@ -132,14 +132,16 @@ class Ingest:
                 payload["speed"] = round(fix.speed_mps, 2)
             if fix.heading is not None:
                 payload["heading"] = fix.heading
+            remaining = None
             if job.dropoff is not None:
                 remaining = distance_m(fix.lat, fix.lon, *job.dropoff)
                 eta = eta_s(remaining, ewma, min_speed_mps=cfg.min_eta_speed_mps)
                 if eta is not None:
                     payload["eta_s"] = eta
-                if remaining <= cfg.geofence_m:
-                    await self._geofence(job.order_id, rider, "arriving", fix)
+            # The position first: the geofence event commits to PostgreSQL.
             await self._position(job.order_id, payload, started)
+            if remaining is not None and remaining <= cfg.geofence_m:
+                await self._geofence(job.order_id, rider, "arriving", fix)
         elif job.state in PICKUP_STATES and job.pickup is not None and (
             distance_m(fix.lat, fix.lon, *job.pickup) <= cfg.geofence_m
         ):
