@@ -48,6 +48,7 @@ from api.orders.metrics import CommerceMetrics
 from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
+from api.tracking_ports import TrackedOrders, hub_publisher, order_events_handler
 from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
@@ -66,6 +67,9 @@ from realtime import routes as realtime_routes
 from realtime.endpoint import websocket_endpoint
 from realtime.metrics import HubMetrics
 from realtime.transport import WebsocketShortcut
+from tracking import routes as tracking_routes
+from tracking import service as tracking_service
+from tracking.metrics import TrackingMetrics
 
 VERSION = "0.1.0"
 LEDGER_GAUGES = "ledger_gauges"
@@ -161,6 +165,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ledger_metrics = LedgerMetrics(metrics.registry)
     hub_metrics = HubMetrics(metrics.registry)
     auction_metrics = AuctionMetrics(metrics.registry)
+    tracking_metrics = TrackingMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -172,6 +177,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.relay = relay
             realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
             realtime.gateway.order_parties = order_parties_of(rt)
+            tracking = await stack.enter_async_context(tracking_service.build(
+                settings, rt.pool, rt.redis, TrackedOrders(rt.pool),
+                hub_publisher(realtime.hub), tracking_metrics,
+            ).running())
+            relay.add_handler(order_events_handler(tracking))
+            realtime.gateway.add_op("location", tracking.location_op())
             await stack.enter_async_context(running(relay.run(), "outbox-relay"))
             for name, task in commerce_jobs(settings, rt, commerce_metrics, ledger_metrics):
                 await stack.enter_async_context(running(task, name))
@@ -202,6 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "ws_gateway": realtime.gateway,
                 "presence": realtime.presence,
                 "auctions": auctions,
+                "tracking": tracking,
             }
             log.info("souk stopping")
 
@@ -218,6 +230,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *realtime_routes.routes,
         *shows.routes,
         *auction_routes.build_routes(),
+        *tracking_routes.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
     ]
 

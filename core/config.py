@@ -121,6 +121,26 @@ class Settings:
     chat_max_chars: int = 500
     chat_rate: int = 5
     chat_rate_window_s: int = 10
+    # Rider tracking and dispatch (tracking/); see tracking/README.md.
+    tracking_max_speed_mps: int = 55
+    tracking_max_accuracy_m: int = 100
+    tracking_future_tolerance_s: int = 60
+    tracking_max_age_s: int = 6 * 3600
+    tracking_offline_s: int = 60
+    tracking_keep_days: int = 30
+    tracking_flush_ms: int = 200
+    tracking_flush_rows: int = 2000
+    tracking_buffer_rows: int = 200_000
+    tracking_geofence_m: int = 150
+    tracking_min_eta_speed_mps: float = 2.0
+    order_position_hz: float = 1.0
+    dispatch_fanout: int = 3
+    dispatch_radius_m: int = 3000
+    dispatch_max_radius_m: int = 20_000
+    dispatch_widen: float = 2.0
+    dispatch_offer_ttl_s: int = 30
+    dispatch_max_rounds: int = 5
+    dispatch_on_packed: bool = False
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -252,6 +272,33 @@ class Settings:
             chat_max_chars=parser.integer("CHAT_MAX_CHARS", 500, low=1, high=10_000),
             chat_rate=parser.integer("CHAT_RATE", 5, low=1, high=10_000),
             chat_rate_window_s=parser.integer("CHAT_RATE_WINDOW_S", 10, low=1, high=3600),
+            # Rider tracking and dispatch
+            tracking_max_speed_mps=parser.integer("TRACKING_MAX_SPEED_MPS", 55, low=1, high=1000),
+            tracking_max_accuracy_m=parser.integer("TRACKING_MAX_ACCURACY_M", 100, low=1,
+                                                   high=100_000),
+            tracking_future_tolerance_s=parser.integer("TRACKING_FUTURE_TOLERANCE_S", 60, low=0,
+                                                       high=86_400),
+            tracking_max_age_s=parser.integer("TRACKING_MAX_AGE_S", 6 * 3600, low=10,
+                                              high=7 * 86_400),
+            tracking_offline_s=parser.integer("TRACKING_OFFLINE_S", 60, low=5, high=86_400),
+            tracking_keep_days=parser.integer("TRACKING_KEEP_DAYS", 30, low=1, high=3650),
+            tracking_flush_ms=parser.integer("TRACKING_FLUSH_MS", 200, low=10, high=60_000),
+            tracking_flush_rows=parser.integer("TRACKING_FLUSH_ROWS", 2000, low=1, high=100_000),
+            tracking_buffer_rows=parser.integer("TRACKING_BUFFER_ROWS", 200_000, low=100,
+                                                high=10_000_000),
+            tracking_geofence_m=parser.integer("TRACKING_GEOFENCE_M", 150, low=5, high=10_000),
+            tracking_min_eta_speed_mps=float(parser.integer("TRACKING_MIN_ETA_SPEED_MPS", 2,
+                                                            low=1, high=100)),
+            order_position_hz=float(parser.integer("ORDER_POSITION_HZ", 1, low=1, high=50)),
+            dispatch_fanout=parser.integer("DISPATCH_FANOUT", 3, low=1, high=50),
+            dispatch_radius_m=parser.integer("DISPATCH_RADIUS_M", 3000, low=50, high=500_000),
+            dispatch_max_radius_m=parser.integer("DISPATCH_MAX_RADIUS_M", 20_000, low=50,
+                                                 high=1_000_000),
+            dispatch_widen=float(parser.integer("DISPATCH_WIDEN_PERCENT", 200, low=100,
+                                                high=1000)) / 100,
+            dispatch_offer_ttl_s=parser.integer("DISPATCH_OFFER_TTL_S", 30, low=1, high=3600),
+            dispatch_max_rounds=parser.integer("DISPATCH_MAX_ROUNDS", 5, low=1, high=100),
+            dispatch_on_packed=parser.boolean("DISPATCH_ON_PACKED", False),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,

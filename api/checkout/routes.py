@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.checkout import service
 from api.checkout.rules import CheckoutBody, CheckoutResult
+from api.orders import delivery
 from api.orders.metrics import CommerceMetrics
 from core.auth import Role
 from core.context import require, runtime
@@ -31,7 +33,7 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
         who = await require(request, Role.BUYER)
         key = check_key(request.headers.get("idempotency-key"))
         raw = await read_body(request, limit=4096)
-        decode_json(raw or b"{}", CheckoutBody)
+        body = decode_json(raw or b"{}", CheckoutBody)
 
         async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
             s = rt.settings  # a new checkout (a replay never gets here) takes a token
@@ -40,6 +42,10 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
             orders = await service.place_orders(
                 conn, buyer_id=who.user_id, reservation_ttl_s=rt.settings.reservation_ttl_s
             )
+            if body.delivery_location is not None:
+                where = body.delivery_location
+                await delivery.set_dropoff(conn, [uuid.UUID(o.id) for o in orders], where.lat,
+                                           where.lon)
             return 201, {"orders": [
                 {"id": o.id, "state": o.state, "total": o.total, "currency": o.currency,
                  "seller_id": o.seller_id, "reserved_until": o.reserved_until}

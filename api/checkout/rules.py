@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Annotated
 
 import msgspec
 
@@ -11,8 +12,15 @@ from core.errors import Conflict
 from core.http import Schema
 
 
+class DeliveryLocation(Schema):
+    lat: Annotated[float, msgspec.Meta(ge=-85.05112878, le=85.05112878)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+
+
 class CheckoutBody(Schema):
-    """Reserved for options (an empty object checks out the whole cart)."""
+    """Options (an empty object checks out the whole cart): where to deliver, for riders."""
+
+    delivery_location: DeliveryLocation | None = None
 
 
 class OutOfStock(Conflict):

@@ -91,6 +91,10 @@ async def test_nobody_touches_anothers_objects(
          mallory_seller, {"rider_id": other_rider.id}, {404}),
         ("POST", "/v1/orders/{order_id}/assign-rider", f"/v1/orders/{paid}/assign-rider",
          bob, {"rider_id": other_rider.id}, {403}),
+        # Tracking's order routes (tracking/routes.py).
+        ("GET", "/v1/orders/{order_id}/track", f"/v1/orders/{paid}/track", eve, None, {404}),
+        ("POST", "/v1/orders/{order_id}/dispatch", f"/v1/orders/{paid}/dispatch",
+         mallory_seller, {"pickup": {"lat": 52.5, "lon": 13.4}}, {404}),
         ("POST", "/v1/admin/orders/{order_id}/transition",
          f"/v1/admin/orders/{paid}/transition", alice_seller,
          {"to": "packed", "reason": "x"}, {403}),
