@@ -1,0 +1,253 @@
+"""Show night: the whole load test in one bounded, headless command.
+
+    flock /tmp/souk-bench.lock .venv/bin/python -m loadtests.shownight --seconds 60
+
+Without `--url` it starts one server (`uvicorn --factory api.app:create_app`, the same command
+line as the integration tests) on 127.0.0.1 in a fresh PostgreSQL schema and Redis prefix
+(from DATABASE_URL / REDIS_URL), creates its admin with `python -m api create-admin`, and drops
+the schema and keys afterwards. With `--url` (127.0.0.1 unless another host is named
+explicitly) it drives a running deployment; give `--admin-email/--admin-password` for the
+invariant checks.
+
+Then: set-up through the public API (loadtests/crowd/setup.py), locust headless for
+`--seconds` (`--workers N`: a master and N worker processes), CPU of every process group from
+/proc meanwhile, the invariants (loadtests/crowd/invariants.py), and in `--out`: locust's CSV
+files and HTML report, `summary.md` (one page), `plan.json`. Exit status 1 when any operation
+failed or any invariant broke."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from loadtests.crowd import invariants, setup
+from loadtests.crowd.base import PLAN_ENV
+from loadtests.crowd.plan import ROLES, Plan
+from loadtests.crowd.procwatch import Watch, pids_named
+from loadtests.crowd.summary import Report, parse_failures, parse_stats, render
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUST_START_S = 3.0  # from writing the plan to locust's users starting
+CLASSES = {"viewers": "Viewer", "bidders": "Bidder", "chatters": "Chatter",
+           "shoppers": "Shopper", "sellers": "Seller", "riders": "Rider", "whep": "WhepViewer"}
+
+
+def options(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
+    p.add_argument("--seconds", type=float, default=60, help="length of the run")
+    p.add_argument("--warmup", type=float, default=10, help="users connect; auction opens after")
+    p.add_argument("--viewers", type=int, default=300)
+    p.add_argument("--bidders", type=int, default=30)
+    p.add_argument("--chatters", type=int, default=20)
+    p.add_argument("--shoppers", type=int, default=20)
+    p.add_argument("--sellers", type=int, default=1)
+    p.add_argument("--riders", type=int, default=50)
+    p.add_argument("--whep", type=int, default=0, help="WHEP viewers (needs streaming)")
+    p.add_argument("--bid-rate", type=float, default=0.1, help="bids/s per bidder")
+    p.add_argument("--frenzy-bid-rate", type=float, default=1.0, help="bids/s in the frenzy")
+    p.add_argument("--frenzy", type=float, default=10, help="frenzy: seconds before the end")
+    p.add_argument("--soft-close", type=int, default=10, help="the hot auction's soft close")
+    p.add_argument("--flash-units", type=int, default=5)
+    p.add_argument("--flash-at", type=float, default=None, help="s after start (default: half)")
+    p.add_argument("--chat-rate", type=float, default=0.1, help="messages/s per chatter")
+    p.add_argument("--rider-hz", type=float, default=0.2, help="positions/s per rider")
+    p.add_argument("--shopper-pause", type=float, default=8.0, help="s between purchases")
+    p.add_argument("--seller-interval", type=float, default=20.0)
+    p.add_argument("--delivery-sample", type=float, default=1.0,
+                   help="share of pushed messages timed into the statistics")
+    p.add_argument("--workers", type=int, default=0, help="locust worker processes (0: one)")
+    p.add_argument("--admin-email", default=os.environ.get("SOUK_ADMIN_EMAIL"))
+    p.add_argument("--admin-password", default=os.environ.get("SOUK_ADMIN_PASSWORD"))
+    p.add_argument("--out", type=Path, default=Path("shownight-report"))
+    p.add_argument("--keep-plan", action="store_true", help="keep plan.json (it holds tokens)")
+    args = p.parse_args(argv)
+    if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        print(f"shownight: targeting {args.url} (named explicitly)", file=sys.stderr)
+    if args.warmup + args.frenzy + 5 > args.seconds:
+        p.error("--seconds must leave room for the warm-up, the auction and its frenzy")
+    return args
+
+
+def counts(args: argparse.Namespace, feats: dict[str, bool]) -> tuple[dict[str, int], list[str]]:
+    out = {role: int(getattr(args, role)) for role in ROLES}
+    notes = []
+    for role, feature in (("riders", "tracking"), ("whep", "whep")):
+        if out[role] and not feats.get(feature):
+            notes.append(f"{role}: off — the server's /openapi.json has no {feature} routes")
+            out[role] = 0
+    return out, notes
+
+
+def make_plan(args: argparse.Namespace, url: str, tag: str, c: httpx.Client,
+              notes: list[str]) -> tuple[Plan, setup.House]:
+    """Accounts first (the slow part), then the house and its auction, timed from the moment
+    locust will start (a few seconds after this returns)."""
+    feats = setup.features(c)
+    n, off = counts(args, feats)
+    notes.extend(off)
+    accounts = setup.accounts(c, n, tag)
+    started = time.time() + LOCUST_START_S
+    duration = int(args.seconds - args.warmup - args.soft_close - 2)
+    house = setup.house(c, tag, flash_units=args.flash_units, start_price=1000,
+                        auction_opens=started + args.warmup,
+                        auction_duration_s=max(5, duration), soft_close_s=args.soft_close)
+    return Plan(
+        base_url=url, started_at=started, seconds=args.seconds, warmup_s=args.warmup,
+        show_id=house.show_id, auction_id=house.auction_id,
+        auction_ends_at_ms=house.auction_ends_at_ms, frenzy_s=args.frenzy,
+        flash_variant_id=house.flash_variant_id, flash_units=args.flash_units,
+        flash_at=started + (args.flash_at if args.flash_at is not None else args.seconds / 2),
+        catalog_variant_ids=house.catalog_variant_ids, counts=n, bid_rate=args.bid_rate,
+        frenzy_bid_rate=args.frenzy_bid_rate, chat_rate=args.chat_rate, rider_hz=args.rider_hz,
+        shopper_pause_s=args.shopper_pause, seller_interval_s=args.seller_interval,
+        delivery_sample=args.delivery_sample, workers=max(1, args.workers), features=feats,
+        funds=setup.FUNDS, accounts=accounts), house
+
+
+def locust_commands(args: argparse.Namespace, plan: Plan, out: Path) -> list[list[str]]:
+    users = sum(plan.counts.values())
+    classes = [CLASSES[r] for r in ROLES if plan.counts.get(r)]
+    base = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py"),
+            "--host", plan.base_url, "--loglevel", "WARNING"]
+    head = [*base, "--headless", "-u", str(users), "-r", str(max(1.0, users / args.warmup)),
+            "-t", f"{int(args.seconds)}s", "--stop-timeout", "5", "--only-summary",
+            "--csv", str(out / "shownight"), "--html", str(out / "shownight.html")]
+    if not args.workers:
+        return [head + classes]
+    port = str(setup_port())
+    master = [*head, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+              "--expect-workers", str(args.workers), *classes]
+    worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", port, *classes]
+    return [master] + [worker] * args.workers
+
+
+def setup_port() -> int:
+    from tests.support.servers import free_port
+
+    return free_port()
+
+
+def run_locust(cmds: list[list[str]], plan_path: Path, watch_groups: dict[str, list[int]],
+               limit_s: float) -> tuple[int, list[subprocess.Popen[bytes]]]:
+    env = {**os.environ, PLAN_ENV: str(plan_path)}
+    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env) for cmd in cmds]  # noqa: S603
+    watch_groups["locust"] = [p.pid for p in procs]
+    try:
+        rc = procs[0].wait(limit_s)
+    except subprocess.TimeoutExpired:
+        rc = -1
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            p.wait(10)
+    return rc, procs
+
+
+def server_settings(seconds: float) -> tuple[object, dict[str, str]]:
+    from core.auth import generate_key
+    from tests.support.services import make_settings
+
+    key_dir = Path(tempfile.mkdtemp(prefix="shownight-jwt-"))
+    generate_key(key_dir, "k1")
+    s = make_settings(key_dir, database_pool_max=20, log_level="WARNING",
+                      access_token_ttl_s=int(seconds) + 900, gc_gen0_threshold=10000)
+    return s, {"LOG_LEVEL": "WARNING"}
+
+
+def create_admin(settings: object, email: str, password: str) -> None:
+    from tests.support.servers import settings_env
+
+    env = {**os.environ, **settings_env(settings), "SOUK_ADMIN_PASSWORD": password}  # type: ignore[arg-type]
+    subprocess.run([sys.executable, "-m", "api", "create-admin", "--email", email],  # noqa: S603
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def login(c: httpx.Client, email: str | None, password: str | None) -> str | None:
+    if not email or not password:
+        return None
+    body = setup.check(c.post("/v1/auth/login", json={"email": email, "password": password}), 200)
+    return str(body["access_token"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = options(argv)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    server = None
+    settings = None
+    url = args.url
+    groups: dict[str, list[int]] = {}
+    try:
+        if url is None:
+            from tests.support.servers import ServerProcess
+
+            settings, extra = server_settings(args.seconds)
+            server = ServerProcess(settings, extra_env=extra).start(log_dir=out, timeout_s=60)  # type: ignore[arg-type]
+            url = server.url
+            assert server.proc is not None
+            groups["server"] = [server.proc.pid]
+            args.admin_email = f"admin-{uuid.uuid4().hex[:8]}@shownight.example.com"
+            args.admin_password = uuid.uuid4().hex
+            create_admin(settings, args.admin_email, args.admin_password)
+        tag = uuid.uuid4().hex[:8]
+        with httpx.Client(base_url=url, timeout=30) as c:
+            admin = login(c, args.admin_email, args.admin_password)
+            t0 = time.monotonic()
+            plan, house = make_plan(args, url, tag, c, notes)
+            notes.append(f"set-up through the API took {time.monotonic() - t0:.1f} s")
+            plan_path = out / "plan.json"
+            plan.save(plan_path)
+            cmds = locust_commands(args, plan, out)
+            watch = Watch({
+                "server": lambda: groups.get("server", []),
+                "locust": lambda: groups.get("locust", []),
+                "redis-server (whole machine)": lambda: pids_named("redis-server", "valkey-server"),
+                "postgres (whole machine)": lambda: pids_named("postgres"),
+            }).start()
+            rc, _ = run_locust(cmds, plan_path, groups, args.seconds + 60)
+            watch.stop()
+            results = invariants.run_all(c, admin, house, flash_units=args.flash_units,
+                                         close_timeout_s=args.soft_close + 30)
+            if not args.keep_plan:
+                plan_path.unlink()
+        report = Report(
+            ops=parse_stats((out / "shownight_stats.csv").read_text()),
+            failures=parse_failures((out / "shownight_failures.csv").read_text()),
+            invariants=results, cpu=watch.table(), notes=notes)
+        report.notes.append(f"locust exit status {rc}; machine busy {watch.machine_mean():.0f}% "
+                            f"on average over {os.cpu_count()} cores (shared box)")
+        first = watch.first_saturated()
+        report.notes.append(f"first to use >90% of a core over 5 s: {first or 'none'}")
+        config = ("users: " + ", ".join(f"{r} {n}" for r, n in plan.counts.items())
+                  + f"; {args.seconds:g} s, warm-up {args.warmup:g} s, frenzy {args.frenzy:g} s,"
+                  f" flash {args.flash_units} units; locust workers {args.workers or 'none'}")
+        text = render(report, title="Show night", command=shlex.join(
+            ["python", "-m", "loadtests.shownight", *(argv if argv is not None else sys.argv[1:])]),
+            config=config)
+        (out / "summary.md").write_text(text)
+        print(text)
+        return 0 if report.ok else 1
+    finally:
+        if server is not None:
+            server.stop()
+        if settings is not None:
+            from tests.support.services import drop_isolation
+
+            asyncio.run(drop_isolation(settings))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
