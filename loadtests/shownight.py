@@ -32,10 +32,15 @@ from urllib.parse import urlparse
 import httpx
 
 from loadtests.crowd import invariants, setup
-from loadtests.crowd.base import PLAN_ENV
-from loadtests.crowd.plan import ROLES, Plan
+from loadtests.crowd.plan import PLAN_ENV, ROLES, Plan
 from loadtests.crowd.procwatch import Watch, pids_named
-from loadtests.crowd.summary import Report, parse_failures, parse_stats, render
+from loadtests.crowd.summary import (
+    Report,
+    parse_exceptions,
+    parse_failures,
+    parse_stats,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUST_START_S = 3.0  # from writing the plan to locust's users starting
@@ -75,6 +80,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.url and urlparse(args.url).hostname not in ("127.0.0.1", "localhost", "::1"):
         print(f"shownight: targeting {args.url} (named explicitly)", file=sys.stderr)
+    if not args.url and not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        p.error("starting a server needs DATABASE_URL and REDIS_URL (or give --url)")
     if args.warmup + args.frenzy + 5 > args.seconds:
         p.error("--seconds must leave room for the warm-up, the auction and its frenzy")
     return args
@@ -226,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         report = Report(
             ops=parse_stats((out / "shownight_stats.csv").read_text()),
             failures=parse_failures((out / "shownight_failures.csv").read_text()),
+            exceptions=parse_exceptions((out / "shownight_exceptions.csv").read_text()),
             invariants=results, cpu=watch.table(), notes=notes)
         report.notes.append(f"locust exit status {rc}; machine busy {watch.machine_mean():.0f}% "
                             f"on average over {os.cpu_count()} cores (shared box)")

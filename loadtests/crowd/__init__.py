@@ -7,7 +7,7 @@ invariants and summary. Entry points: `loadtests/locustfile.py`, `python -m load
 | `tracker.py` | pure: frames → messages, offset gaps, server clocks, auction state, bid clock |
 | `wsclient.py` | one websocket under gevent: commands timed, publications counted and timed |
 | `base.py` | plan per process, account hand-out, problem+json outcomes, user base classes |
-| `viewers.py` `bidders.py` `chatters.py` `shoppers.py` `sellers.py` `riders.py` `whep.py` | the roles |
+| `viewers` `bidders` `chatters` `shoppers` `sellers` `riders` `whep` (.py) | the roles |
 | `setup.py` | data through the public API; optional roles from /openapi.json |
 | `invariants.py` | one winner, no oversell, ledger balanced — read back after the run |
 | `procwatch.py` | CPU per process group from /proc during the run |

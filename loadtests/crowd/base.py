@@ -16,12 +16,11 @@ from typing import Any, ClassVar
 from locust import User
 from locust.contrib.fasthttp import FastHttpUser
 
-from loadtests.crowd.plan import Account, Plan
+from loadtests.crowd.plan import PLAN_ENV, Account, Plan
 from loadtests.crowd.tracker import AuctionWatch, BidClock
 from loadtests.crowd.wsclient import SoukSocket
 
 log = logging.getLogger("souk.loadtest")
-PLAN_ENV = "SOUK_PLAN"
 _handed_out: dict[str, itertools.count[int]] = defaultdict(itertools.count)
 BID_CLOCK = BidClock()
 

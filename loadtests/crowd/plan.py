@@ -11,6 +11,7 @@ from typing import Any
 
 from auctions.model import DEFAULT_STEPS
 
+PLAN_ENV = "SOUK_PLAN"  # names the plan file for every locust process
 ROLES = ("viewers", "bidders", "chatters", "shoppers", "sellers", "riders", "whep")
 
 

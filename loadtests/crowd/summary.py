@@ -24,13 +24,15 @@ class Op:
 class Report:
     ops: list[Op]
     failures: list[tuple[str, str, str, int]]  # method, name, error, occurrences
+    exceptions: list[tuple[int, str]] = field(default_factory=list)  # count, message
     invariants: list[tuple[str, bool, str]] = field(default_factory=list)
     cpu: list[tuple[str, float, float, float]] = field(default_factory=list)  # who, s, mean%, peak%
     notes: list[str] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
-        return sum(op.failures for op in self.ops)
+        """Failed operations plus exceptions raised in the users' own code."""
+        return sum(op.failures for op in self.ops) + sum(n for n, _ in self.exceptions)
 
     @property
     def deliveries(self) -> int:
@@ -69,6 +71,11 @@ def parse_failures(text: str) -> list[tuple[str, str, str, int]]:
             for r in csv.DictReader(io.StringIO(text))]
 
 
+def parse_exceptions(text: str) -> list[tuple[int, str]]:
+    """Locust's `<prefix>_exceptions.csv`: errors raised in user code, not in requests."""
+    return [(int(r["Count"]), r["Message"]) for r in csv.DictReader(io.StringIO(text))]
+
+
 def render(r: Report, *, title: str, command: str, config: str) -> str:
     lines = [f"# {title}", "", f"`{command}`", "", config, "",
              f"**{'PASS' if r.ok else 'FAIL'}** — {r.requests} requests and commands, "
@@ -80,7 +87,9 @@ def render(r: Report, *, title: str, command: str, config: str) -> str:
         lines.append(f"| {op.kind} | {op.name} | {op.count} | {op.failures} | {op.p50:g} | "
                      f"{op.p95:g} | {op.p99:g} | {op.rps:.1f} |")
     lines += ["", "## Errors", ""]
-    lines += [f"- {n} x {m} {name}: {err}" for m, name, err, n in r.failures] or ["- none"]
+    errors = [f"- {n} x {m} {name}: {err}" for m, name, err, n in r.failures]
+    errors += [f"- {n} x exception in a user: {msg}" for n, msg in r.exceptions]
+    lines += errors or ["- none"]
     lines += ["", "## Invariants (checked after the run)", ""]
     lines += [f"- {'ok ' if ok else 'BROKEN'} {name}: {detail}"
               for name, ok, detail in r.invariants] or ["- none checked"]
