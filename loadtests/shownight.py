@@ -18,12 +18,11 @@ failed or any invariant broke."""
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +32,8 @@ import httpx
 
 from loadtests.crowd import invariants, setup
 from loadtests.crowd.plan import PLAN_ENV, ROLES, Plan
-from loadtests.crowd.procwatch import Watch, pids_named
+from loadtests.crowd.procwatch import Watch, pids_named, with_children
+from loadtests.crowd.server import ROOT, LocalServer, start_publisher
 from loadtests.crowd.summary import (
     Report,
     parse_exceptions,
@@ -42,7 +42,6 @@ from loadtests.crowd.summary import (
     render,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 LOCUST_START_S = 3.0  # from writing the plan to locust's users starting
 CLASSES = {"viewers": "Viewer", "bidders": "Bidder", "chatters": "Chatter",
            "shoppers": "Shopper", "sellers": "Seller", "riders": "Rider", "whep": "WhepViewer"}
@@ -75,6 +74,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="locust worker processes (0: one)")
     p.add_argument("--admin-email", default=os.environ.get("SOUK_ADMIN_EMAIL"))
     p.add_argument("--admin-password", default=os.environ.get("SOUK_ADMIN_PASSWORD"))
+    p.add_argument("--server-root", type=Path, help="start the server from this checkout "
+                   "(its .venv) instead of this one — e.g. a branch not merged yet")
     p.add_argument("--out", type=Path, default=Path("shownight-report"))
     p.add_argument("--keep-plan", action="store_true", help="keep plan.json (it holds tokens)")
     args = p.parse_args(argv)
@@ -141,7 +142,7 @@ def locust_commands(args: argparse.Namespace, plan: Plan, out: Path) -> list[lis
 
 
 def setup_port() -> int:
-    from tests.support.servers import free_port
+    from loadtests.crowd.server import free_port
 
     return free_port()
 
@@ -162,25 +163,6 @@ def run_locust(cmds: list[list[str]], plan_path: Path, watch_groups: dict[str, l
     return rc, procs
 
 
-def server_settings(seconds: float) -> tuple[object, dict[str, str]]:
-    from core.auth import generate_key
-    from tests.support.services import make_settings
-
-    key_dir = Path(tempfile.mkdtemp(prefix="shownight-jwt-"))
-    generate_key(key_dir, "k1")
-    s = make_settings(key_dir, database_pool_max=20, log_level="WARNING",
-                      access_token_ttl_s=int(seconds) + 900, gc_gen0_threshold=10000)
-    return s, {"LOG_LEVEL": "WARNING"}
-
-
-def create_admin(settings: object, email: str, password: str) -> None:
-    from tests.support.servers import settings_env
-
-    env = {**os.environ, **settings_env(settings), "SOUK_ADMIN_PASSWORD": password}  # type: ignore[arg-type]
-    subprocess.run([sys.executable, "-m", "api", "create-admin", "--email", email],  # noqa: S603
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-
-
 def login(c: httpx.Client, email: str | None, password: str | None) -> str | None:
     if not email or not password:
         return None
@@ -188,73 +170,88 @@ def login(c: httpx.Client, email: str | None, password: str | None) -> str | Non
     return str(body["access_token"])
 
 
+def watch_for(groups: dict[str, list[int]]) -> Watch:
+    return Watch({
+        "server": lambda: groups.get("server", []),
+        "locust (with its WHEP helpers)": lambda: with_children(groups.get("locust", [])),
+        "WHIP publisher": lambda: groups.get("publisher", []),
+        "redis-server (whole machine)": lambda: pids_named("redis-server", "valkey-server"),
+        "postgres (whole machine)": lambda: pids_named("postgres"),
+    })
+
+
+def video(args: argparse.Namespace, plan: Plan, house: setup.House, groups: dict[str, list[int]],
+          stack: contextlib.ExitStack, notes: list[str]) -> None:
+    """Start the show's WHIP publisher when WHEP viewers are wanted; off with a note if not."""
+    if not plan.counts.get("whep"):
+        return
+    proc, trouble = start_publisher(plan.base_url, house.show_id, house.auction_seller.token,
+                                    args.seconds + 30)
+    stack.callback(lambda: (proc.terminate(), proc.wait(10)))
+    groups["publisher"] = [proc.pid]
+    if trouble:
+        notes.append(f"whep: off — the WHIP publisher did not go live: {trouble}")
+        plan.counts["whep"] = 0
+
+
+def report_for(args: argparse.Namespace, argv: list[str] | None, plan: Plan, out: Path,
+               results: list[tuple[str, bool, str]], watch: Watch, rc: int,
+               notes: list[str]) -> Report:
+    report = Report(
+        ops=parse_stats((out / "shownight_stats.csv").read_text()),
+        failures=parse_failures((out / "shownight_failures.csv").read_text()),
+        exceptions=parse_exceptions((out / "shownight_exceptions.csv").read_text()),
+        invariants=results, cpu=watch.table(), notes=notes)
+    report.notes.append(f"locust exit status {rc}; machine busy {watch.machine_mean():.0f}% "
+                        f"on average over {os.cpu_count()} cores (shared box)")
+    first = watch.first_saturated()
+    report.notes.append(f"first to use >90% of a core over 5 s: {first or 'none'}")
+    config = ("users: " + ", ".join(f"{r} {n}" for r, n in plan.counts.items())
+              + f"; {args.seconds:g} s, warm-up {args.warmup:g} s, frenzy {args.frenzy:g} s,"
+              f" flash {args.flash_units} units; locust workers {args.workers or 'none'}")
+    command = shlex.join(["python", "-m", "loadtests.shownight",
+                          *(argv if argv is not None else sys.argv[1:])])
+    text = render(report, title="Show night", command=command, config=config)
+    (out / "summary.md").write_text(text)
+    print(text)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = options(argv)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    server = None
-    settings = None
-    url = args.url
     groups: dict[str, list[int]] = {}
-    try:
+    with contextlib.ExitStack() as stack:
+        url = args.url
         if url is None:
-            from tests.support.servers import ServerProcess
-
-            settings, extra = server_settings(args.seconds)
-            server = ServerProcess(settings, extra_env=extra).start(log_dir=out, timeout_s=60)  # type: ignore[arg-type]
-            url = server.url
+            server = LocalServer(args.seconds, root=args.server_root or ROOT)
+            stack.callback(server.stop)
+            server.start(out)
             assert server.proc is not None
-            groups["server"] = [server.proc.pid]
-            args.admin_email = f"admin-{uuid.uuid4().hex[:8]}@shownight.example.com"
-            args.admin_password = uuid.uuid4().hex
-            create_admin(settings, args.admin_email, args.admin_password)
-        tag = uuid.uuid4().hex[:8]
-        with httpx.Client(base_url=url, timeout=30) as c:
-            admin = login(c, args.admin_email, args.admin_password)
-            t0 = time.monotonic()
-            plan, house = make_plan(args, url, tag, c, notes)
-            notes.append(f"set-up through the API took {time.monotonic() - t0:.1f} s")
-            plan_path = out / "plan.json"
-            plan.save(plan_path)
-            cmds = locust_commands(args, plan, out)
-            watch = Watch({
-                "server": lambda: groups.get("server", []),
-                "locust": lambda: groups.get("locust", []),
-                "redis-server (whole machine)": lambda: pids_named("redis-server", "valkey-server"),
-                "postgres (whole machine)": lambda: pids_named("postgres"),
-            }).start()
-            rc, _ = run_locust(cmds, plan_path, groups, args.seconds + 60)
-            watch.stop()
-            results = invariants.run_all(c, admin, house, flash_units=args.flash_units,
-                                         close_timeout_s=args.soft_close + 30)
-            if not args.keep_plan:
-                plan_path.unlink()
-        report = Report(
-            ops=parse_stats((out / "shownight_stats.csv").read_text()),
-            failures=parse_failures((out / "shownight_failures.csv").read_text()),
-            exceptions=parse_exceptions((out / "shownight_exceptions.csv").read_text()),
-            invariants=results, cpu=watch.table(), notes=notes)
-        report.notes.append(f"locust exit status {rc}; machine busy {watch.machine_mean():.0f}% "
-                            f"on average over {os.cpu_count()} cores (shared box)")
-        first = watch.first_saturated()
-        report.notes.append(f"first to use >90% of a core over 5 s: {first or 'none'}")
-        config = ("users: " + ", ".join(f"{r} {n}" for r, n in plan.counts.items())
-                  + f"; {args.seconds:g} s, warm-up {args.warmup:g} s, frenzy {args.frenzy:g} s,"
-                  f" flash {args.flash_units} units; locust workers {args.workers or 'none'}")
-        text = render(report, title="Show night", command=shlex.join(
-            ["python", "-m", "loadtests.shownight", *(argv if argv is not None else sys.argv[1:])]),
-            config=config)
-        (out / "summary.md").write_text(text)
-        print(text)
-        return 0 if report.ok else 1
-    finally:
-        if server is not None:
-            server.stop()
-        if settings is not None:
-            from tests.support.services import drop_isolation
-
-            asyncio.run(drop_isolation(settings))  # type: ignore[arg-type]
+            url, groups["server"] = server.url, [server.proc.pid]
+            args.admin_email, args.admin_password = server.admin_email, server.admin_password
+            if args.server_root:
+                notes.append(f"server code from {args.server_root}")
+        c = stack.enter_context(httpx.Client(base_url=url, timeout=30))
+        admin = login(c, args.admin_email, args.admin_password)
+        t0 = time.monotonic()
+        plan, house = make_plan(args, url, uuid.uuid4().hex[:8], c, notes)
+        video(args, plan, house, groups, stack, notes)
+        notes.append(f"set-up through the API took {time.monotonic() - t0:.1f} s")
+        plan_path = out / "plan.json"
+        plan.save(plan_path)
+        if not args.keep_plan:
+            stack.callback(plan_path.unlink, missing_ok=True)
+        watch = watch_for(groups).start()
+        rc, _ = run_locust(locust_commands(args, plan, out), plan_path, groups,
+                           args.seconds + 60)
+        watch.stop()
+        results = invariants.run_all(c, admin, house, flash_units=args.flash_units,
+                                     close_timeout_s=args.soft_close + 30)
+        report = report_for(args, argv, plan, out, results, watch, rc, notes)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

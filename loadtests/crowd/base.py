@@ -58,6 +58,9 @@ def settle(resp: Any, ok: tuple[int, ...], expected: tuple[str, ...] = ()) -> st
         resp.request_meta["name"] = f"{resp.request_meta['name']} [{code}]"
         resp.success()
         return code
+    if resp.status_code == 0:  # no answer at all: connection refused, reset or timed out
+        resp.failure(f"no response: {resp.error!r}")
+        return None
     resp.failure(f"{resp.status_code} {code or (resp.text or '')[:80]}")
     return code
 

@@ -25,9 +25,18 @@ class Bidder(WsUser):
     role = "bidders"
 
     def wait_time(self) -> float:
-        p = plan()
-        frenzy = p.frenzy(self.now(), self.watch.ends_at_ms)
-        return random.expovariate(p.frenzy_bid_rate if frenzy else p.bid_rate)
+        """Poisson at the phase's rate, but a wait never sleeps through a change of phase:
+        the auction's opening and the start of the frenzy are met within one frenzy gap."""
+        p, now = plan(), self.now()
+        if p.frenzy(now, self.watch.ends_at_ms):
+            return random.expovariate(p.frenzy_bid_rate)
+        wait = random.expovariate(p.bid_rate)
+        ends = (self.watch.ends_at_ms or p.auction_ends_at_ms) / 1000
+        jitter = random.uniform(0, 1 / p.frenzy_bid_rate)
+        opens = p.started_at + p.warmup_s
+        if now < opens:
+            wait = min(wait, opens - now + random.uniform(0, 1 / p.bid_rate))
+        return max(0.0, min(wait, ends - p.frenzy_s - now + jitter))
 
     def on_start(self) -> None:
         self.watch = AuctionWatch()

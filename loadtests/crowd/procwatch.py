@@ -24,6 +24,26 @@ def pids_named(*names: str) -> list[int]:
     return out
 
 
+def with_children(pids: list[int]) -> list[int]:
+    """`pids` and every process descended from them (a locust worker's WHEP helper)."""
+    parent: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                text = d.joinpath("stat").read_text()
+            except OSError:
+                continue
+            parent[int(d.name)] = int(text[text.rindex(")") + 2:].split()[1])
+    out, todo = set(pids), list(pids)
+    while todo:
+        pid = todo.pop()
+        for child, ppid in parent.items():
+            if ppid == pid and child not in out:
+                out.add(child)
+                todo.append(child)
+    return sorted(out)
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -42,6 +62,7 @@ class Watch:
         self.period = period_s
         self.series: dict[str, list[tuple[float, float]]] = {k: [] for k in groups}
         self.machine_busy: list[dict[str, float]] = []
+        self.seen: set[str] = set()  # groups that had a process at some sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -58,7 +79,10 @@ class Watch:
         while not self._stop.is_set():
             now = time.monotonic()
             for label, find in self.groups.items():
-                self.series[label].append((now, cpu_seconds(find())))
+                pids = find()
+                if pids:
+                    self.seen.add(label)
+                self.series[label].append((now, cpu_seconds(pids)))
             after = machine()
             self.machine_busy.append(busy_percent(before, after))
             before = after
@@ -68,7 +92,7 @@ class Watch:
         """(label, CPU s over the run, mean % of a core, peak % over any `window_s`)."""
         out = []
         for label, points in self.series.items():
-            if len(points) < 2:
+            if len(points) < 2 or label not in self.seen:
                 continue
             wall = points[-1][0] - points[0][0]
             used = max(0.0, points[-1][1] - points[0][1])

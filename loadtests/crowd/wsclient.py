@@ -10,7 +10,6 @@ show them beside the HTTP calls."""
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import random
 import struct
@@ -66,8 +65,9 @@ class SoukSocket:
         self.timeout = timeout
         self.gaps = Gaps()
         self.received = 0
-        self._ids = itertools.count(1)
+        self._next_id = 1
         self._pending: dict[int, AsyncResult] = {}
+        self._subscribing: dict[int, str] = {}  # command id → channel
         self._ws: websocket.WebSocket | None = None
         self._reader: gevent.Greenlet | None = None
         self._closing = False
@@ -119,7 +119,8 @@ class SoukSocket:
         if not self.open:
             self.report("WS", name, 0, error=Disconnected("socket closed"))
             raise CommandError("disconnected")
-        cid = next(self._ids)
+        cid = self._next_id
+        self._next_id += 1
         waiter: AsyncResult = AsyncResult()
         self._pending[cid] = waiter
         frame = orjson.dumps({"id": cid, "op": op, **fields})
@@ -147,11 +148,11 @@ class SoukSocket:
         return result
 
     def subscribe(self, channel: str) -> dict[str, Any] | None:
-        result = self.command("subscribe", name=f"subscribe {channel_kind(channel)}",
-                              channel=channel)
-        if result is not None and isinstance(result.get("offset"), int):
-            self.gaps.start(channel, result["offset"])
-        return result
+        """Subscribe; the result's offset starts the channel's gap accounting in the reader,
+        in stream order (the publications that follow it were written after it)."""
+        self._subscribing[self._next_id] = channel
+        return self.command("subscribe", name=f"subscribe {channel_kind(channel)}",
+                            channel=channel)
 
     # --- the reader ---------------------------------------------------------------------
 
@@ -186,6 +187,10 @@ class SoukSocket:
         if not isinstance(msg, dict):
             return
         if "id" in msg:
+            channel = self._subscribing.pop(msg["id"], None)
+            offset = msg.get("result", {}).get("offset") if channel else None
+            if channel and isinstance(offset, int):
+                self.gaps.start(channel, offset)
             waiter = self._pending.get(msg["id"])
             if waiter is not None:
                 waiter.set(msg)
