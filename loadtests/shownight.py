@@ -206,6 +206,12 @@ def report_for(args: argparse.Namespace, argv: list[str] | None, plan: Plan, out
                         f"on average over {os.cpu_count()} cores (shared box)")
     first = watch.first_saturated()
     report.notes.append(f"first to use >90% of a core over 5 s: {first or 'none'}")
+    server_s = next((s for who, s, _, _ in report.cpu if who == "server"), None)
+    if server_s is not None and report.requests:
+        report.notes.append(
+            f"server CPU {server_s:.1f} s for {report.requests} requests and commands and "
+            f"{report.deliveries} timed deliveries: {1000 * server_s / report.requests:.2f} ms "
+            "per request or command, all kinds together (run one role alone for one kind's cost)")
     config = ("users: " + ", ".join(f"{r} {n}" for r, n in plan.counts.items())
               + f"; {args.seconds:g} s, warm-up {args.warmup:g} s, frenzy {args.frenzy:g} s,"
               f" flash {args.flash_units} units; locust workers {args.workers or 'none'}")
