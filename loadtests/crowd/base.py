@@ -92,6 +92,25 @@ class _Role:
         self.socket = sock
         return sock
 
+    def socket_ok(self) -> bool:
+        """True when the socket is open; reconnects and recovers (`SoukSocket.resume`) after a
+        close that asks for it, as the apps do; False after a terminal close."""
+        old = self.socket
+        if old is None or old.open:
+            return old is not None
+        if not old.resumable:
+            return False
+        p = plan()
+        sock = SoukSocket(old._fire, old.url, token=old.token,
+                          on_publication=old.on_publication, sample=p.delivery_sample)
+        try:
+            sock.connect()
+            self.socket = sock
+            sock.resume(old)
+        except Exception:
+            return False
+        return sock.open
+
     def close_socket(self) -> None:
         if self.socket is not None:
             self.socket.close()

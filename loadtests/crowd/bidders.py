@@ -52,7 +52,7 @@ class Bidder(WsUser):
     @task
     def bid(self) -> None:
         p = plan()
-        if self.watch.outcome is not None or self.socket is None or not self.socket.open:
+        if self.watch.outcome is not None or not self.socket_ok() or self.socket is None:
             return
         if self.now() < p.started_at + p.warmup_s:
             return  # the auction opens when the warm-up ends

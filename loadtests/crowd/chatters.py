@@ -26,7 +26,7 @@ class Chatter(WsUser):
 
     @task
     def say(self) -> None:
-        if self.socket is None or not self.socket.open:
+        if not self.socket_ok() or self.socket is None:
             return
         try:
             self.socket.command("publish", name="publish chat",

@@ -67,7 +67,7 @@ class Rider(HttpWsUser):
         self.move(speed, 1 / plan().rider_hz)
         self.turn += 1
         if self.turn % 2 == 0 or self.key is None:
-            if self.socket is not None and self.socket.open:
+            if self.socket_ok() and self.socket is not None:
                 with contextlib.suppress(CommandError):
                     self.socket.command("location", lat=round(self.lat, 6),
                                         lon=round(self.lon, 6), ts=int(time.time() * 1000),

@@ -38,6 +38,7 @@ class Shopper(HttpWsUser):
     @task
     def shop(self) -> None:
         p = plan()
+        self.socket_ok()  # reconnect (and recover) the notifications socket if it was cut
         if not self.flash_tried and p.flash_open(self.now()):
             self.flash_tried = True
             self.buy(p.flash_variant_id, flash=True)

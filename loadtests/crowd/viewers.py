@@ -29,5 +29,5 @@ class Viewer(WsUser):
 
     @task
     def ping(self) -> None:
-        if self.socket is not None and self.socket.open:
+        if self.socket_ok() and self.socket is not None:
             self.socket.command("ping")

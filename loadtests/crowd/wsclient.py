@@ -68,6 +68,8 @@ class SoukSocket:
         self._next_id = 1
         self._pending: dict[int, AsyncResult] = {}
         self._subscribing: dict[int, str] = {}  # command id → channel
+        self.epochs: dict[str, str] = {}  # channel → epoch of its offsets
+        self.close_code: int | None = None  # the server's close code, once closed
         self._ws: websocket.WebSocket | None = None
         self._reader: gevent.Greenlet | None = None
         self._closing = False
@@ -154,6 +156,30 @@ class SoukSocket:
         return self.command("subscribe", name=f"subscribe {channel_kind(channel)}",
                             channel=channel)
 
+    @property
+    def resumable(self) -> bool:
+        """Closed in a way the protocol says to reconnect and recover from (4000-4499, or the
+        network), rather than terminally (4500-4999)."""
+        return not self.open and not (self.close_code and 4500 <= self.close_code <= 4999)
+
+    def resume(self, old: SoukSocket) -> None:
+        """On this new connection, subscribe again to `old`'s channels with `since` (their
+        epoch and last offset seen): replayed publications go through the same counting and
+        gap checks; `recovered: false` is a failure (the client missed publications and must
+        reload over REST)."""
+        for channel, offset in list(old.gaps.last.items()):
+            epoch = old.epochs.get(channel)
+            if epoch is None:
+                self.subscribe(channel)
+                continue
+            self.gaps.last[channel] = offset
+            self._subscribing[self._next_id] = channel
+            result = self.command("subscribe", name=f"resubscribe {channel_kind(channel)}",
+                                  channel=channel, since={"epoch": epoch, "offset": offset})
+            if result is not None and not result.get("recovered"):
+                self.report("PUSH", f"recovery {channel_kind(channel)}", 0,
+                            error=OffsetGap("recovered: false, publications missed"))
+
     # --- the reader ---------------------------------------------------------------------
 
     def _read(self) -> None:
@@ -168,6 +194,7 @@ class SoukSocket:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 data = frame.data or b""
                 code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                self.close_code = code
                 self._lost(f"closed by the server with {code} {data[2:].decode(errors='replace')}")
                 return
             if opcode != websocket.ABNF.OPCODE_TEXT:
@@ -183,14 +210,24 @@ class SoukSocket:
             self._closing = True
             self.report("WS", "disconnect", 0, error=Disconnected(why))
 
+    def _subscribed(self, channel: str, result: dict[str, Any], now: float) -> None:
+        """A subscribe result, in stream order: replayed publications first, then the live
+        ones continue after its offset."""
+        if result.get("recovered"):
+            for pub in result.get("publications") or []:
+                self._dispatch(pub if "channel" in pub else {"channel": channel, **pub}, now)
+        if isinstance(result.get("offset"), int):
+            self.gaps.start(channel, result["offset"])
+        if isinstance(result.get("epoch"), str):
+            self.epochs[channel] = result["epoch"]
+
     def _dispatch(self, msg: Any, now: float) -> None:
         if not isinstance(msg, dict):
             return
         if "id" in msg:
             channel = self._subscribing.pop(msg["id"], None)
-            offset = msg.get("result", {}).get("offset") if channel else None
-            if channel and isinstance(offset, int):
-                self.gaps.start(channel, offset)
+            if channel is not None and isinstance(msg.get("result"), dict):
+                self._subscribed(channel, msg["result"], now)
             waiter = self._pending.get(msg["id"])
             if waiter is not None:
                 waiter.set(msg)
