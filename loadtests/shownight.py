@@ -74,6 +74,8 @@ def options(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0, help="locust worker processes (0: one)")
     p.add_argument("--admin-email", default=os.environ.get("SOUK_ADMIN_EMAIL"))
     p.add_argument("--admin-password", default=os.environ.get("SOUK_ADMIN_PASSWORD"))
+    p.add_argument("--server-pids", default="", help="with --url: comma-separated pids of the "
+                   "server processes (on this machine) whose CPU to read from /proc")
     p.add_argument("--server-root", type=Path, help="start the server from this checkout "
                    "(its .venv) instead of this one — e.g. a branch not merged yet")
     p.add_argument("--out", type=Path, default=Path("shownight-report"))
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     groups: dict[str, list[int]] = {}
+    if args.server_pids:
+        groups["server"] = [int(pid) for pid in args.server_pids.split(",")]
     with contextlib.ExitStack() as stack:
         url = args.url
         if url is None:
@@ -256,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         watch.stop()
         results = invariants.run_all(c, admin, house, flash_units=args.flash_units,
                                      close_timeout_s=args.soft_close + 30)
+        if args.url:  # someone else's deployment: tidy up (a server we started is dropped)
+            notes.extend(f"clean-up: {p}" for p in setup.tidy(c, house))
         report = report_for(args, argv, plan, out, results, watch, rc, notes)
     return 0 if report.ok else 1
 

@@ -23,6 +23,8 @@ import httpx
 from core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # tests.support (the test isolation's own schema and key
+    sys.path.append(str(ROOT))  # handling) is not installed: it is found from the checkout
 LEAN_WS = "realtime.transport:LeanWebSocketsProtocol"
 
 

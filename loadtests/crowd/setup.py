@@ -110,3 +110,18 @@ def house(c: httpx.Client, tag: str, *, flash_units: int, start_price: int, auct
         auction_variant_id=item["variants"][0]["id"], flash_product_id=drop["id"],
         flash_variant_id=drop["variants"][0]["id"], catalog_product_id=cat["id"],
         catalog_variant_ids=[v["id"] for v in cat["variants"]])
+
+
+def tidy(c: httpx.Client, h: House) -> list[str]:
+    """After a run against someone else's deployment: end the show, take the house products
+    off sale. Accounts stay (the API deletes none; their emails carry the run's tag) and the
+    auctions have closed by themselves. Returns what could not be done."""
+    problems = []
+    calls = [(h.auction_seller, f"/v1/shows/{h.show_id}/end"),
+             (h.catalog_seller, f"/v1/products/{h.catalog_product_id}/unpublish"),
+             (h.flash_seller, f"/v1/products/{h.flash_product_id}/unpublish")]
+    for who, path in calls:
+        r = c.post(path, headers=bearer(who.token))
+        if r.status_code >= 300 and r.status_code != 409:  # 409: already ended / unpublished
+            problems.append(f"POST {path}: {r.status_code}")
+    return problems
