@@ -204,8 +204,7 @@ def report_for(args: argparse.Namespace, argv: list[str] | None, plan: Plan, out
         failures=parse_failures((out / "shownight_failures.csv").read_text()),
         exceptions=parse_exceptions((out / "shownight_exceptions.csv").read_text()),
         invariants=results, cpu=watch.table(), notes=notes)
-    report.notes.append(f"locust exit status {rc}; machine busy {watch.machine_mean():.0f}% "
-                        f"on average over {os.cpu_count()} cores (shared box)")
+    report.notes.append(f"locust exit status {rc}; {watch.box()}")
     first = watch.first_saturated()
     report.notes.append(f"first to use >90% of a core over 5 s: {first or 'none'}")
     server_s = next((s for who, s, _, _ in report.cpu if who == "server"), None)

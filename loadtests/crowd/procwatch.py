@@ -117,6 +117,22 @@ class Watch:
                     break
         return None if first is None else first[1]
 
+    def box(self) -> str:
+        """The machine's whole CPU use over the run, split into the groups and the rest (on a
+        shared machine, other people's work)."""
+        rows = self.table()
+        if not rows or not self.machine_busy:
+            return "no samples"
+        points = next(iter(self.series.values()))
+        wall = points[-1][0] - points[0][0]
+        cores = max(1, len(self.machine_busy[0]))
+        total = self.machine_mean() / 100 * cores * wall
+        ours = sum(s for _, s, _, _ in rows)
+        parts = ", ".join(f"{label} {s:.0f}" for label, s, _, _ in rows)
+        return (f"the box used {total:.0f} core-seconds of {cores * wall:.0f} over {wall:.0f} s "
+                f"({self.machine_mean():.0f}% of {cores} cores): {parts}, everything else "
+                f"{max(0.0, total - ours):.0f}")
+
     def machine_mean(self) -> float:
         if not self.machine_busy:
             return 0.0

@@ -19,6 +19,9 @@ def test_table_and_first_saturated() -> None:
     assert rows["locust"] == (10.0, 50.0, 100.0)
     assert w.first_saturated() == "locust"
     assert w.first_saturated(threshold=101) is None
+    w.machine_busy = [{"cpu0": 100.0, "cpu1": 50.0}] * 3  # 75% of 2 cores over 20 s: 30 core-s
+    assert w.box() == ("the box used 30 core-seconds of 40 over 20 s (75% of 2 cores): "
+                       "server 10, locust 10, everything else 10")
 
 
 def test_groups_that_never_had_a_process_are_left_out() -> None:
