@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": realtime.hub,
                 "ws_gateway": realtime.gateway,
                 "presence": realtime.presence,
+                "revocations": realtime.revocations,
                 "auctions": auctions,
             }
             log.info("souk stopping")

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.accounts import store
+from api.accounts.revoke import announce
 from api.accounts.routes import user_view
 from api.accounts.rules import UserView
 from core.auth import Role
@@ -113,6 +114,7 @@ async def _set_status(request: Request, status: str) -> Response:
     # Live access tokens die too: the guard checks this key (kept as long as a token lives).
     if status == "suspended":
         await rt.redis.set(rt.suspended_key(user_id), b"1", ex=rt.settings.access_token_ttl_s)
+        await announce(request, user_id)  # open websockets of the user close on every process
     else:
         await rt.redis.delete(rt.suspended_key(user_id))
     return Response(status_code=204)

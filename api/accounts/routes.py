@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from api.accounts import store
 from api.accounts.passwords import hash_password, verify_password
+from api.accounts.revoke import announce
 from api.accounts.rules import (
     LoginBody,
     LogoutBody,
@@ -84,6 +85,7 @@ async def _issue_pair(
     conn: asyncpg.Connection | None = None,
 ) -> TokenPair:
     token, token_hash = store.new_refresh_token()
+    family_id = family_id or uuid.uuid4()
     await store.insert_refresh(
         conn or rt.pool,
         user_id=user.id,
@@ -93,7 +95,8 @@ async def _issue_pair(
         parent_id=parent_id,
     )
     return TokenPair(
-        access_token=rt.tokens.issue(user.id, user.role),
+        # `sid`: revoking the family (reuse, logout) revokes this access token too
+        access_token=rt.tokens.issue(user.id, user.role, session=str(family_id)),
         refresh_token=token,
         expires_in=rt.settings.access_token_ttl_s,
     )
@@ -203,6 +206,9 @@ async def refresh(request: Request) -> Response:
                 )
             )
     if rotation.outcome is store.RotateOutcome.REUSED:
+        assert rotation.family_id is not None
+        assert rotation.user_id is not None
+        await revoke_session(request, rt, rotation.user_id, rotation.family_id)
         raise RefreshTokenReused()
     raise TokenInvalid("The refresh token is unknown, expired or revoked.")
 
@@ -222,14 +228,26 @@ async def logout(request: Request) -> Response:
     if request.headers.get("content-length") not in (None, "0"):
         body = await parse_json(request, LogoutBody)
     if body.refresh_token is not None:
-        found = await store.revoke_by_token(
+        family = await store.revoke_by_token(
             rt.pool, store.digest(body.refresh_token), principal.user_id
         )
-        if not found:
+        if family is None:
             raise ValidationFailed([FieldError("refresh_token", "not a token of this account")])
+        await revoke_session(request, rt, principal.user_id, family)
     ttl = max(1, principal.expires_at - int(time.time()))
     await rt.redis.set(rt.revoked_key(principal.jti), b"1", ex=ttl)
+    await announce(request, principal.user_id, jti=principal.jti)
     return Response(status_code=204)
+
+
+async def revoke_session(
+    request: Request, rt: Runtime, user_id: uuid.UUID, family: uuid.UUID
+) -> None:
+    """Revoke every access token issued from refresh-token family `family` (its `sid`), here
+    and on live connections, for as long as one of them can still be unexpired."""
+    sid = str(family)
+    await rt.redis.set(rt.revoked_session_key(sid), b"1", ex=rt.settings.access_token_ttl_s)
+    await announce(request, user_id, session=sid)
 
 
 @endpoint(
