@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +26,18 @@ pytestmark = pytest.mark.integration
 CUT_WITHIN_S = 5.0 * TIMING_FACTOR
 
 
+class _http:  # one short-lived client per call (each test has its own loop)
+    @staticmethod
+    async def post(url: str, **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient() as c:
+            return await c.post(url, **kw)
+
+    @staticmethod
+    async def get(url: str, **kw: Any) -> httpx.Response:
+        async with httpx.AsyncClient() as c:
+            return await c.get(url, **kw)
+
+
 async def _signed_in(server: ServerProcess, token: str) -> WsClient:
     ws = await WsClient.open(server.ws_url, token=token)
     assert "result" in await ws.call("ping")
@@ -38,8 +51,8 @@ async def test_suspension_closes_the_users_connections_on_every_process(
     admin, buyer, other = await register("admin"), await register("buyer"), await register()
     on_a, on_b = await _signed_in(a, buyer.access_token), await _signed_in(b, buyer.access_token)
     bystander = await _signed_in(b, other.access_token)
-    r = httpx.post(f"{a.url}/v1/admin/users/{buyer.id}/suspend", json={"reason": "fraud"},
-                   headers=admin.headers, timeout=10)
+    r = await _http.post(f"{a.url}/v1/admin/users/{buyer.id}/suspend", json={"reason": "fraud"},
+                   headers=admin.headers, )
     assert r.status_code == 204, r.text
     started = time.monotonic()
     assert await on_a.until_closed(CUT_WITHIN_S) == CLOSE_REVOKED
@@ -54,15 +67,15 @@ async def test_logout_closes_the_connections_of_that_token_only(
 ) -> None:
     a, b = servers(), servers()
     buyer = await register()
-    r = httpx.post(f"{a.url}/v1/auth/login",
-                   json={"email": buyer.email, "password": buyer.password}, timeout=10)
+    r = await _http.post(f"{a.url}/v1/auth/login",
+                   json={"email": buyer.email, "password": buyer.password}, )
     second_token = r.json()["access_token"]  # another sign-in of the same user
     ws = await _signed_in(b, buyer.access_token)
     # the first `auth` op path, not the upgrade header
     via_op = await WsClient.open(b.ws_url)
     assert "result" in await via_op.call("auth", token=buyer.access_token)
     other_session = await _signed_in(b, second_token)
-    r = httpx.post(f"{a.url}/v1/auth/logout", headers=buyer.headers, timeout=10)
+    r = await _http.post(f"{a.url}/v1/auth/logout", headers=buyer.headers, )
     assert r.status_code == 204
     assert await ws.until_closed(CUT_WITHIN_S) == CLOSE_REVOKED
     assert await via_op.until_closed(CUT_WITHIN_S) == CLOSE_REVOKED
@@ -75,20 +88,20 @@ async def test_reuse_of_a_refresh_token_revokes_the_familys_access_tokens(
 ) -> None:
     a, b = servers(), servers()
     buyer = await register()
-    r = httpx.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": buyer.refresh_token},
-                   timeout=10)
+    r = await _http.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": buyer.refresh_token},
+                   )
     assert r.status_code == 200
     rotated = r.json()["access_token"]
     ws = await _signed_in(b, rotated)
     old_ws = await _signed_in(b, buyer.access_token)
     # The old refresh token again: reuse, the whole family is revoked ...
-    r = httpx.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": buyer.refresh_token},
-                   timeout=10)
+    r = await _http.post(f"{a.url}/v1/auth/refresh", json={"refresh_token": buyer.refresh_token},
+                   )
     assert r.json()["code"] == "refresh_token_reused"
     # ... and with it every access token it issued, over REST and on live connections.
     for token in (rotated, buyer.access_token):
-        r = httpx.get(f"{b.url}/v1/me", headers={"Authorization": f"Bearer {token}"},
-                      timeout=10)
+        r = await _http.get(f"{b.url}/v1/me", headers={"Authorization": f"Bearer {token}"},
+                      )
         assert r.status_code == 401, r.text
     assert await ws.until_closed(CUT_WITHIN_S) == CLOSE_REVOKED
     assert await old_ws.until_closed(CUT_WITHIN_S) == CLOSE_REVOKED
