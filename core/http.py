@@ -27,6 +27,7 @@ from core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from core.text import control_errors
 
 T = TypeVar("T")
 PROBLEM_JSON = "application/problem+json"
@@ -129,13 +130,18 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def decode_json(body: bytes, type_: type[T]) -> T:
-    """Decode `body` into `type_` strictly. Raises MalformedBody or ValidationFailed."""
+    """Decode `body` into `type_` strictly, refusing control characters in its text
+(core/text.py). Raises MalformedBody or ValidationFailed."""
     try:
-        return msgspec.json.decode(body, type=type_, strict=True)
+        value = msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:
         raise ValidationFailed([validation_field_error(str(exc))]) from None
     except msgspec.DecodeError:
         raise MalformedBody() from None
+    errors = control_errors(value)  # NUL, ESC, bidi overrides... in any text field
+    if errors:
+        raise ValidationFailed(errors)
+    return value
 
 
 def validation_field_error(message: str) -> FieldError:
