@@ -57,6 +57,7 @@ from core.config import Settings
 from core.context import Runtime
 from core.gctune import GcPauses, settle_after_startup
 from core.http import JSONResponse, endpoint
+from core.httpserver import BoundedHttpToolsProtocol
 from core.logs import configure_logging
 from core.metrics import Metrics
 from core.outbox import OutboxRelay
@@ -156,6 +157,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application. Reads the environment when `settings` is None."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json)
+    BoundedHttpToolsProtocol.configure(
+        max_header_bytes=settings.http_max_header_bytes, max_headers=settings.http_max_headers,
+        header_timeout_s=float(settings.http_header_timeout_s),
+    )
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
     ledger_metrics = LedgerMetrics(metrics.registry)

@@ -29,6 +29,7 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core.httpserver import BOUNDED_HTTP
     from realtime.transport import LEAN_WS
 
     _settings()  # fail before uvicorn starts if the environment is wrong
@@ -39,7 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=BOUNDED_HTTP,  # httptools with bounded request headers (size, count, time)
         ws=LEAN_WS,  # uvicorn's websockets-sansio with lighter per-connection state
         ws_per_message_deflate=False,  # frames are built once for every subscriber
         proxy_headers=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
+from core.httpserver import BOUNDED_HTTP
 from realtime.transport import LEAN_WS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +101,7 @@ class ServerProcess:
                     "--loop",
                     "uvloop",
                     "--http",
-                    "httptools",
+                    BOUNDED_HTTP,  # httptools with bounded request headers
                     "--ws",
                     LEAN_WS,
                     "--ws-per-message-deflate",
