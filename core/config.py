@@ -55,7 +55,7 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     max_body_bytes: int = 1_048_576
-    login_rate_per_account: int = 5
+    login_rate_per_account: int = 50  # failed logins per account (all addresses) per window
     login_rate_per_address: int = 30
     login_rate_window_s: int = 300
     # new checkouts and wallet top-ups per buyer per window (replays of a key are free)
@@ -188,7 +188,8 @@ class Settings:
                 "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, low=60, high=365 * 86_400
             ),
             max_body_bytes=parser.integer("MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
-            login_rate_per_account=parser.integer("LOGIN_RATE_PER_ACCOUNT", 5, low=1, high=10_000),
+            login_rate_per_account=parser.integer("LOGIN_RATE_PER_ACCOUNT", 50, low=1,
+                                                  high=100_000),
             login_rate_per_address=parser.integer(
                 "LOGIN_RATE_PER_ADDRESS", 30, low=1, high=100_000
             ),

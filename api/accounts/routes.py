@@ -111,6 +111,12 @@ async def _issue_pair(
 )
 async def register(request: Request) -> Response:
     rt = runtime(request)
+    s = rt.settings
+    await rt.limiter.enforce(
+        "register-address", request.client.host if request.client else "unknown",
+        capacity=s.register_rate_per_address, window_s=s.register_rate_window_s,
+        detail="Too many registrations from this address.",
+    )
     body = await parse_json(request, RegisterBody)
     validate_registration(body, allowed_roles=frozenset(r.value for r in SELF_SERVICE_ROLES))
     try:
@@ -134,20 +140,25 @@ async def register(request: Request) -> Response:
     return JSONResponse(result, status_code=201)
 
 
+def _failure_buckets(rt: Runtime, address: str, account: str) -> list[tuple[str, str, int]]:
+    """(limiter, subject, capacity) of the buckets a wrong password drains: the account from
+    this address (small), and the whole account (a much higher ceiling, so others' wrong
+    passwords from other addresses do not lock its owner out)."""
+    s = rt.settings
+    return [("login-failures", f"{account}|{address}", s.login_failures_per_address),
+            ("login-account", account, s.login_rate_per_account)]
+
+
 async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     s = rt.settings
     await rt.limiter.enforce(
         "login-address", address, capacity=s.login_rate_per_address, window_s=s.login_rate_window_s
     )
-    by_account = await rt.limiter.take(
-        "login-account",
-        account,
-        capacity=s.login_rate_per_account,
-        window_s=s.login_rate_window_s,
-        cost=0,
-    )
-    if not by_account.allowed:
-        raise RateLimited(by_account.retry_after_s, "Too many failed logins for this account.")
+    for limiter, subject, capacity in _failure_buckets(rt, address, account):
+        left = await rt.limiter.take(limiter, subject, capacity=capacity,
+                                     window_s=s.login_rate_window_s, cost=0)
+        if not left.allowed:
+            raise RateLimited(left.retry_after_s, "Too many failed logins for this account.")
 
 
 @endpoint(
@@ -158,8 +169,10 @@ async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     errors=(400, 401, 403, 413, 415, 422, 429),
 )
 async def login(request: Request) -> Response:
-    """Failed attempts drain a per-account bucket; every attempt drains a per-address bucket.
-    An empty bucket answers 429 with Retry-After before the password is even checked."""
+    """Every attempt drains a per-address bucket; a wrong password drains the account's
+    bucket for this address and, much larger, the account's own. An empty bucket answers 429
+    with Retry-After before the password is even checked. The address is the TCP peer's, or
+    the client named by X-Forwarded-For only when the peer is one of TRUSTED_PROXIES."""
     rt = runtime(request)
     body = await parse_json(request, LoginBody)
     account = normalize_email(body.email)
@@ -168,13 +181,9 @@ async def login(request: Request) -> Response:
     user = await store.user_by_email(rt.pool, account)
     ok = await verify_password(user.password_hash if user else None, body.password)
     if user is None or not ok:
-        s = rt.settings
-        await rt.limiter.take(
-            "login-account",
-            account,
-            capacity=s.login_rate_per_account,
-            window_s=s.login_rate_window_s,
-        )
+        for limiter, subject, capacity in _failure_buckets(rt, address, account):
+            await rt.limiter.take(limiter, subject, capacity=capacity,
+                                  window_s=rt.settings.login_rate_window_s)
         raise InvalidCredentials()
     if user.status != "active":
         raise AccountSuspended()

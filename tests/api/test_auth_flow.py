@@ -131,7 +131,7 @@ async def test_login_lockout_per_account(
     client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
     buyer = await register()
-    limit = rt.settings.login_rate_per_account
+    limit = rt.settings.login_failures_per_address  # this account from this address
     for _ in range(limit):
         r = await client.post(
             "/v1/auth/login", json={"email": buyer.email, "password": "nope-nope"}
@@ -151,7 +151,7 @@ async def test_successful_logins_do_not_drain_account_bucket(
     client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
     buyer = await register()
-    for _ in range(rt.settings.login_rate_per_account + 2):
+    for _ in range(rt.settings.login_failures_per_address + 2):
         r = await client.post(
             "/v1/auth/login", json={"email": buyer.email, "password": buyer.password}
         )

@@ -47,6 +47,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ACCESS_TOKEN_TTL_S": str(s.access_token_ttl_s),
         "LOGIN_RATE_PER_ACCOUNT": str(s.login_rate_per_account),
         "LOGIN_RATE_PER_ADDRESS": str(s.login_rate_per_address),
+        "LOGIN_FAILURES_PER_ADDRESS": str(s.login_failures_per_address),
+        "REGISTER_RATE_PER_ADDRESS": str(s.register_rate_per_address),
         "AUCTION_CLOSER": "true" if s.auction_closer else "false",
         "RESERVATION_TTL_S": str(s.reservation_ttl_s),
         "RESERVATION_SWEEP_INTERVAL_S": str(s.reservation_sweep_interval_s),
@@ -74,6 +76,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    cli: bool = False  # start through `python -m api serve` (the production entry point)
 
     @property
     def url(self) -> str:
@@ -88,7 +91,8 @@ class ServerProcess:
         self.log_path = log_dir / f"server-{self.port}.log"
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [
+                [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port)] if self.cli else [
                     sys.executable,
                     "-m",
                     "uvicorn",
@@ -107,6 +111,7 @@ class ServerProcess:
                     "--ws-per-message-deflate",
                     "false",
                     "--no-access-log",
+                    "--no-proxy-headers",  # as `python -m api serve` without TRUSTED_PROXIES
                     "--log-level",
                     "warning",
                 ],
