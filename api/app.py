@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             rt = await stack.enter_async_context(open_runtime(settings, metrics))
+            stack.enter_context(health.serve_metrics(settings, metrics))
             relay = OutboxRelay(
                 settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
             )
