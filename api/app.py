@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -241,6 +242,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
             # connection; the endpoint writes pre-encoded frames to the transport).
             Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
+            # Browser pages of CORS_ORIGINS only (none by default); preflights answered here.
+            Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                      "Accept-Language", "X-Request-ID"],
+                       expose_headers=["Retry-After", "X-Request-ID", "Location",
+                                       "Content-Language"], max_age=600),
             Middleware(RequestContext, metrics=metrics),
         ],
         exception_handlers=problems.handlers,

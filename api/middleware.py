@@ -4,6 +4,8 @@
 new), echoes it back, counts and times the request by route template, writes one access log
 line, and turns any unhandled exception into a problem+json 500 that leaks nothing. A query
 string holding control characters (core/text.py) is refused here, for every route, with 422.
+Every response says `X-Content-Type-Options: nosniff` and, unless its route set a
+`Cache-Control`, `Cache-Control: no-store` (tokens, balances and orders are never cached).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class RequestContext:
                 response_started = True
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = _with_security_headers(message["headers"], rid)
             await send(message)
 
         self.metrics.http_in_flight.inc()
@@ -105,6 +107,13 @@ class RequestContext:
                     "ms": round(elapsed * 1000, 2),
                 },
             )
+
+
+def _with_security_headers(headers: list[tuple[bytes, bytes]], rid: str) -> list[Any]:
+    out = [*headers, (b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
+    if not any(name.lower() == b"cache-control" for name, _ in headers):
+        out.append((b"cache-control", b"no-store"))
+    return out
 
 
 def query_errors(query_string: bytes) -> AppError | None:

@@ -115,6 +115,7 @@ async def open_realtime(
     revocations = Revocations(hub, lambda principals: revoked_among(rt, principals),
                               recheck_s=s.ws_revocation_recheck_s)
     gateway.guard = revocations
+    gateway.origins = frozenset(o.rstrip("/").lower() for o in s.ws_origins)
     relay.add_handler(outbox_publisher(hub))
     await broker.start()
     await revocations.start()

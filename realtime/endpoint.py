@@ -37,6 +37,7 @@ from realtime.channels import (
 )
 from realtime.hub import CLOSE_BAD_TOKEN, CLOSE_FLOOD, Client, Hub
 from realtime.metrics import HubMetrics
+from realtime.origins import origin_allowed
 from realtime.protocol import (
     Auth,
     ChannelForbidden,
@@ -98,6 +99,7 @@ class Gateway:
     publish_policies: dict[Kind, PublishPolicy] = field(default_factory=dict)
     presence: Presence = field(default_factory=Presence)
     guard: Guard = field(default_factory=Guard)  # token expiry and revocation (revocation.py)
+    origins: frozenset[str] = frozenset()  # browser Origins accepted (origins.py; empty: any)
 
     def add_op(self, op: str, handler: OpHandler) -> None:
         """Register a websocket op handled by another package. Register before serving."""
@@ -138,6 +140,12 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
     if codec is None:
         gw.metrics.connects.labels("bad_subprotocol").inc()
         await websocket.close(1002)
+        return
+    origin = next((v.decode("latin-1") for k, v in websocket.scope["headers"]
+                   if k == b"origin"), None)
+    if not origin_allowed(origin, gw.origins):
+        gw.metrics.connects.labels("bad_origin").inc()
+        await websocket.send_denial_response(Response("origin not allowed", status_code=403))
         return
     if gw.hub.draining or gw.hub.full():
         gw.metrics.connects.labels("refused").inc()
