@@ -59,6 +59,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["JWT_ACTIVE_KID"] = s.jwt_active_kid
     if s.encryption_keys:
         env["ENCRYPTION_KEYS"] = ",".join(f"{k}:{v}" for k, v in s.encryption_keys.items())
+    if s.metrics_token:
+        env["METRICS_TOKEN"] = s.metrics_token
     if s.encryption_active_kid:
         env["ENCRYPTION_ACTIVE_KID"] = s.encryption_active_kid
     env["PLATFORM_FEE_BPS"] = str(s.platform_fee_bps)
