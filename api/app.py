@@ -56,6 +56,7 @@ from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
 from core.context import Runtime
+from core.errors import AppError
 from core.gctune import GcPauses, settle_after_startup
 from core.http import JSONResponse, endpoint
 from core.httpserver import BoundedHttpToolsProtocol
@@ -154,6 +155,23 @@ def order_parties_of(rt: Runtime) -> Callable[[uuid.UUID], Awaitable[set[uuid.UU
     return order_parties
 
 
+class UpgradeRequired(AppError):
+    code = "upgrade_required"
+    status = 426
+    titles = {"en": "Upgrade required", "ar": "يلزم الترقية"}
+    details = {"en": "This endpoint speaks websocket only (Upgrade: websocket).",
+               "ar": "هذه النقطة تعمل عبر websocket فقط."}
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Upgrade": "websocket"})
+
+
+@endpoint("The websocket endpoint (see realtime/README.md); plain HTTP gets 426",
+          tags=("realtime",), responses={101: None}, errors=(426,))
+async def websocket_upgrade_required(request: Request) -> Response:
+    raise UpgradeRequired()
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application. Reads the environment when `settings` is None."""
     settings = settings or Settings.from_env()
@@ -227,6 +245,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *shows.routes,
         *auction_routes.build_routes(),
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        Route("/v1/ws", websocket_upgrade_required, methods=["GET"]),  # plain HTTP: 426
     ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
@@ -234,7 +253,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    document = build_document(routes, version=VERSION)
+    document = build_document(routes, version=VERSION,
+                              currencies=sorted(settings.accepted_currencies))
 
     app = Starlette(
         routes=routes,

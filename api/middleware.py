@@ -68,7 +68,8 @@ class RequestContext:
 
         self.metrics.http_in_flight.inc()
         try:
-            refused = query_errors(scope.get("query_string", b""))
+            scope["query_string"] = without_empty_values(scope.get("query_string", b""))
+            refused = query_errors(scope["query_string"])
             if refused is not None:
                 lang = pick_language(headers.get(b"accept-language", b"").decode("latin-1"))
                 await _problem(send_wrapper, refused, lang, scope.get("path"))
@@ -114,6 +115,16 @@ def _with_security_headers(headers: list[tuple[bytes, bytes]], rid: str) -> list
     if not any(name.lower() == b"cache-control" for name, _ in headers):
         out.append((b"cache-control", b"no-store"))
     return out
+
+
+def without_empty_values(query_string: bytes) -> bytes:
+    """The query string without `name=` pairs: an empty value means the parameter is absent,
+    for every route alike (as the OpenAPI document says)."""
+    if not query_string:
+        return query_string
+    parts = query_string.split(b"&")
+    kept = [p for p in parts if p.partition(b"=")[2]]
+    return query_string if len(kept) == len(parts) else b"&".join(kept)
 
 
 def query_errors(query_string: bytes) -> AppError | None:

@@ -226,6 +226,7 @@ async def refresh(request: Request) -> Response:
     "Sign out: revoke this access token and, if given, the refresh token's family",
     tags=("auth",),
     body=LogoutBody,
+    body_required=False,
     responses={204: None},
     auth=True,
     errors=(401, 422),

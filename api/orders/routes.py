@@ -165,7 +165,8 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
     @endpoint(
         "Cancel an order: before payment the hold and reservation are released; after "
         "payment the buyer is refunded",
-        tags=("orders",), body=CancelBody, responses={200: OrderView}, auth=True,
+        tags=("orders",), body=CancelBody, body_required=False, responses={200: OrderView},
+        auth=True,
         errors=ORDER_ERRORS,
     )
     async def cancel(request: Request) -> Response:
