@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -56,8 +57,10 @@ from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
 from core.context import Runtime
+from core.errors import AppError
 from core.gctune import GcPauses, settle_after_startup
 from core.http import JSONResponse, endpoint
+from core.httpserver import BoundedHttpToolsProtocol
 from core.logs import configure_logging
 from core.metrics import Metrics
 from core.outbox import OutboxRelay
@@ -156,10 +159,31 @@ def order_parties_of(rt: Runtime) -> Callable[[uuid.UUID], Awaitable[set[uuid.UU
     return order_parties
 
 
+class UpgradeRequired(AppError):
+    code = "upgrade_required"
+    status = 426
+    titles = {"en": "Upgrade required", "ar": "يلزم الترقية"}
+    details = {"en": "This endpoint speaks websocket only (Upgrade: websocket).",
+               "ar": "هذه النقطة تعمل عبر websocket فقط."}
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Upgrade": "websocket"})
+
+
+@endpoint("The websocket endpoint (see realtime/README.md); plain HTTP gets 426",
+          tags=("realtime",), responses={101: None}, errors=(426,))
+async def websocket_upgrade_required(request: Request) -> Response:
+    raise UpgradeRequired()
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application. Reads the environment when `settings` is None."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, json=settings.log_json)
+    BoundedHttpToolsProtocol.configure(
+        max_header_bytes=settings.http_max_header_bytes, max_headers=settings.http_max_headers,
+        header_timeout_s=float(settings.http_header_timeout_s),
+    )
     metrics = Metrics()
     commerce_metrics = CommerceMetrics(metrics.registry)
     ledger_metrics = LedgerMetrics(metrics.registry)
@@ -171,6 +195,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             rt = await stack.enter_async_context(open_runtime(settings, metrics))
+            stack.enter_context(health.serve_metrics(settings, metrics))
             relay = OutboxRelay(
                 settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
             )
@@ -212,6 +237,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "hub": realtime.hub,
                 "ws_gateway": realtime.gateway,
                 "presence": realtime.presence,
+                "revocations": realtime.revocations,
                 "auctions": auctions,
                 "tracking": tracking,
             }
@@ -232,6 +258,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *auction_routes.build_routes(),
         *tracking_routes.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
+        Route("/v1/ws", websocket_upgrade_required, methods=["GET"]),  # plain HTTP: 426
     ]
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
@@ -239,7 +266,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    document = build_document(routes, version=VERSION)
+    document = build_document(routes, version=VERSION,
+                              currencies=sorted(settings.accepted_currencies))
 
     app = Starlette(
         routes=routes,
@@ -247,6 +275,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
             # connection; the endpoint writes pre-encoded frames to the transport).
             Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
+            # Browser pages of CORS_ORIGINS only (none by default); preflights answered here.
+            Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                      "Accept-Language", "X-Request-ID"],
+                       expose_headers=["Retry-After", "X-Request-ID", "Location",
+                                       "Content-Language"], max_age=600),
             Middleware(RequestContext, metrics=metrics),
         ],
         exception_handlers=problems.handlers,

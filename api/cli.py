@@ -31,9 +31,10 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from core.httpserver import BOUNDED_HTTP
     from realtime.transport import LEAN_WS
 
-    _settings()  # fail before uvicorn starts if the environment is wrong
+    settings = _settings()  # fail before uvicorn starts if the environment is wrong
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -41,11 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=BOUNDED_HTTP,  # httptools with bounded request headers (size, count, time)
         ws=LEAN_WS,  # uvicorn's websockets-sansio with lighter per-connection state
         ws_per_message_deflate=False,  # frames are built once for every subscriber
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        # X-Forwarded-For/-Proto are believed only from TRUSTED_PROXIES (none by default):
+        # otherwise any client could pick the address its rate limits are counted under.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=args.graceful_s,
@@ -214,7 +217,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--forwarded-allow-ips", default="127.0.0.1")
     s.add_argument("--graceful-s", type=int, default=10)
     s.set_defaults(fn=cmd_serve)
     sub.add_parser("migrate", help="apply pending database migrations").set_defaults(fn=cmd_migrate)

@@ -2,7 +2,10 @@
 
 `RequestContext` gives every HTTP request an id (kept from a sane `X-Request-ID` header or made
 new), echoes it back, counts and times the request by route template, writes one access log
-line, and turns any unhandled exception into a problem+json 500 that leaks nothing.
+line, and turns any unhandled exception into a problem+json 500 that leaks nothing. A query
+string holding control characters (core/text.py) is refused here, for every route, with 422.
+Every response says `X-Content-Type-Options: nosniff` and, unless its route set a
+`Cache-Control`, `Cache-Control: no-store` (tokens, balances and orders are never cached).
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.errors import AppError
+from core.errors import AppError, FieldError, ValidationFailed
 from core.http import PROBLEM_JSON, encode_json, pick_language, problem_body
 from core.logs import request_id
 from core.metrics import Metrics, status_class
+from core.text import MESSAGE, first_refused
 
 log = logging.getLogger("souk.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -58,11 +63,17 @@ class RequestContext:
                 response_started = True
                 status = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                message["headers"] = _with_security_headers(message["headers"], rid)
             await send(message)
 
         self.metrics.http_in_flight.inc()
         try:
+            scope["query_string"] = without_empty_values(scope.get("query_string", b""))
+            refused = query_errors(scope["query_string"])
+            if refused is not None:
+                lang = pick_language(headers.get(b"accept-language", b"").decode("latin-1"))
+                await _problem(send_wrapper, refused, lang, scope.get("path"))
+                return
             await self.app(scope, receive, send_wrapper)
         except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path")})
@@ -97,6 +108,47 @@ class RequestContext:
                     "ms": round(elapsed * 1000, 2),
                 },
             )
+
+
+def _with_security_headers(headers: list[tuple[bytes, bytes]], rid: str) -> list[Any]:
+    out = [*headers, (b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
+    if not any(name.lower() == b"cache-control" for name, _ in headers):
+        out.append((b"cache-control", b"no-store"))
+    return out
+
+
+def without_empty_values(query_string: bytes) -> bytes:
+    """The query string without `name=` pairs: an empty value means the parameter is absent,
+    for every route alike (as the OpenAPI document says)."""
+    if not query_string:
+        return query_string
+    parts = query_string.split(b"&")
+    kept = [p for p in parts if p.partition(b"=")[2]]
+    return query_string if len(kept) == len(parts) else b"&".join(kept)
+
+
+def query_errors(query_string: bytes) -> AppError | None:
+    """ValidationFailed naming each query parameter that holds a control character."""
+    if not query_string:
+        return None
+    errors = []
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        found = first_refused(name) or first_refused(value)
+        if found is not None:
+            errors.append(FieldError(f"query.{'?' if first_refused(name) else name}",
+                                     MESSAGE.format(found)))
+    return ValidationFailed(errors) if errors else None
+
+
+async def _problem(send: Send, err: AppError, lang: str, path: str | None) -> None:
+    body = encode_json(problem_body(err, lang, path))
+    await send({
+        "type": "http.response.start",
+        "status": err.status,
+        "headers": [(b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode())],
+    })
+    await send({"type": "http.response.body", "body": body})
 
 
 def _route_template(scope: Scope) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from api import openapi_rules as strict
 from core.http import endpoint_spec
 
 _PARAM_RE = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
@@ -38,8 +39,10 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def build_document(routes: Sequence[BaseRoute], *, version: str) -> dict[str, Any]:
+def build_document(routes: Sequence[BaseRoute], *, version: str,
+                   currencies: Sequence[str] = ("USD",)) -> dict[str, Any]:
     types: list[Any] = []
+    bodies: list[Any] = []
     operations: list[tuple[str, str, Any, Any]] = []
     for route in routes:
         if isinstance(route, Route):
@@ -49,16 +52,22 @@ def build_document(routes: Sequence[BaseRoute], *, version: str) -> dict[str, An
                 if spec is not None:
                     if spec.body is not None:
                         types.append(spec.body)
+                        bodies.append(spec.body)
                     types.extend(t for t in spec.responses.values() if t is not None)
         elif isinstance(route, WebSocketRoute):
             operations.append((route.path, "get", None, route))
     (_, components) = msgspec.json.schema_components(
         list(dict.fromkeys(types)), ref_template="#/components/schemas/{name}"
     )
+    inputs = {getattr(t, "__name__", "") for t in bodies}
+    for component, schema in components.items():
+        strict.tighten(schema, request=component in inputs)
+    strict.ledger_bodies(components, sorted(currencies))
     components["Problem"] = _PROBLEM_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     for path, method, spec, route in operations:
-        paths.setdefault(_PARAM_RE.sub(r"{\1}", path), {})[method] = _operation(path, spec, route)
+        paths.setdefault(_PARAM_RE.sub(r"{\1}", path), {})[method] = _operation(
+            path, spec, route, sorted(currencies))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -81,12 +90,14 @@ def _ref(type_: Any) -> dict[str, Any]:
     (schema,), _ = msgspec.json.schema_components(
         [type_], ref_template="#/components/schemas/{name}"
     )
+    strict.tighten(schema)
     return schema
 
 
-def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
+def _operation(path: str, spec: Any, route: BaseRoute, currencies: list[str]) -> dict[str, Any]:
+    template = _PARAM_RE.sub(r"{\1}", path)
     params = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": strict.path_schema(name)}
         for name in _PARAM_RE.findall(path)
     ]
     if spec is None:
@@ -102,7 +113,7 @@ def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
             "name": name,
             "in": "query",
             "required": False,
-            "schema": {"type": "string"},
+            "schema": strict.query_schema(template, name, currencies),
             "description": text,
         }
         for name, text in spec.query.items()
@@ -112,8 +123,8 @@ def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
             {
                 "name": "Idempotency-Key",
                 "in": "header",
-                "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                "required": template in strict.IDEMPOTENCY_REQUIRED,
+                "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
             }
         )
     if params:
@@ -124,7 +135,7 @@ def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
             op["description"] = "Roles: " + ", ".join(spec.roles)
     if spec.body is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": spec.body_required,
             "content": {spec.body_media_type: {"schema": _ref(spec.body)}},
         }
     responses: dict[str, Any] = {}
@@ -134,7 +145,11 @@ def _operation(path: str, spec: Any, route: BaseRoute) -> dict[str, Any]:
             entry["content"] = {"application/json": {"schema": _ref(type_)}}
         responses[str(status)] = entry
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for status in (*spec.errors, 500):
+    method = next((m.lower() for m in sorted(getattr(route, "methods", None) or {"GET"})
+                   if m != "HEAD"), "get")
+    extra = strict.extra_errors(has_body=spec.body is not None, auth=spec.auth, path=template,
+                                method=method)
+    for status in sorted({*spec.errors, *extra, 500}):
         responses.setdefault(str(status), {"description": "Problem", "content": problem})
     op["responses"] = responses
     return op

@@ -15,7 +15,7 @@ from typing import Any
 
 from api.shows.chat import ChatPolicy
 from core.auth import Principal
-from core.context import Runtime, is_revoked
+from core.context import Runtime, is_revoked, revoked_among
 from core.errors import TokenInvalid
 from core.outbox import OutboxRelay
 from realtime.channels import Kind
@@ -26,6 +26,7 @@ from realtime.outbox import outbox_publisher
 from realtime.presence import RedisPresence
 from realtime.protocol import Limits
 from realtime.redis_broker import RedisBroker
+from realtime.revocation import Revocations
 
 log = logging.getLogger("souk.realtime")
 
@@ -73,6 +74,7 @@ class Realtime:
     gateway: Gateway
     broker: RedisBroker
     presence: RedisPresence
+    revocations: Revocations
 
 
 @contextlib.asynccontextmanager
@@ -110,13 +112,19 @@ async def open_realtime(
         publish_policies={Kind.SHOW_CHAT: chat.publish},
         presence=presence,
     )
+    revocations = Revocations(hub, lambda principals: revoked_among(rt, principals),
+                              recheck_s=s.ws_revocation_recheck_s)
+    gateway.guard = revocations
+    gateway.origins = frozenset(o.rstrip("/").lower() for o in s.ws_origins)
     relay.add_handler(outbox_publisher(hub))
     await broker.start()
+    await revocations.start()
     presence_task = asyncio.create_task(presence.run(), name="realtime-presence")
     try:
         with drain_on_sigterm(hub, s.ws_drain_s):
-            yield Realtime(hub, gateway, broker, presence)
+            yield Realtime(hub, gateway, broker, presence, revocations)
     finally:
+        await revocations.close()
         await hub.drain(s.ws_drain_s)
         presence.stop()
         with contextlib.suppress(TimeoutError):

@@ -1,8 +1,10 @@
 """JWT access tokens: issue and verify with a key ring so signing keys can rotate.
 
 Tokens are signed with Ed25519 (`alg: EdDSA`) and carry `sub`, `role`, `exp`, `iat`, `jti`,
-`iss`, `aud` and a `kid` header. Verification pins the algorithm (no `none`, no HS/RS confusion),
-looks the key up by `kid` (an unknown kid is refused), and requires every claim.
+`iss`, `aud` and a `kid` header; tokens issued from a sign-in also carry `sid`, the refresh-token
+family (the session) they came from, so revoking the family revokes them too. Verification pins
+the algorithm (no `none`, no HS/RS confusion), looks the key up by `kid` (an unknown kid is
+refused), and requires every claim.
 
 Key ring on disk: a directory of PEM files named by key id. `<kid>.key` is a private key (signs
 and verifies); `<kid>.pub` is a public key kept only to verify tokens signed before a rotation.
@@ -48,6 +50,7 @@ class Principal:
     role: Role
     jti: str
     expires_at: int
+    session: str | None = None  # the refresh-token family (`sid`), when issued from a sign-in
 
     @property
     def is_admin(self) -> bool:
@@ -130,9 +133,11 @@ class TokenService:
     audience: str
     ttl_s: int
 
-    def issue(self, user_id: uuid.UUID, role: Role, *, now: float | None = None) -> str:
+    def issue(self, user_id: uuid.UUID, role: Role, *, now: float | None = None,
+              session: str | None = None) -> str:
+        """A signed access token; `session` (the refresh-token family) becomes the `sid` claim."""
         issued = int(time.time() if now is None else now)
-        claims = {
+        claims: dict[str, object] = {
             "sub": str(user_id),
             "role": role.value,
             "iat": issued,
@@ -141,6 +146,8 @@ class TokenService:
             "iss": self.issuer,
             "aud": self.audience,
         }
+        if session is not None:
+            claims["sid"] = session
         return jwt.encode(
             claims,
             self.keys.signing_key,
@@ -173,12 +180,16 @@ class TokenService:
             raise TokenExpired() from exc
         except jwt.PyJWTError as exc:
             raise TokenInvalid() from exc
+        session = claims.get("sid")
         try:
+            if session is not None and not isinstance(session, str):
+                raise TypeError("sid")
             return Principal(
                 user_id=uuid.UUID(claims["sub"]),
                 role=Role(claims["role"]),
                 jti=str(claims["jti"]),
                 expires_at=int(claims["exp"]),
+                session=session,
             )
         except (ValueError, TypeError) as exc:
             raise TokenInvalid("The token's claims are malformed.") from exc

@@ -8,6 +8,7 @@ takes a `Settings` (or plain keyword arguments), never `os.environ`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ class SettingsError(ValueError):
     """The environment holds missing or malformed settings; the message lists every problem."""
 
 
-_SECRET_FIELDS = frozenset({"database_url", "redis_url", "encryption_keys"})
+_SECRET_FIELDS = frozenset({"database_url", "redis_url", "encryption_keys", "metrics_token"})
 _ENVIRONMENTS = ("dev", "test", "prod")
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_:{}.-]{0,64}$")
@@ -54,7 +55,7 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     max_body_bytes: int = 1_048_576
-    login_rate_per_account: int = 5
+    login_rate_per_account: int = 50  # failed logins per account (all addresses) per window
     login_rate_per_address: int = 30
     login_rate_window_s: int = 300
     # new checkouts and wallet top-ups per buyer per window (replays of a key are free)
@@ -141,6 +142,27 @@ class Settings:
     dispatch_offer_ttl_s: int = 30
     dispatch_max_rounds: int = 5
     dispatch_on_packed: bool = False
+    # Security (SECURITY.md): live websockets re-checked against revocations, request-header
+    # bounds, login and registration limits, trusted proxies, who may read /metrics, browser
+    # origins (CORS, websocket), the currencies top-ups accept.
+    ws_revocation_recheck_s: int = 30
+    http_max_header_bytes: int = 32_768  # request line + headers; more: 431
+    http_max_headers: int = 100  # more: 431
+    http_header_timeout_s: int = 10  # a connection must send a request's headers within this
+    login_failures_per_address: int = 5  # wrong passwords per (account, address) per window
+    register_rate_per_address: int = 10
+    register_rate_window_s: int = 3600
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For is believed
+    metrics_token: str | None = None  # /metrics needs `Authorization: Bearer <token>`
+    metrics_port: int = 0  # >0: /metrics only on its own listener on this port
+    metrics_host: str = "127.0.0.1"
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed by CORS ("*": any)
+    ws_origins: tuple[str, ...] = ()  # websocket Origins accepted (empty: any)
+    currencies: tuple[str, ...] = ()  # accepted by top-ups (empty: DEFAULT_CURRENCY only)
+
+    @property
+    def accepted_currencies(self) -> frozenset[str]:
+        return frozenset(self.currencies or (self.default_currency,))
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -186,7 +208,8 @@ class Settings:
                 "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, low=60, high=365 * 86_400
             ),
             max_body_bytes=parser.integer("MAX_BODY_BYTES", 1_048_576, low=1024, high=64 << 20),
-            login_rate_per_account=parser.integer("LOGIN_RATE_PER_ACCOUNT", 5, low=1, high=10_000),
+            login_rate_per_account=parser.integer("LOGIN_RATE_PER_ACCOUNT", 50, low=1,
+                                                  high=100_000),
             login_rate_per_address=parser.integer(
                 "LOGIN_RATE_PER_ADDRESS", 30, low=1, high=100_000
             ),
@@ -299,6 +322,25 @@ class Settings:
             dispatch_offer_ttl_s=parser.integer("DISPATCH_OFFER_TTL_S", 30, low=1, high=3600),
             dispatch_max_rounds=parser.integer("DISPATCH_MAX_ROUNDS", 5, low=1, high=100),
             dispatch_on_packed=parser.boolean("DISPATCH_ON_PACKED", False),
+            ws_revocation_recheck_s=parser.integer("WS_REVOCATION_RECHECK_S", 30, low=1,
+                                                   high=3600),
+            http_max_header_bytes=parser.integer("HTTP_MAX_HEADER_BYTES", 32_768, low=1024,
+                                                 high=1 << 20),
+            http_max_headers=parser.integer("HTTP_MAX_HEADERS", 100, low=8, high=10_000),
+            http_header_timeout_s=parser.integer("HTTP_HEADER_TIMEOUT_S", 10, low=1, high=300),
+            login_failures_per_address=parser.integer("LOGIN_FAILURES_PER_ADDRESS", 5, low=1,
+                                                      high=10_000),
+            register_rate_per_address=parser.integer("REGISTER_RATE_PER_ADDRESS", 10, low=1,
+                                                     high=1_000_000),
+            register_rate_window_s=parser.integer("REGISTER_RATE_WINDOW_S", 3600, low=1,
+                                                  high=86_400),
+            trusted_proxies=parser.items("TRUSTED_PROXIES", _check_network),
+            metrics_token=parser.optional("METRICS_TOKEN"),
+            metrics_port=parser.integer("METRICS_PORT", 0, low=0, high=65_535),
+            metrics_host=parser.string("METRICS_HOST", "127.0.0.1"),
+            cors_origins=parser.items("CORS_ORIGINS", _check_origin),
+            ws_origins=parser.items("WS_ORIGINS", _check_origin),
+            currencies=parser.items("CURRENCIES", _check_currency),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
@@ -325,6 +367,15 @@ class Settings:
         parser.check(
             not (settings.env == "prod" and settings.auction_ack_before_commit),
             "AUCTION_ACK_BEFORE_COMMIT is a benchmark switch, refused when SOUK_ENV=prod",
+        )
+        parser.check(
+            not (settings.env == "prod" and not settings.metrics_token
+                 and not settings.metrics_port),
+            "SOUK_ENV=prod needs METRICS_TOKEN or METRICS_PORT (/metrics shows balances)",
+        )
+        parser.check(
+            settings.metrics_token is None or len(settings.metrics_token) >= 16,
+            "METRICS_TOKEN must be at least 16 characters",
         )
         parser.finish()
         return settings
@@ -414,6 +465,19 @@ class _Parser:
             return default
         return value
 
+    def items(self, name: str, check: Any) -> tuple[str, ...]:
+        """A comma-separated list, each item checked by `check` (None: fine)."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        out = tuple(item.strip() for item in raw.split(",") if item.strip())
+        for item in out:
+            problem = check(item)
+            if problem:
+                self._problems.append(f"{name} {problem}, got {item!r}")
+                return ()
+        return out
+
     def key_map(self, name: str) -> dict[str, str]:
         """Parse `kid1:base64key,kid2:base64key`; values stay opaque strings here."""
         raw = self._raw(name)
@@ -427,6 +491,27 @@ class _Parser:
                 return {}
             out[kid] = key
         return out
+
+
+def _check_network(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "must list IP addresses or CIDR networks"
+    return None
+
+
+def _check_origin(value: str) -> str | None:
+    if value == "*":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+        return "must list origins like https://shop.example (scheme://host[:port]) or *"
+    return None
+
+
+def _check_currency(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Z]{3}", value) else "must list ISO 4217 codes (USD,EUR)"
 
 
 def _check_url(schemes: tuple[str, ...]) -> Any:

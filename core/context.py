@@ -42,6 +42,17 @@ class Runtime:
         """Present while a suspended user's access tokens may still be unexpired."""
         return self.keys.key("suspended-user", str(user_id))
 
+    def revoked_session_key(self, session: str) -> str:
+        """Present while access tokens of a revoked refresh-token family may be unexpired."""
+        return self.keys.key("revoked-sid", session)
+
+    def revocation_keys(self, principal: Principal) -> list[str]:
+        """The keys any one of which revokes `principal`'s token."""
+        keys = [self.revoked_key(principal.jti), self.suspended_key(principal.user_id)]
+        if principal.session is not None:
+            keys.append(self.revoked_session_key(principal.session))
+        return keys
+
 
 def runtime(conn: HTTPConnection) -> Runtime:
     rt: Runtime = conn.state.runtime
@@ -63,17 +74,27 @@ async def authenticate(conn: HTTPConnection) -> Principal:
 
 
 async def is_revoked(rt: Runtime, principal: Principal) -> bool:
-    """Whether an access token was revoked by logout or its user suspended (one Redis round
-    trip). Fails open if Redis does not answer: a revoked token then lives at most until its
-    expiry."""
+    """Whether an access token was revoked by logout, its refresh-token family revoked, or its
+    user suspended (one Redis round trip). Fails open if Redis does not answer: a revoked token
+    then lives at most until its expiry."""
     try:
-        found = await rt.redis.exists(
-            rt.revoked_key(principal.jti), rt.suspended_key(principal.user_id)
-        )
+        found = await rt.redis.exists(*rt.revocation_keys(principal))
         return bool(found)
     except REDIS_ERRORS as exc:
         log.warning("revocation check unavailable", extra={"error": repr(exc)})
         return False
+
+
+async def revoked_among(rt: Runtime, principals: list[Principal]) -> list[bool]:
+    """`is_revoked` for many principals in one pipelined round trip (the live websocket
+    connections' periodic re-check). Raises Redis errors (the caller retries later)."""
+    if not principals:
+        return []
+    async with rt.redis.pipeline(transaction=False) as pipe:
+        for principal in principals:
+            pipe.exists(*rt.revocation_keys(principal))
+        found = await pipe.execute()
+    return [bool(n) for n in found]
 
 
 async def require(conn: HTTPConnection, *roles: Role) -> Principal:

@@ -27,6 +27,7 @@ from core.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from core.text import control_errors
 
 T = TypeVar("T")
 PROBLEM_JSON = "application/problem+json"
@@ -129,13 +130,55 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def decode_json(body: bytes, type_: type[T]) -> T:
-    """Decode `body` into `type_` strictly. Raises MalformedBody or ValidationFailed."""
+    """Decode `body` into `type_` strictly, refusing control characters in its text
+(core/text.py). Raises MalformedBody or ValidationFailed."""
     try:
-        return msgspec.json.decode(body, type=type_, strict=True)
+        value = msgspec.json.decode(body, type=type_, strict=True)
     except msgspec.ValidationError as exc:
-        raise ValidationFailed([validation_field_error(str(exc))]) from None
+        value = _with_integral_floats(body, type_, exc)
     except msgspec.DecodeError:
         raise MalformedBody() from None
+    errors = control_errors(value)  # NUL, ESC, bidi overrides... in any text field
+    if errors:
+        raise ValidationFailed(errors)
+    return value
+
+
+def _integral(obj: Any) -> Any:
+    """`obj` with every float that has no fractional part made an int (JSON Schema's
+    `integer` is any number with a zero fractional part: 2064.0 is one)."""
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)
+    if isinstance(obj, list):
+        return [_integral(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _integral(v) for k, v in obj.items()}
+    return obj
+
+
+def _with_integral_floats(body: bytes, type_: type[T], first: msgspec.ValidationError) -> T:
+    """A second try for a body the strict decoder refused: integral floats as ints (the
+    happy path never pays for it). Raises ValidationFailed with the first error otherwise."""
+    try:
+        generic = msgspec.json.decode(body)
+    except msgspec.DecodeError:  # a type error seen before the bytes stopped being JSON
+        raise MalformedBody() from None
+    if any(f.is_integer() for f in _floats(generic)):
+        try:
+            return msgspec.convert(_integral(generic), type=type_, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed([validation_field_error(str(exc))]) from None
+    raise ValidationFailed([validation_field_error(str(first))]) from None
+
+
+def _floats(obj: Any) -> list[float]:
+    if isinstance(obj, float):
+        return [obj]
+    if isinstance(obj, list):
+        return [f for v in obj for f in _floats(v)]
+    if isinstance(obj, dict):
+        return [f for v in obj.values() for f in _floats(v)]
+    return []
 
 
 def validation_field_error(message: str) -> FieldError:
@@ -184,6 +227,7 @@ class EndpointSpec:
     errors: tuple[int, ...] = ()
     query: Mapping[str, str] = field(default_factory=dict)
     idempotent_key: bool = False
+    body_required: bool = True
 
 
 def endpoint(
@@ -198,6 +242,7 @@ def endpoint(
     errors: tuple[int, ...] = (),
     query: Mapping[str, str] | None = None,
     idempotency_key: bool = False,
+    body_required: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Attach an `EndpointSpec` to a handler; `api.openapi` reads it. Changes no behaviour."""
     spec = EndpointSpec(
@@ -211,6 +256,7 @@ def endpoint(
         errors=errors,
         query=query or {},
         idempotent_key=idempotency_key,
+        body_required=body_required,
     )
 
     def mark(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,6 +12,7 @@ Rows older than the retention period are pruned by `prune()` (a scheduled job).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from core.db import rows_affected
 from core.errors import FieldError, IdempotencyKeyReused, ValidationFailed
 
 MAX_KEY_LENGTH = 255
+# visible ASCII only, as the OpenAPI document says (no spaces: they are easy to lose)
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 Work = Callable[[asyncpg.Connection], Awaitable[tuple[int, Any]]]
 
 
@@ -37,10 +40,10 @@ def check_key(key: str | None) -> str | None:
     """Validate an `Idempotency-Key` header value (None when absent)."""
     if key is None:
         return None
-    key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not _KEY_RE.match(key):
         raise ValidationFailed(
-            [FieldError("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} printable characters")]
+            [FieldError("Idempotency-Key",
+                        f"must be 1 to {MAX_KEY_LENGTH} visible ASCII characters")]
         )
     return key
 

@@ -5,9 +5,9 @@ or a first `auth` command), then reads commands one at a time and answers each, 
 Other packages add ops (`bid`, `location`) as `OpHandler`s and per-kind rules as policies;
 `api/app.py` injects them, so this package imports no domain.
 
-Close codes: 4000 server shutting down (reconnect elsewhere), 4008 too slow, 4010 channel
-state lost (resubscribe with `since`), 4029 command flood, 1009 frame too large,
-4501 bad token (terminal).
+Close codes: 4000 server shutting down (reconnect elsewhere), 4005 token expired (refresh it,
+reconnect), 4008 too slow, 4010 channel state lost (resubscribe with `since`), 4029 command
+flood, 1009 frame too large, 4501 bad or revoked token (terminal); see revocation.py.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from realtime.channels import (
 )
 from realtime.hub import CLOSE_BAD_TOKEN, CLOSE_FLOOD, Client, Hub
 from realtime.metrics import HubMetrics
+from realtime.origins import origin_allowed
 from realtime.protocol import (
     Auth,
     ChannelForbidden,
@@ -55,6 +56,7 @@ from realtime.protocol import (
     parse_command,
     reply,
 )
+from realtime.revocation import Guard
 from realtime.transport import AsgiSink, make_sink
 from realtime.wire import Codec, FrameError
 
@@ -96,6 +98,8 @@ class Gateway:
     subscribe_policies: dict[Kind, SubscribePolicy] = field(default_factory=dict)
     publish_policies: dict[Kind, PublishPolicy] = field(default_factory=dict)
     presence: Presence = field(default_factory=Presence)
+    guard: Guard = field(default_factory=Guard)  # token expiry and revocation (revocation.py)
+    origins: frozenset[str] = frozenset()  # browser Origins accepted (origins.py; empty: any)
 
     def add_op(self, op: str, handler: OpHandler) -> None:
         """Register a websocket op handled by another package. Register before serving."""
@@ -137,6 +141,12 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
         gw.metrics.connects.labels("bad_subprotocol").inc()
         await websocket.close(1002)
         return
+    origin = next((v.decode("latin-1") for k, v in websocket.scope["headers"]
+                   if k == b"origin"), None)
+    if not origin_allowed(origin, gw.origins):
+        gw.metrics.connects.labels("bad_origin").inc()
+        await websocket.send_denial_response(Response("origin not allowed", status_code=403))
+        return
     if gw.hub.draining or gw.hub.full():
         gw.metrics.connects.labels("refused").inc()
         await websocket.send_denial_response(
@@ -164,6 +174,7 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
     if principal is not None:
         conn.principal = principal
         conn.session.authenticated(client.subject)
+        gw.guard.track(client, principal)
     gw.metrics.connects.labels("accepted").inc()
     try:
         if bad_token is not None:
@@ -172,6 +183,7 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
             return
         await _read_loop(gw, websocket, conn)
     finally:
+        gw.guard.forget(client)
         for name in list(client.channels):
             channel = _known(name)
             if channel is not None:
@@ -208,6 +220,9 @@ async def _on_message(gw: Gateway, conn: _Conn, message: Mapping[str, Any]) -> b
         raw = message.get("bytes")
     if raw is None:
         return True
+    if conn.principal is not None and not gw.guard.still_valid(client, conn.principal,
+                                                               time.time()):
+        return False
     if len(raw) > gw.max_frame_bytes:
         gw.metrics.commands.labels("?", "too_big").inc()
         client.close(CLOSE_TOO_BIG, "frame too large")
@@ -276,6 +291,7 @@ async def _handle(gw: Gateway, conn: _Conn, cmd: Command) -> dict[str, Any]:
         conn.principal = principal
         session.authenticated(_subject(principal))
         conn.client.subject = session.subject
+        gw.guard.track(conn.client, principal)
         return {"user_id": str(principal.user_id), "role": principal.role.value}
     if isinstance(cmd, Unsubscribe):
         session.check_unsubscribe(cmd.channel)

@@ -318,6 +318,7 @@ class Hub:
         self._retry_scheduled = False
         self._bus_ops: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._taps: dict[str, Callable[[Message], None]] = {}
         broker.attach(self.deliver, self.resync_all)
 
     # -- connections -------------------------------------------------------------------
@@ -483,6 +484,12 @@ class Hub:
             self.metrics.channels.set(len(self.channels))
             self._bus(name, self.broker.unsubscribe)
 
+    def tap(self, name: str, on_message: Callable[[Message], None]) -> asyncio.Task[None]:
+        """Hand `name`'s publications to `on_message` in this process (a server-internal
+        channel no client can name, e.g. revocations); returns the bus subscription's task."""
+        self._taps[name] = on_message
+        return self._bus(name, self.broker.subscribe)
+
     def local_count(self, name: str) -> int:
         ch = self.channels.get(name)
         return len(ch.subs) if ch else 0
@@ -497,6 +504,9 @@ class Hub:
         """Broker callback: one publication arrived from the bus (never blocks)."""
         ch = self.channels.get(msg.channel)
         if ch is None:
+            tap = self._taps.get(msg.channel)
+            if tap is not None:
+                tap(msg)
             return
         self.metrics.publications_in.labels(ch.kind).inc()
         self.metrics.pubsub_lag.observe(max(0.0, time.time() - msg.ts_ms / 1000))

@@ -11,11 +11,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.accounts import store
+from api.accounts.revoke import announce
 from api.accounts.routes import user_view
 from api.accounts.rules import UserView
 from core.auth import Role
 from core.context import require, runtime
-from core.errors import FieldError, NotFound, ValidationFailed
+from core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from core.http import JSONResponse, Schema, endpoint, parse_json
 from core.ids import parse_uuid
 
@@ -88,12 +89,22 @@ async def search_users(request: Request) -> Response:
     return JSONResponse(UserPage([user_view(u) for u in users], next_cursor))
 
 
+
+class CannotChangeOwnStatus(Conflict):
+    code = "own_account"
+    titles = {"en": "Your own account", "ar": "حسابك الخاص"}
+    details = {"en": "An admin cannot suspend or reactivate their own account.",
+               "ar": "لا يمكن للمسؤول إيقاف حسابه أو إعادة تفعيله."}
+
+
 async def _set_status(request: Request, status: str) -> Response:
-    await require(request, Role.ADMIN)
+    admin = await require(request, Role.ADMIN)
     user_id = parse_uuid(request.path_params["user_id"])
     body = await parse_json(request, StatusBody)
     if user_id is None:
         raise NotFound()
+    if user_id == admin.user_id:
+        raise CannotChangeOwnStatus()
     rt = runtime(request)
     async with rt.pool.acquire() as conn, conn.transaction():
         found = await conn.fetchval(
@@ -113,6 +124,7 @@ async def _set_status(request: Request, status: str) -> Response:
     # Live access tokens die too: the guard checks this key (kept as long as a token lives).
     if status == "suspended":
         await rt.redis.set(rt.suspended_key(user_id), b"1", ex=rt.settings.access_token_ttl_s)
+        await announce(request, user_id)  # open websockets of the user close on every process
     else:
         await rt.redis.delete(rt.suspended_key(user_id))
     return Response(status_code=204)
@@ -125,7 +137,7 @@ async def _set_status(request: Request, status: str) -> Response:
     responses={204: None},
     auth=True,
     roles=("admin",),
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 404, 409, 422),
 )
 async def suspend_user(request: Request) -> Response:
     return await _set_status(request, "suspended")
@@ -138,7 +150,7 @@ async def suspend_user(request: Request) -> Response:
     responses={204: None},
     auth=True,
     roles=("admin",),
-    errors=(401, 403, 404, 422),
+    errors=(401, 403, 404, 409, 422),
 )
 async def reactivate_user(request: Request) -> Response:
     return await _set_status(request, "active")

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from api.accounts import store
 from api.accounts.passwords import hash_password, verify_password
+from api.accounts.revoke import announce
 from api.accounts.rules import (
     LoginBody,
     LogoutBody,
@@ -84,6 +85,7 @@ async def _issue_pair(
     conn: asyncpg.Connection | None = None,
 ) -> TokenPair:
     token, token_hash = store.new_refresh_token()
+    family_id = family_id or uuid.uuid4()
     await store.insert_refresh(
         conn or rt.pool,
         user_id=user.id,
@@ -93,7 +95,8 @@ async def _issue_pair(
         parent_id=parent_id,
     )
     return TokenPair(
-        access_token=rt.tokens.issue(user.id, user.role),
+        # `sid`: revoking the family (reuse, logout) revokes this access token too
+        access_token=rt.tokens.issue(user.id, user.role, session=str(family_id)),
         refresh_token=token,
         expires_in=rt.settings.access_token_ttl_s,
     )
@@ -108,6 +111,12 @@ async def _issue_pair(
 )
 async def register(request: Request) -> Response:
     rt = runtime(request)
+    s = rt.settings
+    await rt.limiter.enforce(
+        "register-address", request.client.host if request.client else "unknown",
+        capacity=s.register_rate_per_address, window_s=s.register_rate_window_s,
+        detail="Too many registrations from this address.",
+    )
     body = await parse_json(request, RegisterBody)
     validate_registration(body, allowed_roles=frozenset(r.value for r in SELF_SERVICE_ROLES))
     try:
@@ -131,20 +140,25 @@ async def register(request: Request) -> Response:
     return JSONResponse(result, status_code=201)
 
 
+def _failure_buckets(rt: Runtime, address: str, account: str) -> list[tuple[str, str, int]]:
+    """(limiter, subject, capacity) of the buckets a wrong password drains: the account from
+    this address (small), and the whole account (a much higher ceiling, so others' wrong
+    passwords from other addresses do not lock its owner out)."""
+    s = rt.settings
+    return [("login-failures", f"{account}|{address}", s.login_failures_per_address),
+            ("login-account", account, s.login_rate_per_account)]
+
+
 async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     s = rt.settings
     await rt.limiter.enforce(
         "login-address", address, capacity=s.login_rate_per_address, window_s=s.login_rate_window_s
     )
-    by_account = await rt.limiter.take(
-        "login-account",
-        account,
-        capacity=s.login_rate_per_account,
-        window_s=s.login_rate_window_s,
-        cost=0,
-    )
-    if not by_account.allowed:
-        raise RateLimited(by_account.retry_after_s, "Too many failed logins for this account.")
+    for limiter, subject, capacity in _failure_buckets(rt, address, account):
+        left = await rt.limiter.take(limiter, subject, capacity=capacity,
+                                     window_s=s.login_rate_window_s, cost=0)
+        if not left.allowed:
+            raise RateLimited(left.retry_after_s, "Too many failed logins for this account.")
 
 
 @endpoint(
@@ -155,8 +169,10 @@ async def _check_login_limits(rt: Runtime, address: str, account: str) -> None:
     errors=(400, 401, 403, 413, 415, 422, 429),
 )
 async def login(request: Request) -> Response:
-    """Failed attempts drain a per-account bucket; every attempt drains a per-address bucket.
-    An empty bucket answers 429 with Retry-After before the password is even checked."""
+    """Every attempt drains a per-address bucket; a wrong password drains the account's
+    bucket for this address and, much larger, the account's own. An empty bucket answers 429
+    with Retry-After before the password is even checked. The address is the TCP peer's, or
+    the client named by X-Forwarded-For only when the peer is one of TRUSTED_PROXIES."""
     rt = runtime(request)
     body = await parse_json(request, LoginBody)
     account = normalize_email(body.email)
@@ -165,13 +181,9 @@ async def login(request: Request) -> Response:
     user = await store.user_by_email(rt.pool, account)
     ok = await verify_password(user.password_hash if user else None, body.password)
     if user is None or not ok:
-        s = rt.settings
-        await rt.limiter.take(
-            "login-account",
-            account,
-            capacity=s.login_rate_per_account,
-            window_s=s.login_rate_window_s,
-        )
+        for limiter, subject, capacity in _failure_buckets(rt, address, account):
+            await rt.limiter.take(limiter, subject, capacity=capacity,
+                                  window_s=rt.settings.login_rate_window_s)
         raise InvalidCredentials()
     if user.status != "active":
         raise AccountSuspended()
@@ -203,6 +215,9 @@ async def refresh(request: Request) -> Response:
                 )
             )
     if rotation.outcome is store.RotateOutcome.REUSED:
+        assert rotation.family_id is not None
+        assert rotation.user_id is not None
+        await revoke_session(request, rt, rotation.user_id, rotation.family_id)
         raise RefreshTokenReused()
     raise TokenInvalid("The refresh token is unknown, expired or revoked.")
 
@@ -211,6 +226,7 @@ async def refresh(request: Request) -> Response:
     "Sign out: revoke this access token and, if given, the refresh token's family",
     tags=("auth",),
     body=LogoutBody,
+    body_required=False,
     responses={204: None},
     auth=True,
     errors=(401, 422),
@@ -222,14 +238,26 @@ async def logout(request: Request) -> Response:
     if request.headers.get("content-length") not in (None, "0"):
         body = await parse_json(request, LogoutBody)
     if body.refresh_token is not None:
-        found = await store.revoke_by_token(
+        family = await store.revoke_by_token(
             rt.pool, store.digest(body.refresh_token), principal.user_id
         )
-        if not found:
+        if family is None:
             raise ValidationFailed([FieldError("refresh_token", "not a token of this account")])
+        await revoke_session(request, rt, principal.user_id, family)
     ttl = max(1, principal.expires_at - int(time.time()))
     await rt.redis.set(rt.revoked_key(principal.jti), b"1", ex=ttl)
+    await announce(request, principal.user_id, jti=principal.jti)
     return Response(status_code=204)
+
+
+async def revoke_session(
+    request: Request, rt: Runtime, user_id: uuid.UUID, family: uuid.UUID
+) -> None:
+    """Revoke every access token issued from refresh-token family `family` (its `sid`), here
+    and on live connections, for as long as one of them can still be unexpired."""
+    sid = str(family)
+    await rt.redis.set(rt.revoked_session_key(sid), b"1", ex=rt.settings.access_token_ttl_s)
+    await announce(request, user_id, session=sid)
 
 
 @endpoint(

@@ -120,6 +120,7 @@ class Rotation:
     user: User | None = None
     token_id: uuid.UUID | None = None
     family_id: uuid.UUID | None = None
+    user_id: uuid.UUID | None = None
 
 
 async def rotate_refresh(conn: asyncpg.Connection, token_hash: bytes) -> Rotation:
@@ -138,12 +139,14 @@ async def rotate_refresh(conn: asyncpg.Connection, token_hash: bytes) -> Rotatio
             return Rotation(RotateOutcome.INVALID)
         return Rotation(RotateOutcome.ROTATED, user, row["id"], row["family_id"])
     seen = await conn.fetchrow(
-        "SELECT family_id, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        "SELECT family_id, user_id, used_at, revoked_at FROM refresh_tokens"
+        " WHERE token_hash = $1",
         token_hash,
     )
     if seen is not None and seen["used_at"] is not None:
         await revoke_family(conn, seen["family_id"], reason="reuse_detected")
-        return Rotation(RotateOutcome.REUSED, family_id=seen["family_id"])
+        return Rotation(RotateOutcome.REUSED, family_id=seen["family_id"],
+                        user_id=seen["user_id"])
     return Rotation(RotateOutcome.INVALID)
 
 
@@ -160,14 +163,16 @@ async def revoke_family(
 
 async def revoke_by_token(
     conn: asyncpg.Connection | asyncpg.Pool, token_hash: bytes, user_id: uuid.UUID
-) -> bool:
-    """Revoke the family of the caller's refresh token. False if it is not theirs."""
+) -> uuid.UUID | None:
+    """Revoke the family of the caller's refresh token; its id, or None if it is not
+    theirs."""
     family = await conn.fetchval(
         "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND user_id = $2",
         token_hash,
         user_id,
     )
     if family is None:
-        return False
+        return None
     await revoke_family(conn, family, reason="logout")
-    return True
+    family_id: uuid.UUID = family
+    return family_id

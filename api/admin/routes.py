@@ -97,7 +97,7 @@ async def dead_letters(request: Request) -> Response:
     cursor_raw = request.query_params.get("cursor")
     before: int | None = None
     if cursor_raw:
-        if not cursor_raw.isdigit() or len(cursor_raw) > 19:
+        if not cursor_raw.isdigit() or len(cursor_raw) > 18:  # a bigint, as the schema says
             raise ValidationFailed([FieldError("cursor", "not a cursor from this API")])
         before = int(cursor_raw)
     rows = await rt.pool.fetch(

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 from core.http import Schema
+from core.ids import UuidText
 
 MAX_LINES = 50
 MAX_QUANTITY = 99
@@ -15,7 +16,7 @@ MAX_QUANTITY = 99
 class AddItemBody(Schema):
     """Adds `quantity` to the line of `variant_id` (the line's total is capped)."""
 
-    variant_id: Annotated[str, msgspec.Meta(min_length=32, max_length=36)]
+    variant_id: UuidText
     quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] = 1
 
 

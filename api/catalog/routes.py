@@ -6,6 +6,7 @@ visible to its seller (and admins) only; to everybody else it does not exist (40
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import msgspec
@@ -99,13 +100,15 @@ async def _reply(request: Request, product_id: uuid.UUID, status: int = 200) -> 
 @endpoint(
     "Create a product with its variants (sellers). Published at once unless status is draft.",
     tags=("catalog",), body=rules.CreateProductBody, responses={201: rules.ProductView},
-    auth=True, roles=("seller",), errors=(400, 401, 403, 413, 415, 422),
+    auth=True, roles=("seller",), errors=(400, 401, 403, 409, 413, 415, 422),
 )
 async def create_product(request: Request) -> Response:
     rt = runtime(request)
     who = await require(request, Role.SELLER)
     body = await parse_json(request, rules.CreateProductBody)
     rules.check_create(body)
+    if rules.has_duplicate_sku(body):
+        raise SkuTaken()
     async with rt.pool.acquire() as conn, conn.transaction():
         product = await store.create_product(
             conn, seller_id=who.user_id, title=body.title, description=body.description,
@@ -135,11 +138,11 @@ async def list_products(request: Request) -> Response:
         if seller is None:
             raise ValidationFailed([FieldError("seller_id", "must be a UUID")])
     currency = q.get("currency")
-    if currency is not None and (len(currency) != 3 or not currency.isupper()):
+    if currency is not None and not re.fullmatch(r"[A-Z]{3}", currency):
         raise ValidationFailed([FieldError("currency", "must be an ISO 4217 code")])
     low = rules.parse_money_query(q.get("min_price"), "min_price")
     high = rules.parse_money_query(q.get("max_price"), "max_price")
-    rules.check_price_range(low, high)
+    # min_price above max_price is an empty range: no products (not an error)
     limit = parse_limit(q.get("limit"))
     search = store.Search(
         text=rules.parse_search(q.get("q")), seller_id=seller, min_price=low, max_price=high,

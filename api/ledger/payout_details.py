@@ -23,8 +23,11 @@ _ROUTING_RE = re.compile(r"^[A-Z0-9]{4,11}$")
 class PayoutDetailsBody(Schema):
     account_holder: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     bank_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    account_number: Annotated[str, msgspec.Meta(min_length=4, max_length=42)]  # IBAN or number
-    routing_code: Annotated[str, msgspec.Meta(min_length=4, max_length=14)] | None = None
+    # IBAN or number: 4 to 34 letters and digits, spaces and hyphens ignored (`normalized`)
+    account_number: Annotated[str, msgspec.Meta(min_length=4, max_length=42, extra_json_schema={
+        "pattern": r"^[ -]*([A-Za-z0-9][ -]*){4,34}$"})]
+    routing_code: Annotated[str, msgspec.Meta(min_length=4, max_length=14, extra_json_schema={
+        "pattern": r"^ *([A-Za-z0-9] *){4,11}$"})] | None = None
 
     def __repr__(self) -> str:  # never print bank details, even in a traceback
         return "PayoutDetailsBody(<redacted>)"

@@ -100,13 +100,15 @@ def transfer_out(t: service.Transfer) -> dict[str, Any]:
 
 
 def currency_param(request: Request, given: str | None = None) -> str:
-    value = (
-        given
-        or request.query_params.get("currency")
-        or runtime(request).settings.default_currency
-    )
+    """The request's currency: one of the server's CURRENCIES (DEFAULT_CURRENCY when unset),
+    so no request creates wallets, ledger accounts or metric labels for others."""
+    settings = runtime(request).settings
+    value = given or request.query_params.get("currency") or settings.default_currency
     if not rules.CURRENCY_RE.match(value):
         raise ValidationFailed([FieldError("currency", "an ISO 4217 code such as USD")])
+    accepted = settings.accepted_currencies
+    if value not in accepted:
+        raise ValidationFailed([FieldError("currency", "one of " + ", ".join(sorted(accepted)))])
     return value
 
 

@@ -157,6 +157,7 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
         errors=ORDER_ERRORS,
     )
     async def transition(request: Request) -> Response:
+        await require(request)  # 401 before the body is even read (then 422)
         body = await parse_json(request, TransitionBody)
         to = parse_state(body.to)
         return await move(request, lambda _o: to, body.reason)
@@ -164,10 +165,12 @@ def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
     @endpoint(
         "Cancel an order: before payment the hold and reservation are released; after "
         "payment the buyer is refunded",
-        tags=("orders",), body=CancelBody, responses={200: OrderView}, auth=True,
+        tags=("orders",), body=CancelBody, body_required=False, responses={200: OrderView},
+        auth=True,
         errors=ORDER_ERRORS,
     )
     async def cancel(request: Request) -> Response:
+        await require(request)  # 401 before the body is even read
         raw = await read_body(request, limit=4096)
         body = decode_json(raw, CancelBody) if raw.strip() else CancelBody()
         return await move(request, lambda o: machine.cancel_target(o.state),

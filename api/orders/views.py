@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from api.ledger import rules as ledger_rules
 from api.orders import store
 from core.http import Schema
+from core.ids import UuidText
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
-StateName = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+StateName = Literal["pending_payment", "paid", "packed", "out_for_delivery", "delivered",
+                    "cancelled", "refunded"]  # machine.OrderState (a test keeps them equal)
 
 
 class TransitionBody(Schema):
@@ -39,7 +41,7 @@ class AdminCancelBody(Schema):
 
 
 class AssignRiderBody(Schema):
-    rider_id: Annotated[str, msgspec.Meta(min_length=32, max_length=36)]
+    rider_id: UuidText
 
 
 class LineView(msgspec.Struct):

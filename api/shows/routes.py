@@ -24,7 +24,7 @@ from api.shows.rules import (
 from core.auth import Principal, Role
 from core.context import require, runtime
 from core.db import transaction
-from core.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from core.errors import Conflict, FieldError, Forbidden, NotFound, ValidationFailed
 from core.http import JSONResponse, endpoint, parse_json
 from core.ids import parse_uuid
 from core.outbox import add_event
@@ -60,6 +60,13 @@ async def _owned(request: Request, principal: Principal) -> store.Show:
         raise Forbidden("Only the show's seller or an admin may do this.")
     return show
 
+
+
+class SellerNotRestrictable(Conflict):
+    code = "seller_not_restrictable"
+    titles = {"en": "The seller cannot be restricted", "ar": "لا يمكن تقييد البائع"}
+    details = {"en": "A show's seller cannot be muted or banned in its chat.",
+               "ar": "لا يمكن كتم بائع العرض أو حظره في دردشته."}
 
 @endpoint("Create a show (sellers)", tags=("shows",), body=CreateShow,
           responses={201: ShowView}, auth=True, roles=("seller",),
@@ -134,7 +141,7 @@ async def end_show(request: Request) -> Response:
 
 @endpoint("Mute or ban a user in a show's chat (its seller or an admin)", tags=("shows",),
           body=Restriction, responses={204: None}, auth=True,
-          errors=(400, 401, 403, 404, 413, 415, 422))
+          errors=(400, 401, 403, 404, 409, 413, 415, 422))
 async def restrict_user(request: Request) -> Response:
     principal = await require(request)
     show = await _owned(request, principal)
@@ -144,7 +151,7 @@ async def restrict_user(request: Request) -> Response:
     if not await store.user_exists(pool, user_id):
         raise NotFound("No such user.")
     if user_id == show.seller_id:
-        raise ValidationFailed([FieldError("user_id", "the show's seller cannot be restricted")])
+        raise SellerNotRestrictable()
     await store.restrict(pool, show.id, user_id, body.kind, principal.user_id)
     return Response(status_code=204)
 

@@ -12,6 +12,7 @@ import msgspec
 
 from core.errors import AppError, Conflict, FieldError, Forbidden, ValidationFailed
 from core.http import Schema
+from core.text import MESSAGE, first_refused
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -108,6 +109,9 @@ def chat_message(data: Any, *, user_id: uuid.UUID, max_chars: int, now_ms: int) 
     if not isinstance(data, dict) or set(data) != {"text"} or not isinstance(data["text"], str):
         raise ValidationFailed([FieldError("data", 'must be {"text": string}')])
     text = data["text"].strip()
+    refused = first_refused(text)
+    if refused is not None:
+        raise ValidationFailed([FieldError("data.text", MESSAGE.format(refused))])
     if not text:
         raise ValidationFailed([FieldError("data.text", "must not be empty")])
     if len(text) > max_chars:

@@ -20,7 +20,7 @@ KEYS = {kid: base64.b64encode(os.urandom(32)).decode() for kid in ("k1", "k2")}
 async def settings(key_dir: Path) -> AsyncIterator[Settings]:
     s = make_settings(
         key_dir, encryption_keys=dict(KEYS), encryption_active_kid="k1",
-        settlement_interval_s=3_600,
+        settlement_interval_s=3_600, currencies=("USD", "EUR"),
     )
     yield s
     await drop_isolation(s)

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
+from core.httpserver import BOUNDED_HTTP
 from realtime.transport import LEAN_WS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ACCESS_TOKEN_TTL_S": str(s.access_token_ttl_s),
         "LOGIN_RATE_PER_ACCOUNT": str(s.login_rate_per_account),
         "LOGIN_RATE_PER_ADDRESS": str(s.login_rate_per_address),
+        "LOGIN_FAILURES_PER_ADDRESS": str(s.login_failures_per_address),
+        "REGISTER_RATE_PER_ADDRESS": str(s.register_rate_per_address),
         "AUCTION_CLOSER": "true" if s.auction_closer else "false",
         "RESERVATION_TTL_S": str(s.reservation_ttl_s),
         "RESERVATION_SWEEP_INTERVAL_S": str(s.reservation_sweep_interval_s),
@@ -56,6 +59,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["JWT_ACTIVE_KID"] = s.jwt_active_kid
     if s.encryption_keys:
         env["ENCRYPTION_KEYS"] = ",".join(f"{k}:{v}" for k, v in s.encryption_keys.items())
+    if s.metrics_token:
+        env["METRICS_TOKEN"] = s.metrics_token
     if s.encryption_active_kid:
         env["ENCRYPTION_ACTIVE_KID"] = s.encryption_active_kid
     env["PLATFORM_FEE_BPS"] = str(s.platform_fee_bps)
@@ -73,6 +78,7 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    cli: bool = False  # start through `python -m api serve` (the production entry point)
 
     @property
     def url(self) -> str:
@@ -87,7 +93,8 @@ class ServerProcess:
         self.log_path = log_dir / f"server-{self.port}.log"
         with self.log_path.open("wb") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [
+                [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1",
+                 "--port", str(self.port)] if self.cli else [
                     sys.executable,
                     "-m",
                     "uvicorn",
@@ -100,12 +107,13 @@ class ServerProcess:
                     "--loop",
                     "uvloop",
                     "--http",
-                    "httptools",
+                    BOUNDED_HTTP,  # httptools with bounded request headers
                     "--ws",
                     LEAN_WS,
                     "--ws-per-message-deflate",
                     "false",
                     "--no-access-log",
+                    "--no-proxy-headers",  # as `python -m api serve` without TRUSTED_PROXIES
                     "--log-level",
                     "warning",
                 ],

@@ -54,6 +54,7 @@ def make_settings(key_dir: Path, **overrides: object) -> Settings:
         log_level="WARNING",
         log_json=True,
         gc_gen0_threshold=0,  # see core/gctune.py: never freeze the test runner's heap
+        register_rate_per_address=1_000_000,  # tests register many users from one address
     )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
