@@ -1,0 +1,39 @@
+"""Fixtures for the live-video tests: server processes that gather ICE on loopback only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from tests.conftest import Account, Register
+from tests.support.servers import ServerProcess
+
+LOOPBACK = {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"}
+
+
+@pytest.fixture
+def stream_server(servers: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    def start(**env: str) -> ServerProcess:
+        return servers(**{**LOOPBACK, **env})
+
+    return start
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
+
+
+@pytest.fixture
+async def seller(register: Register) -> Account:
+    return await register("seller")
+
+
+@pytest.fixture
+async def show_id(client: httpx.AsyncClient, seller: Account) -> str:
+    r = await client.post("/v1/shows", json={"title": "Live"}, headers=seller.headers)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
