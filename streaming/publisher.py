@@ -10,7 +10,7 @@ the connection fails or it is interrupted, then DELETEs the session's ``Location
 one JSON line: how long the exchange and the connection took and how many frames it sent.
 
 On a loopback-only target (127.0.0.1 / localhost) it gathers its ICE host candidate on
-127.0.0.1, which aioice leaves out by default (streaming.ice_hosts).
+127.0.0.1, which aioice leaves out by default (streaming.aiortc_hooks).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from streaming.ice_hosts import use_host_addresses
+from streaming.aiortc_hooks import use_host_addresses
 from streaming.synthetic import (
     AUDIO_FRAME_SAMPLES,
     AUDIO_SAMPLE_RATE,

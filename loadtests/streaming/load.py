@@ -41,6 +41,7 @@ def summarize(viewers: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
     ttff = [v["ttff_ms"] for v in viewers if v["ttff_ms"] is not None]
     latencies = [ms for v in viewers for ms in v["latencies_ms"]]
     counted = [v for v in viewers if not v["sampled"]]
+    counting = [v for v in playing if not v["sampled"]]
     keyed = [v for v in counted if v["first_frame_key"] is not None]
     statuses: dict[str, int] = {}
     for v in viewers:
@@ -64,10 +65,12 @@ def summarize(viewers: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
         "latency_n": len(latencies),
         "latency_p50_ms": rounded(percentile(latencies, 0.5)),
         "latency_p95_ms": rounded(percentile(latencies, 0.95)),
-        "packets_per_s": round(sum(v["packets"] for v in viewers) / window_s),
+        # the decoding viewers count no packets: scale the counting viewers' mean to all playing
+        "packets_per_s": round(statistics.fmean(v["packets"] for v in counting) / window_s
+                               * len(playing)) if counting else 0,
         "kbit_per_viewer": rounded(
-            statistics.fmean(v["bytes"] for v in playing) * 8 / window_s / 1000 if playing
-            else None),
+            statistics.fmean(v["bytes"] for v in counting) * 8 / window_s / 1000
+            if counting else None),
         "lost_packets": sum(v["lost"] for v in viewers),
     }
 

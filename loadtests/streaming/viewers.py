@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription
 
 from loadtests.streaming.rtp import keyframe, parse_header
 from loadtests.streaming.tap import tap_rtp
-from streaming.ice_hosts import use_host_addresses
+from streaming.aiortc_hooks import use_host_addresses
 from streaming.synthetic import latency_us, read_stamp
 
 CONNECT_TIMEOUT_S = 20.0
@@ -49,6 +49,7 @@ class ViewerResult:
     lost: int = 0  # sequence gaps over the whole session
     latencies_ms: list[float] = field(default_factory=list)
     state: str = "new"
+    location: str | None = None
 
 
 class Counter:
@@ -147,6 +148,8 @@ async def run_viewer(client: httpx.AsyncClient, url: str, token: str | None,
         headers["Authorization"] = f"Bearer {token}"
     response = await client.post(url, content=pc.localDescription.sdp, headers=headers)
     result.status = response.status_code
+    if "location" in response.headers:
+        result.location = str(response.url.join(response.headers["location"]))
     if response.status_code != 201:
         result.error = f"{response.status_code}: {response.text[:200]}"
         await pc.close()
@@ -178,6 +181,10 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         usage["start"] = _cpu_seconds()
         await asyncio.sleep(max(0.0, args.window_end - time.time()))
         usage["end"] = _cpu_seconds()
+        for result in results:
+            if result.status == 201 and result.location:
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.delete(result.location)
     for pc in pcs:
         await pc.close()
     for task in tasks:

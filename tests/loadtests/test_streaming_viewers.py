@@ -89,7 +89,7 @@ def test_summary_and_sampling_are_pure() -> None:
     assert summary["playing"] == 2 and summary["statuses"] == {"201": 2, "503": 1}
     assert (summary["fps_min"], summary["fps_avg"]) == (29.0, 29.5)
     assert summary["ttff_p95_ms"] == 300.0 and summary["latency_p95_ms"] == 60.0
-    assert summary["first_frame_key"] == "1/2" and summary["packets_per_s"] == 118
+    assert summary["first_frame_key"] == "1/2" and summary["packets_per_s"] == 116
     assert load.sampled_indices(100, 4) == [0, 25, 50, 75]
     assert load.sampled_indices(3, 5) == [0, 1, 2]
     assert load.sampled_indices(10, 0) == []

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streaming.ice_hosts import use_host_addresses
+from streaming.aiortc_hooks import use_host_addresses
 from streaming.publisher import SyntheticAudioTrack, SyntheticVideoTrack
 from streaming.synthetic import Stamp, latency_us, read_stamp
 from tests.support.servers import free_port
