@@ -141,6 +141,7 @@ class StreamingService:
         await self.hooks.authorize_publisher(show_id, principal)
         plan = plan_offer(offer, role="whip", max_bytes=self.config.max_sdp_bytes)
         relay = self.shows.get(show_id)
+        fresh = relay is None
         if relay is None:
             if self.publisher_count >= self.config.max_publishers:
                 raise TooManySessions(params={"what": "publishers per process",
@@ -149,14 +150,25 @@ class StreamingService:
             owner = await self.ownership.acquire(show_id, base_url)
             if owner is not None:
                 raise Redirect(owner)
-            relay = self.shows.get(show_id) or self._new_relay(show_id, base_url, plan)
+            relay = self._new_relay(show_id, base_url, plan)
         elif (changed := same_codecs(relay.codecs, plan)) is not None:
             raise CodecChanged(params={"codec": changed.label})
         from streaming.peers import accept_publisher
 
         sinks = {kind: (self._frame_sink(relay, fanout), self._end_sink(relay))
                  for kind, fanout in relay.fanouts.items()}
-        pc, answer, receiver = await accept_publisher(offer, plan, sinks)
+        try:
+            pc, answer, receiver = await accept_publisher(offer, plan, sinks)
+        except BaseException:
+            if fresh and show_id not in self.shows:
+                with contextlib.suppress(Exception):
+                    await self.ownership.release(show_id, base_url)
+            raise
+        if fresh:
+            if show_id in self.shows:  # a concurrent publish won: keep one relay
+                await pc.close()
+                raise Redirect(base_url)
+            self.shows[show_id] = relay
         session = self._register(pc, "whip", show_id)
         session.receiver = receiver
         old = relay.publisher
@@ -174,7 +186,6 @@ class StreamingService:
                           KeyframeThrottle(self.config.keyframe_interval_s))
         for kind, codec in codecs.items():
             relay.fanouts[kind] = Fanout(codec, self.metrics, self._keyframer(relay))
-        self.shows[show_id] = relay
         return relay
 
     def _keyframer(self, relay: ShowRelay) -> Callable[[str], None]:
