@@ -72,6 +72,7 @@ def summarize(viewers: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
             statistics.fmean(v["bytes"] for v in counting) * 8 / window_s / 1000
             if counting else None),
         "lost_packets": sum(v["lost"] for v in viewers),
+        "audio_packets": sum(v.get("other_packets", 0) for v in viewers),
     }
 
 

@@ -47,6 +47,7 @@ class ViewerResult:
     packets: int = 0  # RTP packets (audio + video) inside the window
     bytes: int = 0
     lost: int = 0  # sequence gaps over the whole session
+    other_packets: int = 0  # not video (audio), over the whole session
     latencies_ms: list[float] = field(default_factory=list)
     state: str = "new"
     location: str | None = None
@@ -84,6 +85,7 @@ class Counter:
             result.bytes += len(data)
         codec = self.video_types.get(header.payload_type)
         if codec is None:
+            result.other_packets += 1
             return
         if result.first_frame_key is None:
             key = keyframe(codec, data[header.payload_offset:])
