@@ -79,15 +79,21 @@ async def sweep(args: argparse.Namespace, url: str, server_pid: int, show: str,
             await wait_live(c, show)
         await asyncio.sleep(2)  # the publisher's bitrate settles
         for count in args.viewers:
+            if publisher.poll() is not None:
+                print(json.dumps({"error": "the publisher stopped", "viewers": count}))
+                break
             before = sample(publisher.pid).cpu_s
             started = time.monotonic()
             summary = await asyncio.to_thread(load.run, load.parse_args([
                 f"{url}/v1/shows/{show}/whep", "--viewers", str(count),
                 "--processes", str(min(args.processes, count)), "--sample", str(args.sample),
                 "--join-interval", str(args.join_interval), "--warmup", str(args.warmup),
-                "--seconds", str(args.seconds), "--server-pid", str(server_pid)]))
-            summary["publisher_cores"] = round(
-                (sample(publisher.pid).cpu_s - before) / (time.monotonic() - started), 3)
+                "--seconds", str(args.seconds), "--server-pid", str(server_pid),
+                *(["--raw", f"{args.raw_dir}/{args.size}-{args.codec}-{count}.json"]
+                  if args.raw_dir else [])]))
+            if publisher.poll() is None:
+                summary["publisher_cores"] = round(
+                    (sample(publisher.pid).cpu_s - before) / (time.monotonic() - started), 3)
             summary["size"], summary["codec"] = args.size, args.codec
             print(json.dumps(summary), flush=True)
             rows.append(summary)
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--join-interval", type=float, default=0.05)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--raw-dir", help="write each count's per-viewer figures here")
     args = parser.parse_args(argv)
     if any(not 0 < n <= load.MAX_VIEWERS for n in args.viewers) or len(args.viewers) > 10:
         parser.error(f"up to 10 viewer counts, each 1-{load.MAX_VIEWERS}")

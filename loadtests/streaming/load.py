@@ -107,6 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--server-pid", type=int, action="append", default=[])
+    parser.add_argument("--raw", help="also write every viewer's figures to this JSON file")
     args = parser.parse_args(argv)
     if not args.url.startswith(("http://127.0.0.1:", "http://localhost:")):
         parser.error("the target must be on 127.0.0.1")
@@ -148,7 +149,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if worker.poll() is None:
                 worker.kill()
     parts = [json.loads(out) for out in outputs if out.strip()]
-    viewers = [v for part in parts for v in part["viewers"]]
+    viewers = sorted((v for part in parts for v in part["viewers"]), key=lambda v: v["index"])
+    if args.raw:
+        with open(args.raw, "w", encoding="utf-8") as raw:
+            json.dump(viewers, raw)
     summary = summarize(viewers, args.seconds)
     summary["generator_cores"] = round(sum(p["cpu_s"] for p in parts) / args.seconds, 3)
     summary["workers_ok"] = f"{len(parts)}/{len(workers)}"
