@@ -172,6 +172,7 @@ class PublishResult:
     audio_frames: int
     seconds: float
     ended_by: str
+    final_state: str
 
 
 async def publish(
@@ -212,7 +213,8 @@ async def publish(
         ended_by = await _run(stop, seconds, started)
         return PublishResult(answer.status, location, round(post_ms, 1), connected_ms,
                              video.frames, sound.frames if sound else 0,
-                             round(time.monotonic() - started, 2), ended_by)
+                             round(time.monotonic() - started, 2), ended_by,
+                             pc.connectionState)
     finally:
         if location:
             await asyncio.to_thread(_delete_quietly, location, token)

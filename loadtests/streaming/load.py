@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = summarize(viewers, args.seconds)
     summary["generator_cores"] = round(sum(p["cpu_s"] for p in parts) / args.seconds, 3)
     summary["workers_ok"] = f"{len(parts)}/{len(workers)}"
+    summary["joins_unfinished_at_window_end"] = sum(p.get("late_joins", 0) for p in parts)
     if before and start and end:
         summary.update(server_figures(before, start, end, args.seconds, args.viewers,
                                       summary["packets_per_s"]))

@@ -130,8 +130,9 @@ async def _sample(track: MediaStreamTrack, result: ViewerResult, started: float,
 
 async def run_viewer(client: httpx.AsyncClient, url: str, token: str | None,
                      result: ViewerResult, window: tuple[float, float],
-                     tasks: list[asyncio.Task[None]]) -> RTCPeerConnection:
+                     tasks: list[asyncio.Task[None]], pcs: list[RTCPeerConnection]) -> None:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pcs.append(pc)  # closed at the end whatever happens
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     started = time.time()
@@ -154,13 +155,11 @@ async def run_viewer(client: httpx.AsyncClient, url: str, token: str | None,
         result.location = str(response.url.join(response.headers["location"]))
     if response.status_code != 201:
         result.error = f"{response.status_code}: {response.text[:200]}"
-        await pc.close()
-        return pc
+        return
     if not result.sampled:
         counter = Counter(result, video_payload_types(response.text), started, window)
         tap_rtp(pc.getTransceivers()[0].receiver.transport, counter.handle)
     await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
-    return pc
 
 
 async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -172,17 +171,25 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     tasks: list[asyncio.Task[None]] = []
     usage: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT_S, follow_redirects=True) as client:
-        for result in results:
-            due = args.join_at + (result.index * args.join_interval)
-            await asyncio.sleep(max(0.0, due - time.time()))
+
+        async def join(result: ViewerResult) -> None:
+            # each viewer joins on its own schedule: a slow answer does not delay the next one
+            await asyncio.sleep(max(0.0, args.join_at + result.index * args.join_interval
+                                    - time.time()))
             try:
-                pcs.append(await run_viewer(client, args.url, args.token, result, window, tasks))
+                await run_viewer(client, args.url, args.token, result, window, tasks, pcs)
             except (httpx.HTTPError, OSError, ValueError) as exc:
                 result.error = f"{type(exc).__name__}: {exc}"
+
+        joins = [asyncio.ensure_future(join(result)) for result in results]
         await asyncio.sleep(max(0.0, args.window_start - time.time()))
         usage["start"] = _cpu_seconds()
         await asyncio.sleep(max(0.0, args.window_end - time.time()))
         usage["end"] = _cpu_seconds()
+        late = sum(1 for j in joins if not j.done())
+        for j in joins:
+            j.cancel()
+        await asyncio.gather(*joins, return_exceptions=True)
         for result in results:
             if result.status == 201 and result.location:
                 with contextlib.suppress(httpx.HTTPError):
@@ -192,7 +199,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return {"viewers": [asdict(r) for r in results],
+    return {"viewers": [asdict(r) for r in results], "late_joins": late,
             "cpu_s": round(usage["end"] - usage["start"], 3)}
 
 
