@@ -43,6 +43,7 @@ from streaming.session import (
 
 log = logging.getLogger("souk.streaming")
 TICK_S = 0.25
+SWEEP_S = 2.0  # how often a process looks for shows whose owner died
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,7 @@ class StreamingService:
         if not relay.live_announced:
             relay.live_announced = True
             await self.hooks.went_live(session.show_id)
+            await self.ownership.mark_live(session.show_id)
         self._keyframe(relay, "publisher")
         await self._announce(relay)
 
@@ -353,6 +355,7 @@ class StreamingService:
             await self.ownership.release(relay.show_id, relay.base_url)
         if relay.live_announced:
             await self.hooks.ended(relay.show_id)
+            await self.ownership.unmark(relay.show_id)
         self._gauges()
         log.info("show ended", extra={"show_id": str(relay.show_id)})
 
@@ -377,11 +380,14 @@ class StreamingService:
     async def run(self) -> None:
         """Timers and lease renewal until cancelled."""
         renew_every = max(TICK_S, self.config.lease_s / 3)
-        last_renew = 0.0
+        last_renew = last_sweep = 0.0
         while True:
             try:
                 await self.tick()
                 now = time.monotonic()
+                if now - last_sweep >= SWEEP_S:
+                    last_sweep = now
+                    await self._end_orphans()
                 if now - last_renew >= renew_every:
                     last_renew = now
                     held = [(r.show_id, r.base_url) for r in self.shows.values()]
@@ -394,6 +400,16 @@ class StreamingService:
             except Exception:
                 log.exception("streaming timers failed; retrying")
             await asyncio.sleep(TICK_S)
+
+    async def _end_orphans(self) -> None:
+        """End the shows of processes that died (see Ownership.orphans)."""
+        for show_id in await self.ownership.orphans(self.config.grace_s):
+            if show_id in self.shows:
+                continue
+            await self.hooks.announce(show_id, {"type": "video", "state": "ended", "viewers": 0})
+            await self.hooks.ended(show_id)
+            await self.ownership.unmark(show_id)
+            log.info("ended the show of a gone process", extra={"show_id": str(show_id)})
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

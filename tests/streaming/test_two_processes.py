@@ -16,10 +16,10 @@ from tests.support.servers import ServerProcess
 @pytest.mark.slow
 async def test_whep_on_another_process_is_redirected_to_the_owner_and_plays(
     stream_server: Callable[..., ServerProcess], http: httpx.AsyncClient, seller: Account,
-    show_id: str,
+    show_id: str, client: httpx.AsyncClient,
 ) -> None:
-    a = stream_server(STREAMING_LEASE_S="2")
-    b = stream_server(STREAMING_LEASE_S="2")
+    env = {"STREAMING_LEASE_S": "2", "SHOW_PUBLISHER_GRACE_S": "2"}
+    a, b = stream_server(**env), stream_server(**env)
     pub = await publish(http, a.url, show_id, seller.access_token)
     try:
         assert pub.location.startswith(a.url + f"/v1/shows/{show_id}/whip/")
@@ -58,5 +58,13 @@ async def test_whep_on_another_process_is_redirected_to_the_owner_and_plays(
                 break
             await until(lambda: False, 0.5)
         assert ok
+        # ... and after the grace another process ends the show, as if its publisher had left
+        ended = False
+        for _ in range(int(40 * TIMING_FACTOR)):
+            r = await client.get(f"/v1/shows/{show_id}")
+            if ended := r.json()["state"] == "ended":
+                break
+            await until(lambda: False, 0.25)
+        assert ended
     finally:
         await pub.pc.close()
