@@ -20,7 +20,8 @@ LOOPBACK = {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"}
 async def settings(key_dir: Path) -> AsyncIterator[Settings]:
     """The in-process app of these tests: a short grace, small viewer limits."""
     s = make_settings(key_dir, show_publisher_grace_s=3.0 * TIMING_FACTOR, streaming_max_viewers_per_show=4,
-                      streaming_connect_timeout_s=5.0)
+                      streaming_connect_timeout_s=5.0 * TIMING_FACTOR,
+                      streaming_media_timeout_s=3.0 * TIMING_FACTOR)
     yield s
     await drop_isolation(s)
 

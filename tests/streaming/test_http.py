@@ -216,3 +216,68 @@ async def test_buyers_list_live_then_upcoming_shows(client: httpx.AsyncClient,
     assert [s["id"] for s in r.json()["items"]] == [live, sooner, later]
     r = await client.get("/v1/shows", params={"state": "live,bogus"})
     problem(r, 422, "validation_failed")
+
+
+@pytest.mark.slow
+async def test_h264_show_reaches_h264_viewers_and_refuses_vp8_only_ones(
+    client: httpx.AsyncClient, seller: Account, show_id: str,
+) -> None:
+    pub = await publish(client, "http://souk.test", show_id, seller.access_token, codec="h264")
+    url = f"/v1/shows/{show_id}/whep"
+    viewer = await watch(client, url)
+    try:
+        assert moving(await viewer.frames(20, 10 * TIMING_FACTOR))
+        pc = new_pc()
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        from aiortc import RTCRtpReceiver
+
+        transceiver.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs
+                                         if c.mimeType == "video/VP8"])
+        r = await post_offer(client, url, pc)
+        await pc.close()
+        problem(r, 422, "no_common_codec")
+        assert "h264" in r.json()["detail"]
+    finally:
+        await viewer.close(client)
+        await pub.pc.close()
+
+
+@pytest.mark.slow
+async def test_sessions_that_never_connect_or_go_silent_are_closed(
+    client: httpx.AsyncClient, seller: Account, show_id: str,
+) -> None:
+    pub = await publish(client, "http://souk.test", show_id, seller.access_token, audio=False)
+    try:
+        # a viewer that POSTs but never completes ICE (never applies the answer)
+        pc = new_pc()
+        pc.addTransceiver("video", direction="recvonly")
+        r = await post_offer(client, f"/v1/shows/{show_id}/whep", pc)
+        assert r.status_code == 201
+        await pc.close()
+
+        async def gauge(name: str) -> str:
+            text = (await client.get("/metrics")).text
+            return next(line for line in text.splitlines() if line.startswith(name + " "))
+
+        assert await gauge("souk_stream_viewers") == "souk_stream_viewers 1.0"
+        closed = False
+        for _ in range(int(40 * TIMING_FACTOR)):
+            if closed := await gauge("souk_stream_viewers") == "souk_stream_viewers 0.0":
+                break
+            await asyncio.sleep(0.25)
+        assert closed
+        text = (await client.get("/metrics")).text
+        assert 'souk_stream_session_ends_total{reason="connect_timeout",role="whep"} 1.0' in text
+        # the publisher's connection stays up but its media stops: it is gone, then the show ends
+        for sender in pub.pc.getSenders():
+            sender.replaceTrack(None)
+        ended = False
+        for _ in range(int(60 * TIMING_FACTOR)):
+            if ended := (await client.get(f"/v1/shows/{show_id}")).json()["state"] == "ended":
+                break
+            await asyncio.sleep(0.25)
+        assert ended
+        text = (await client.get("/metrics")).text
+        assert 'souk_stream_session_ends_total{reason="media_timeout",role="whip"} 1.0' in text
+    finally:
+        await pub.pc.close()
