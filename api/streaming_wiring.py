@@ -90,7 +90,12 @@ async def open_streaming(rt: Runtime, hub: Hub, metrics: StreamingMetrics) -> As
     try:
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        service.stop()
+        try:
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await service.close()

@@ -118,6 +118,7 @@ class StreamingService:
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._stop = asyncio.Event()
 
     # --- counts ---------------------------------------------------------------------------
     @property
@@ -378,10 +379,12 @@ class StreamingService:
                 await self._announce(relay)
 
     async def run(self) -> None:
-        """Timers and lease renewal until cancelled."""
+        """Timers, lease renewal and the orphan sweep until `stop()`. (Not stopped by
+        cancellation alone: a library that swallows one CancelledError would leave the loop
+        running; cancel it only after `stop()` if it does not return.)"""
         renew_every = max(TICK_S, self.config.lease_s / 3)
         last_renew = last_sweep = 0.0
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.tick()
                 now = time.monotonic()
@@ -390,16 +393,24 @@ class StreamingService:
                     await self._end_orphans()
                 if now - last_renew >= renew_every:
                     last_renew = now
-                    held = [(r.show_id, r.base_url) for r in self.shows.values()]
-                    for show_id in await self.ownership.renew(held):
-                        relay = self.shows.get(show_id)
-                        if relay and await self.ownership.acquire(show_id, relay.base_url):
-                            log.warning("lost a show's lease", extra={"show_id": str(show_id)})
+                    await self._renew()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("streaming timers failed; retrying")
-            await asyncio.sleep(TICK_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S):
+                    await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _renew(self) -> None:
+        held = [(r.show_id, r.base_url) for r in self.shows.values()]
+        for show_id in await self.ownership.renew(held):
+            relay = self.shows.get(show_id)
+            if relay and await self.ownership.acquire(show_id, relay.base_url):
+                log.warning("lost a show's lease", extra={"show_id": str(show_id)})
 
     async def _end_orphans(self) -> None:
         """End the shows of processes that died (see Ownership.orphans)."""
