@@ -16,22 +16,22 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection
 
 from core.auth import Principal
+from core.errors import NotFound
 from streaming.aiortc_hooks import request_keyframe
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
+from streaming.peers import accept_publisher, accept_viewer
+from streaming.records import Redirect, Session, ShowHooks, ShowRelay, StreamConfig
 from streaming.relay import Fanout, ViewerTrack
 from streaming.session import (
-    Codec,
     CodecChanged,
     KeyframeThrottle,
     Phase,
-    Presence,
     Route,
     ShowNotLive,
     TooManySessions,
@@ -46,65 +46,8 @@ TICK_S = 0.25
 SWEEP_S = 2.0  # how often a process looks for shows whose owner died
 
 
-@dataclass(frozen=True)
-class StreamConfig:
-    grace_s: float = 30.0
-    max_viewers_per_show: int = 500
-    max_viewers: int = 1000
-    max_publishers: int = 20
-    max_sdp_bytes: int = 32_768
-    connect_timeout_s: float = 15.0
-    media_timeout_s: float = 10.0
-    keyframe_interval_s: float = 0.5
-    viewer_queue: int = 512
-    lease_s: float = 10.0
-
-
-@dataclass(frozen=True)
-class ShowHooks:
-    """What the composition root (api) provides: show records live there."""
-
-    # Raises NotFound, NotTheSeller or ShowEnded when `principal` may not publish the show.
-    authorize_publisher: Callable[[uuid.UUID, Principal], Awaitable[None]]
-    show_exists: Callable[[uuid.UUID], Awaitable[bool]]
-    went_live: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
-    ended: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
-    # A latest-value publication on show:{id} (video state and viewer count).
-    announce: Callable[[uuid.UUID, dict[str, Any]], Awaitable[None]]
-
-
-class Redirect(Exception):  # a control-flow signal for routes, not a client error
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url)
-        self.base_url = base_url
-
-
-@dataclass(eq=False)
-class Session:
-    id: str
-    role: str  # "whip" | "whep"
-    show_id: uuid.UUID
-    pc: RTCPeerConnection
-    created: float
-    connected: bool = False
-    closed: bool = False
-    tracks: list[ViewerTrack] = field(default_factory=list)
-    receiver: RTCRtpReceiver | None = None
-
-
-@dataclass(eq=False)
-class ShowRelay:
-    show_id: uuid.UUID
-    base_url: str
-    codecs: dict[str, Codec]
-    fanouts: dict[str, Fanout]
-    throttle: KeyframeThrottle
-    presence: Presence = field(default_factory=Presence)
-    publisher: Session | None = None
-    viewers: set[Session] = field(default_factory=set)
-    last_media: float = 0.0
-    live_announced: bool = False
-    announced: tuple[str, int] | None = None
+def _nothing() -> None:
+    return None
 
 
 class StreamingService:
@@ -155,9 +98,8 @@ class StreamingService:
             relay = self._new_relay(show_id, base_url, plan)
         elif (changed := same_codecs(relay.codecs, plan)) is not None:
             raise CodecChanged(params={"codec": changed.label})
-        from streaming.peers import accept_publisher
-
-        sinks = {kind: (self._frame_sink(relay, fanout), self._end_sink(relay))
+        # The receiver's end needs no handling: its connection's state change ends the session.
+        sinks = {kind: (self._frame_sink(relay, fanout), _nothing)
                  for kind, fanout in relay.fanouts.items()}
         try:
             pc, answer, receiver = await accept_publisher(offer, plan, sinks)
@@ -199,9 +141,6 @@ class StreamingService:
             fanout.push(data, timestamp)
         return on_frame
 
-    def _end_sink(self, relay: ShowRelay) -> Callable[[], None]:
-        return lambda: None  # the connection state change ends the session
-
     # --- WHEP -----------------------------------------------------------------------------
     async def watch(self, show_id: uuid.UUID, offer: str, my_url: str) -> tuple[Session, str]:
         """Accept a viewer's offer. Raises Redirect, ShowNotLive, NotFound (hooks),
@@ -217,8 +156,6 @@ class StreamingService:
             raise Redirect(owner)
         if route is Route.NOT_LIVE or relay is None:
             if not await self.hooks.show_exists(show_id):
-                from core.errors import NotFound
-
                 raise NotFound("No such show.")
             raise ShowNotLive()
         check_capacity(show_viewers=len(relay.viewers), process_viewers=self.viewer_count,
@@ -231,8 +168,6 @@ class StreamingService:
             on_first = (lambda: self.metrics.time_to_first_frame.observe(
                 time.monotonic() - started)) if kind == "video" else (lambda: None)
             tracks[kind] = ViewerTrack(fanout, self.config.viewer_queue, on_first)
-        from streaming.peers import accept_viewer
-
         try:
             pc, answer = await accept_viewer(offer, plan, tracks)
         except BaseException:
