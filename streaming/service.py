@@ -15,13 +15,14 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiortc import RTCPeerConnection
 
 from core.auth import Principal
-from core.errors import NotFound
+from core.errors import NotFound, ServiceUnavailable
+from core.redis_client import REDIS_ERRORS
 from streaming.aiortc_hooks import request_keyframe
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
@@ -48,6 +49,17 @@ SWEEP_S = 2.0  # how often a process looks for shows whose owner died
 
 def _nothing() -> None:
     return None
+
+
+@contextlib.contextmanager
+def _redis_unavailable() -> Iterator[None]:
+    """Who holds a show is in Redis: without Redis, WHIP/WHEP answer 503 (temporary)."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        log.warning("show ownership unavailable", extra={"error": repr(exc)})
+        raise ServiceUnavailable("Live video is unavailable for a moment; retry.",
+                                 headers={"Retry-After": "2"}) from None
 
 
 class StreamingService:
@@ -92,7 +104,8 @@ class StreamingService:
                 raise TooManySessions(params={"what": "publishers per process",
                                               "limit": self.config.max_publishers},
                                       headers={"Retry-After": "10"})
-            owner = await self.ownership.acquire(show_id, base_url)
+            with _redis_unavailable():
+                owner = await self.ownership.acquire(show_id, base_url)
             if owner is not None:
                 raise Redirect(owner)
             relay = self._new_relay(show_id, base_url, plan)
@@ -148,7 +161,10 @@ class StreamingService:
         started = time.monotonic()
         relay = self.shows.get(show_id)
         local = relay is not None and relay.presence.phase is not Phase.ENDED
-        owner = None if local else await self.ownership.owner(show_id)
+        owner = None
+        if not local:
+            with _redis_unavailable():
+                owner = await self.ownership.owner(show_id)
         route = route_viewer(local=local, owner_url=owner, my_url=my_url)
         if route is Route.REDIRECT:
             assert owner is not None

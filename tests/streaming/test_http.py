@@ -11,7 +11,11 @@ import threading
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from asgi_lifespan import LifespanManager
 
+from api.app import create_app
+from core.config import Settings
+from core.context import Runtime
 from tests.conftest import TIMING_FACTOR, Account, Register
 from tests.streaming.clients import moving, new_pc, post_offer, publish, until, watch
 from tests.streaming.test_session import audio, sdp, video
@@ -280,4 +284,29 @@ async def test_sessions_that_never_connect_or_go_silent_are_closed(
         text = (await client.get("/metrics")).text
         assert 'souk_stream_session_ends_total{reason="media_timeout",role="whip"} 1.0' in text
     finally:
+        await pub.pc.close()
+
+
+@pytest.mark.slow
+async def test_shutdown_closes_every_peer_connection_and_releases_the_show(
+    settings: Settings, rt: Runtime, seller: Account, show_id: str,
+) -> None:
+    other = create_app(settings)  # a second process-like app on the same database and Redis
+    async with LifespanManager(other, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
+            pub = await publish(c, "http://souk.test", show_id, seller.access_token)
+            viewer = await watch(c, f"/v1/shows/{show_id}/whep")
+            assert await viewer.frames(5, 10 * TIMING_FACTOR)
+            service = manager._state["streaming"]
+            server_pcs = [s.pc for s in service.sessions.values()]
+            assert len(server_pcs) == 2
+            owner_key = f"{settings.redis_prefix}stream:owner:{show_id}"
+            assert await rt.redis.exists(owner_key) == 1
+    try:
+        assert [pc.connectionState for pc in server_pcs] == ["closed", "closed"]
+        assert await until(lambda: viewer.pc.connectionState == "closed", 10 * TIMING_FACTOR)
+        assert await rt.redis.exists(owner_key) == 0  # a reconnect may go to another process
+    finally:
+        await viewer.close()
         await pub.pc.close()
