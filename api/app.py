@@ -225,7 +225,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *realtime_routes.routes,
         *shows.routes,
         *auction_routes.build_routes(),
-        *streaming_routes.make_routes(settings.streaming_public_url),
+        *streaming_routes.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
     ]
 

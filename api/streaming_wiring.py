@@ -20,7 +20,8 @@ from realtime.hub import Hub
 from streaming.aiortc_hooks import use_host_addresses
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
-from streaming.service import ShowHooks, StreamConfig, StreamingService
+from streaming.records import ShowHooks, StreamConfig
+from streaming.service import StreamingService
 from streaming.session import NotTheSeller, ShowEnded
 
 
@@ -37,6 +38,7 @@ def config_from(rt: Runtime) -> StreamConfig:
         keyframe_interval_s=s.streaming_keyframe_interval_ms / 1000,
         viewer_queue=s.streaming_viewer_queue,
         lease_s=s.streaming_lease_s,
+        public_url=s.streaming_public_url,
     )
 
 
@@ -90,7 +92,12 @@ async def open_streaming(rt: Runtime, hub: Hub, metrics: StreamingMetrics) -> As
     try:
         yield service
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        service.stop()
+        try:
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await service.close()

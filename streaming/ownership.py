@@ -5,10 +5,15 @@ The process that accepts a show's publisher writes `<prefix>stream:owner:<show i
 show (publisher connected or inside the grace period). A process that dies stops renewing, so
 its shows are free again after one lease. Other processes read the key to redirect WHEP (and
 WHIP) requests with `307` to the owner's base URL.
+
+Shows that went live with video are also in the set `<prefix>stream:shows` until they end, so
+that any process can end the show of a process that died (`orphans`): no owner for longer than
+the grace period, as if its publisher had left.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -81,3 +86,36 @@ class Ownership:
     async def release(self, show_id: uuid.UUID, base_url: str) -> None:
         await self._redis.eval(_RELEASE, 1, self._key(show_id),
                                self._value(base_url))
+
+    def _shows(self) -> str:
+        return f"{self._prefix}stream:shows"
+
+    async def mark_live(self, show_id: uuid.UUID) -> None:
+        await self._redis.sadd(self._shows(), str(show_id))
+
+    async def unmark(self, show_id: uuid.UUID) -> None:
+        await self._redis.srem(self._shows(), str(show_id))
+        await self._redis.delete(f"{self._prefix}stream:orphan:{show_id}")
+
+    async def orphans(self, grace_s: float) -> list[uuid.UUID]:
+        """Live video shows nobody has held for `grace_s` (their owner died). The first process
+        to see a show without owner notes the time; every process agrees on it."""
+        now = time.time()
+        out: list[uuid.UUID] = []
+        members = await self._redis.smembers(self._shows())
+        for raw in members:
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                show_id = uuid.UUID(text)
+            except ValueError:
+                continue
+            orphan_key = f"{self._prefix}stream:orphan:{show_id}"
+            if await self._redis.exists(self._key(show_id)):
+                await self._redis.delete(orphan_key)
+                continue
+            ttl = int(grace_s * 4 + self._lease_ms / 1000) + 60
+            await self._redis.set(orphan_key, repr(now), nx=True, ex=ttl)
+            since = await self._redis.get(orphan_key)
+            if since is not None and now - float(since) >= grace_s:
+                out.append(show_id)
+        return out

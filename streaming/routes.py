@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,8 +24,9 @@ from core.context import authenticate
 from core.errors import MethodNotAllowed, NotFound, UnsupportedMediaType
 from core.http import endpoint, read_body
 from core.ids import parse_uuid
-from streaming.service import Redirect, StreamingService
-from streaming.session import content_type_ok
+from streaming.records import Redirect
+from streaming.service import StreamingService
+from streaming.session import BadSdp, content_type_ok
 
 SDP = "application/sdp"
 CORS = {
@@ -54,9 +54,9 @@ def _show_id(request: Request) -> uuid.UUID:
     return value
 
 
-def base_url(request: Request, configured: str) -> str:
+def base_url(request: Request) -> str:
     """This process's public base URL: STREAMING_PUBLIC_URL, else what the client used."""
-    return configured or str(request.base_url).rstrip("/")
+    return _service(request).config.public_url or str(request.base_url).rstrip("/")
 
 
 async def _offer(request: Request, service: StreamingService) -> str:
@@ -66,14 +66,12 @@ async def _offer(request: Request, service: StreamingService) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        from streaming.session import BadSdp
-
         raise BadSdp(params={"reason": "it is not UTF-8"}) from None
 
 
-def _created(request: Request, role: str, show_id: uuid.UUID, session_id: str, answer: str,
-             public_url: str) -> Response:
-    location = f"{base_url(request, public_url)}/v1/shows/{show_id}/{role}/{session_id}"
+def _created(request: Request, role: str, show_id: uuid.UUID, session_id: str,
+             answer: str) -> Response:
+    location = f"{base_url(request)}/v1/shows/{show_id}/{role}/{session_id}"
     headers = {**CORS, "Location": location, "ETag": f'"{session_id}"'}
     return Response(answer, status_code=201, media_type=SDP, headers=headers)
 
@@ -83,76 +81,85 @@ def _redirect(request: Request, owner: str) -> Response:
     return Response(status_code=307, headers={**CORS, "Location": target})
 
 
-def make_routes(public_url: str) -> list[Route]:
-    """The WHIP/WHEP routes; `public_url` is STREAMING_PUBLIC_URL (may be empty)."""
+@endpoint("Publish a show's video (WHIP, RFC 9725): SDP offer in, SDP answer out",
+          tags=("streaming",), body=str, body_media_type=SDP,
+          responses={201: None, 307: None}, auth=True, roles=("seller",),
+          errors=(400, 401, 403, 404, 409, 413, 415, 422, 503))
+async def whip(request: Request) -> Response:
+    service = _service(request)
+    show_id = _show_id(request)
+    principal = await authenticate(request)
+    offer = await _offer(request, service)
+    try:
+        session, answer = await service.publish(show_id, principal, offer, base_url(request))
+    except Redirect as moved:
+        return _redirect(request, moved.base_url)
+    return _created(request, "whip", show_id, session.id, answer)
 
-    @endpoint("Publish a show's video (WHIP, RFC 9725): SDP offer in, SDP answer out",
-              tags=("streaming",), body=str, body_media_type=SDP,
-              responses={201: None, 307: None}, auth=True, roles=("seller",),
-              errors=(400, 401, 403, 404, 409, 413, 415, 422, 503))
-    async def whip(request: Request) -> Response:
-        service = _service(request)
-        show_id = _show_id(request)
-        principal = await authenticate(request)
-        offer = await _offer(request, service)
-        try:
-            session, answer = await service.publish(show_id, principal, offer,
-                                                    base_url(request, public_url))
-        except Redirect as moved:
-            return _redirect(request, moved.base_url)
-        return _created(request, "whip", show_id, session.id, answer, public_url)
 
-    @endpoint("Watch a show's video (WHEP): SDP offer in, SDP answer out",
-              tags=("streaming",), body=str, body_media_type=SDP,
-              responses={201: None, 307: None},
-              errors=(400, 401, 404, 409, 413, 415, 422, 503))
-    async def whep(request: Request) -> Response:
-        service = _service(request)
-        show_id = _show_id(request)
-        if bearer_token(request.headers.get("authorization")) is not None:
-            await authenticate(request)  # optional, but a token given must be valid
-        offer = await _offer(request, service)
-        try:
-            session, answer = await service.watch(show_id, offer,
-                                                  base_url(request, public_url))
-        except Redirect as moved:
-            return _redirect(request, moved.base_url)
-        return _created(request, "whep", show_id, session.id, answer, public_url)
+@endpoint("Watch a show's video (WHEP): SDP offer in, SDP answer out",
+          tags=("streaming",), body=str, body_media_type=SDP,
+          responses={201: None, 307: None},
+          errors=(400, 401, 404, 409, 413, 415, 422, 503))
+async def whep(request: Request) -> Response:
+    service = _service(request)
+    show_id = _show_id(request)
+    if bearer_token(request.headers.get("authorization")) is not None:
+        await authenticate(request)  # optional, but a token given must be valid
+    offer = await _offer(request, service)
+    try:
+        session, answer = await service.watch(show_id, offer, base_url(request))
+    except Redirect as moved:
+        return _redirect(request, moved.base_url)
+    return _created(request, "whep", show_id, session.id, answer)
 
-    def deleter(role: str) -> Callable[[Request], object]:
-        @endpoint(f"End a {role.upper()} session", tags=("streaming",), responses={200: None},
-                  errors=(404,))
-        async def delete(request: Request) -> Response:
-            service = _service(request)
-            session = service.find(request.path_params["session_id"], _show_id(request), role)
-            if session is None:
-                raise NotFound("No such session.")
-            await service.close_session(session, "deleted")
-            return Response(status_code=200, headers=CORS)
 
-        return delete
+async def _delete(request: Request, role: str) -> Response:
+    service = _service(request)
+    session = service.find(request.path_params["session_id"], _show_id(request), role)
+    if session is None:
+        raise NotFound("No such session.")
+    await service.close_session(session, "deleted")
+    return Response(status_code=200, headers=CORS)
 
-    @endpoint("Trickle ICE / ICE restart: not supported (405)", tags=("streaming",),
-              responses={405: None})
-    async def patch(request: Request) -> Response:
-        raise MethodNotAllowed(
-            "This server answers with all its candidates and needs no trickled ones; "
-            "to restart, POST a new offer.",
-            headers={**CORS, "Allow": "DELETE, OPTIONS"},
-        )
 
-    @endpoint("CORS preflight", tags=("streaming",), responses={204: None})
-    async def preflight(request: Request) -> Response:
-        return Response(status_code=204, headers=PREFLIGHT)
+@endpoint("End a WHIP session", tags=("streaming",), responses={200: None}, errors=(404,))
+async def delete_whip(request: Request) -> Response:
+    return await _delete(request, "whip")
 
-    routes: list[Route] = []
-    for role, handler in (("whip", whip), ("whep", whep)):
+
+@endpoint("End a WHEP session", tags=("streaming",), responses={200: None}, errors=(404,))
+async def delete_whep(request: Request) -> Response:
+    return await _delete(request, "whep")
+
+
+@endpoint("Trickle ICE / ICE restart: not supported (405)", tags=("streaming",),
+          responses={405: None})
+async def patch(request: Request) -> Response:
+    raise MethodNotAllowed(
+        "This server answers with all its candidates and needs no trickled ones; "
+        "to restart, POST a new offer.",
+        headers={**CORS, "Allow": "DELETE, OPTIONS"},
+    )
+
+
+@endpoint("CORS preflight", tags=("streaming",), responses={204: None})
+async def preflight(request: Request) -> Response:
+    return Response(status_code=204, headers=PREFLIGHT)
+
+
+def _routes() -> list[Route]:
+    out: list[Route] = []
+    for role, post, delete in (("whip", whip, delete_whip), ("whep", whep, delete_whep)):
         base = f"/v1/shows/{{show_id}}/{role}"
-        routes += [
-            Route(base, handler, methods=["POST"]),
+        out += [
+            Route(base, post, methods=["POST"]),
             Route(base, preflight, methods=["OPTIONS"]),
-            Route(base + "/{session_id}", deleter(role), methods=["DELETE"]),
+            Route(base + "/{session_id}", delete, methods=["DELETE"]),
             Route(base + "/{session_id}", patch, methods=["PATCH"]),
             Route(base + "/{session_id}", preflight, methods=["OPTIONS"]),
         ]
-    return routes
+    return out
+
+
+routes = _routes()

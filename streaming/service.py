@@ -15,23 +15,24 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection
 
 from core.auth import Principal
+from core.errors import NotFound, ServiceUnavailable
+from core.redis_client import REDIS_ERRORS
 from streaming.aiortc_hooks import request_keyframe
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
+from streaming.peers import accept_publisher, accept_viewer
+from streaming.records import Redirect, Session, ShowHooks, ShowRelay, StreamConfig
 from streaming.relay import Fanout, ViewerTrack
 from streaming.session import (
-    Codec,
     CodecChanged,
     KeyframeThrottle,
     Phase,
-    Presence,
     Route,
     ShowNotLive,
     TooManySessions,
@@ -43,67 +44,22 @@ from streaming.session import (
 
 log = logging.getLogger("souk.streaming")
 TICK_S = 0.25
+SWEEP_S = 2.0  # how often a process looks for shows whose owner died
 
 
-@dataclass(frozen=True)
-class StreamConfig:
-    grace_s: float = 30.0
-    max_viewers_per_show: int = 500
-    max_viewers: int = 1000
-    max_publishers: int = 20
-    max_sdp_bytes: int = 32_768
-    connect_timeout_s: float = 15.0
-    media_timeout_s: float = 10.0
-    keyframe_interval_s: float = 0.5
-    viewer_queue: int = 512
-    lease_s: float = 10.0
+def _nothing() -> None:
+    return None
 
 
-@dataclass(frozen=True)
-class ShowHooks:
-    """What the composition root (api) provides: show records live there."""
-
-    # Raises NotFound, NotTheSeller or ShowEnded when `principal` may not publish the show.
-    authorize_publisher: Callable[[uuid.UUID, Principal], Awaitable[None]]
-    show_exists: Callable[[uuid.UUID], Awaitable[bool]]
-    went_live: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
-    ended: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
-    # A latest-value publication on show:{id} (video state and viewer count).
-    announce: Callable[[uuid.UUID, dict[str, Any]], Awaitable[None]]
-
-
-class Redirect(Exception):  # a control-flow signal for routes, not a client error
-    def __init__(self, base_url: str) -> None:
-        super().__init__(base_url)
-        self.base_url = base_url
-
-
-@dataclass(eq=False)
-class Session:
-    id: str
-    role: str  # "whip" | "whep"
-    show_id: uuid.UUID
-    pc: RTCPeerConnection
-    created: float
-    connected: bool = False
-    closed: bool = False
-    tracks: list[ViewerTrack] = field(default_factory=list)
-    receiver: RTCRtpReceiver | None = None
-
-
-@dataclass(eq=False)
-class ShowRelay:
-    show_id: uuid.UUID
-    base_url: str
-    codecs: dict[str, Codec]
-    fanouts: dict[str, Fanout]
-    throttle: KeyframeThrottle
-    presence: Presence = field(default_factory=Presence)
-    publisher: Session | None = None
-    viewers: set[Session] = field(default_factory=set)
-    last_media: float = 0.0
-    live_announced: bool = False
-    announced: tuple[str, int] | None = None
+@contextlib.contextmanager
+def _redis_unavailable() -> Iterator[None]:
+    """Who holds a show is in Redis: without Redis, WHIP/WHEP answer 503 (temporary)."""
+    try:
+        yield
+    except REDIS_ERRORS as exc:
+        log.warning("show ownership unavailable", extra={"error": repr(exc)})
+        raise ServiceUnavailable("Live video is unavailable for a moment; retry.",
+                                 headers={"Retry-After": "2"}) from None
 
 
 class StreamingService:
@@ -117,6 +73,7 @@ class StreamingService:
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._stop = asyncio.Event()
 
     # --- counts ---------------------------------------------------------------------------
     @property
@@ -147,15 +104,15 @@ class StreamingService:
                 raise TooManySessions(params={"what": "publishers per process",
                                               "limit": self.config.max_publishers},
                                       headers={"Retry-After": "10"})
-            owner = await self.ownership.acquire(show_id, base_url)
+            with _redis_unavailable():
+                owner = await self.ownership.acquire(show_id, base_url)
             if owner is not None:
                 raise Redirect(owner)
             relay = self._new_relay(show_id, base_url, plan)
         elif (changed := same_codecs(relay.codecs, plan)) is not None:
             raise CodecChanged(params={"codec": changed.label})
-        from streaming.peers import accept_publisher
-
-        sinks = {kind: (self._frame_sink(relay, fanout), self._end_sink(relay))
+        # The receiver's end needs no handling: its connection's state change ends the session.
+        sinks = {kind: (self._frame_sink(relay, fanout), _nothing)
                  for kind, fanout in relay.fanouts.items()}
         try:
             pc, answer, receiver = await accept_publisher(offer, plan, sinks)
@@ -197,9 +154,6 @@ class StreamingService:
             fanout.push(data, timestamp)
         return on_frame
 
-    def _end_sink(self, relay: ShowRelay) -> Callable[[], None]:
-        return lambda: None  # the connection state change ends the session
-
     # --- WHEP -----------------------------------------------------------------------------
     async def watch(self, show_id: uuid.UUID, offer: str, my_url: str) -> tuple[Session, str]:
         """Accept a viewer's offer. Raises Redirect, ShowNotLive, NotFound (hooks),
@@ -207,7 +161,10 @@ class StreamingService:
         started = time.monotonic()
         relay = self.shows.get(show_id)
         local = relay is not None and relay.presence.phase is not Phase.ENDED
-        owner = None if local else await self.ownership.owner(show_id)
+        owner = None
+        if not local:
+            with _redis_unavailable():
+                owner = await self.ownership.owner(show_id)
         route = route_viewer(local=local, owner_url=owner, my_url=my_url)
         if route is Route.REDIRECT:
             assert owner is not None
@@ -215,8 +172,6 @@ class StreamingService:
             raise Redirect(owner)
         if route is Route.NOT_LIVE or relay is None:
             if not await self.hooks.show_exists(show_id):
-                from core.errors import NotFound
-
                 raise NotFound("No such show.")
             raise ShowNotLive()
         check_capacity(show_viewers=len(relay.viewers), process_viewers=self.viewer_count,
@@ -229,8 +184,6 @@ class StreamingService:
             on_first = (lambda: self.metrics.time_to_first_frame.observe(
                 time.monotonic() - started)) if kind == "video" else (lambda: None)
             tracks[kind] = ViewerTrack(fanout, self.config.viewer_queue, on_first)
-        from streaming.peers import accept_viewer
-
         try:
             pc, answer = await accept_viewer(offer, plan, tracks)
         except BaseException:
@@ -275,6 +228,7 @@ class StreamingService:
         if not relay.live_announced:
             relay.live_announced = True
             await self.hooks.went_live(session.show_id)
+            await self.ownership.mark_live(session.show_id)
         self._keyframe(relay, "publisher")
         await self._announce(relay)
 
@@ -353,6 +307,7 @@ class StreamingService:
             await self.ownership.release(relay.show_id, relay.base_url)
         if relay.live_announced:
             await self.hooks.ended(relay.show_id)
+            await self.ownership.unmark(relay.show_id)
         self._gauges()
         log.info("show ended", extra={"show_id": str(relay.show_id)})
 
@@ -375,25 +330,48 @@ class StreamingService:
                 await self._announce(relay)
 
     async def run(self) -> None:
-        """Timers and lease renewal until cancelled."""
+        """Timers, lease renewal and the orphan sweep until `stop()`. (Not stopped by
+        cancellation alone: a library that swallows one CancelledError would leave the loop
+        running; cancel it only after `stop()` if it does not return.)"""
         renew_every = max(TICK_S, self.config.lease_s / 3)
-        last_renew = 0.0
-        while True:
+        last_renew = last_sweep = 0.0
+        while not self._stop.is_set():
             try:
                 await self.tick()
                 now = time.monotonic()
+                if now - last_sweep >= SWEEP_S:
+                    last_sweep = now
+                    await self._end_orphans()
                 if now - last_renew >= renew_every:
                     last_renew = now
-                    held = [(r.show_id, r.base_url) for r in self.shows.values()]
-                    for show_id in await self.ownership.renew(held):
-                        relay = self.shows.get(show_id)
-                        if relay and await self.ownership.acquire(show_id, relay.base_url):
-                            log.warning("lost a show's lease", extra={"show_id": str(show_id)})
+                    await self._renew()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("streaming timers failed; retrying")
-            await asyncio.sleep(TICK_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK_S):
+                    await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _renew(self) -> None:
+        held = [(r.show_id, r.base_url) for r in self.shows.values()]
+        for show_id in await self.ownership.renew(held):
+            relay = self.shows.get(show_id)
+            if relay and await self.ownership.acquire(show_id, relay.base_url):
+                log.warning("lost a show's lease", extra={"show_id": str(show_id)})
+
+    async def _end_orphans(self) -> None:
+        """End the shows of processes that died (see Ownership.orphans)."""
+        for show_id in await self.ownership.orphans(self.config.grace_s):
+            if show_id in self.shows:
+                continue
+            await self.hooks.announce(show_id, {"type": "video", "state": "ended", "viewers": 0})
+            await self.hooks.ended(show_id)
+            await self.ownership.unmark(show_id)
+            log.info("ended the show of a gone process", extra={"show_id": str(show_id)})
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from core.config import Settings
-from tests.conftest import Account, Register
+from tests.conftest import TIMING_FACTOR, Account, Register
 from tests.support.servers import ServerProcess
 from tests.support.services import drop_isolation, make_settings
 
@@ -19,8 +19,9 @@ LOOPBACK = {"WEBRTC_HOST_ADDRESSES": "127.0.0.1"}
 @pytest.fixture
 async def settings(key_dir: Path) -> AsyncIterator[Settings]:
     """The in-process app of these tests: a short grace, small viewer limits."""
-    s = make_settings(key_dir, show_publisher_grace_s=1.0, streaming_max_viewers_per_show=4,
-                      streaming_connect_timeout_s=5.0)
+    s = make_settings(key_dir, show_publisher_grace_s=3.0 * TIMING_FACTOR, streaming_max_viewers_per_show=4,
+                      streaming_connect_timeout_s=5.0 * TIMING_FACTOR,
+                      streaming_media_timeout_s=3.0 * TIMING_FACTOR)
     yield s
     await drop_isolation(s)
 

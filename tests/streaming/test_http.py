@@ -11,7 +11,11 @@ import threading
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from asgi_lifespan import LifespanManager
 
+from api.app import create_app
+from core.config import Settings
+from core.context import Runtime
 from tests.conftest import TIMING_FACTOR, Account, Register
 from tests.streaming.clients import moving, new_pc, post_offer, publish, until, watch
 from tests.streaming.test_session import audio, sdp, video
@@ -126,7 +130,7 @@ async def test_publisher_gone_ends_the_show_after_the_grace_and_a_reconnect_resu
     viewer = await watch(client, f"/v1/shows/{show_id}/whep")
     try:
         assert moving(await viewer.frames(10, 10 * TIMING_FACTOR))
-        # DELETE, then come back inside the 1 s grace: same show, the viewer keeps playing
+        # DELETE, then come back inside the 3 s grace: same show, the viewer keeps playing
         assert (await client.delete(pub.location)).status_code == 200
         await pub.pc.close()
         pub = await publish(client, base, show_id, seller.access_token)
@@ -193,4 +197,116 @@ async def test_no_leak_after_50_viewer_cycles(client: httpx.AsyncClient, seller:
         text = (await client.get("/metrics")).text
         assert "souk_stream_viewers 0.0" in text
     finally:
+        await pub.pc.close()
+
+
+async def test_buyers_list_live_then_upcoming_shows(client: httpx.AsyncClient,
+                                                    seller: Account) -> None:
+    async def make(title: str, starts_at: str | None = None) -> str:
+        body = {"title": title} | ({"starts_at": starts_at} if starts_at else {})
+        r = await client.post("/v1/shows", json=body, headers=seller.headers)
+        return str(r.json()["id"])
+
+    later = await make("later", "2099-01-02T00:00:00Z")
+    sooner = await make("sooner", "2099-01-01T00:00:00Z")
+    live = await make("live")
+    ended = await make("ended")
+    for show, actions in ((live, ("start",)), (ended, ("start", "end"))):
+        for action in actions:
+            r = await client.post(f"/v1/shows/{show}/{action}", headers=seller.headers)
+            assert r.status_code == 200, r.text
+    r = await client.get("/v1/shows", params={"state": "live,scheduled",
+                                              "seller_id": seller.id})
+    assert [s["id"] for s in r.json()["items"]] == [live, sooner, later]
+    r = await client.get("/v1/shows", params={"state": "live,bogus"})
+    problem(r, 422, "validation_failed")
+
+
+@pytest.mark.slow
+async def test_h264_show_reaches_h264_viewers_and_refuses_vp8_only_ones(
+    client: httpx.AsyncClient, seller: Account, show_id: str,
+) -> None:
+    pub = await publish(client, "http://souk.test", show_id, seller.access_token, codec="h264")
+    url = f"/v1/shows/{show_id}/whep"
+    viewer = await watch(client, url)
+    try:
+        assert moving(await viewer.frames(20, 10 * TIMING_FACTOR))
+        pc = new_pc()
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        from aiortc import RTCRtpReceiver
+
+        transceiver.setCodecPreferences([c for c in RTCRtpReceiver.getCapabilities("video").codecs
+                                         if c.mimeType == "video/VP8"])
+        r = await post_offer(client, url, pc)
+        await pc.close()
+        problem(r, 422, "no_common_codec")
+        assert "h264" in r.json()["detail"]
+    finally:
+        await viewer.close(client)
+        await pub.pc.close()
+
+
+@pytest.mark.slow
+async def test_sessions_that_never_connect_or_go_silent_are_closed(
+    client: httpx.AsyncClient, seller: Account, show_id: str,
+) -> None:
+    pub = await publish(client, "http://souk.test", show_id, seller.access_token, audio=False)
+    try:
+        # a viewer that POSTs but never completes ICE (never applies the answer)
+        pc = new_pc()
+        pc.addTransceiver("video", direction="recvonly")
+        r = await post_offer(client, f"/v1/shows/{show_id}/whep", pc)
+        assert r.status_code == 201
+        await pc.close()
+
+        async def gauge(name: str) -> str:
+            text = (await client.get("/metrics")).text
+            return next(line for line in text.splitlines() if line.startswith(name + " "))
+
+        assert await gauge("souk_stream_viewers") == "souk_stream_viewers 1.0"
+        closed = False
+        for _ in range(int(40 * TIMING_FACTOR)):
+            if closed := await gauge("souk_stream_viewers") == "souk_stream_viewers 0.0":
+                break
+            await asyncio.sleep(0.25)
+        assert closed
+        text = (await client.get("/metrics")).text
+        assert 'souk_stream_session_ends_total{reason="connect_timeout",role="whep"} 1.0' in text
+        # the publisher's connection stays up but its media stops: it is gone, then the show ends
+        for sender in pub.pc.getSenders():
+            sender.replaceTrack(None)
+        ended = False
+        for _ in range(int(60 * TIMING_FACTOR)):
+            if ended := (await client.get(f"/v1/shows/{show_id}")).json()["state"] == "ended":
+                break
+            await asyncio.sleep(0.25)
+        assert ended
+        text = (await client.get("/metrics")).text
+        assert 'souk_stream_session_ends_total{reason="media_timeout",role="whip"} 1.0' in text
+    finally:
+        await pub.pc.close()
+
+
+@pytest.mark.slow
+async def test_shutdown_closes_every_peer_connection_and_releases_the_show(
+    settings: Settings, rt: Runtime, seller: Account, show_id: str,
+) -> None:
+    other = create_app(settings)  # a second process-like app on the same database and Redis
+    async with LifespanManager(other, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
+            pub = await publish(c, "http://souk.test", show_id, seller.access_token)
+            viewer = await watch(c, f"/v1/shows/{show_id}/whep")
+            assert await viewer.frames(5, 10 * TIMING_FACTOR)
+            service = manager._state["streaming"]
+            server_pcs = [s.pc for s in service.sessions.values()]
+            assert len(server_pcs) == 2
+            owner_key = f"{settings.redis_prefix}stream:owner:{show_id}"
+            assert await rt.redis.exists(owner_key) == 1
+    try:
+        assert [pc.connectionState for pc in server_pcs] == ["closed", "closed"]
+        assert await until(lambda: viewer.pc.connectionState == "closed", 10 * TIMING_FACTOR)
+        assert await rt.redis.exists(owner_key) == 0  # a reconnect may go to another process
+    finally:
+        await viewer.close()
         await pub.pc.close()
