@@ -48,6 +48,7 @@ from api.orders.metrics import CommerceMetrics
 from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
+from api.streaming_wiring import open_streaming
 from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
@@ -66,6 +67,8 @@ from realtime import routes as realtime_routes
 from realtime.endpoint import websocket_endpoint
 from realtime.metrics import HubMetrics
 from realtime.transport import WebsocketShortcut
+from streaming import routes as streaming_routes
+from streaming.metrics import StreamingMetrics
 
 VERSION = "0.1.0"
 LEDGER_GAUGES = "ledger_gauges"
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ledger_metrics = LedgerMetrics(metrics.registry)
     hub_metrics = HubMetrics(metrics.registry)
     auction_metrics = AuctionMetrics(metrics.registry)
+    streaming_metrics = StreamingMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -192,6 +196,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics=auction_metrics,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())
+            streaming = await stack.enter_async_context(
+                open_streaming(rt, realtime.hub, streaming_metrics))
             gc_pauses = GcPauses(metrics.registry)
             stack.callback(gc_pauses.close)
             settle_after_startup(settings.gc_gen0_threshold)
@@ -202,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "ws_gateway": realtime.gateway,
                 "presence": realtime.presence,
                 "auctions": auctions,
+                "streaming": streaming,
             }
             log.info("souk stopping")
 
@@ -218,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *realtime_routes.routes,
         *shows.routes,
         *auction_routes.build_routes(),
+        *streaming_routes.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
     ]
 
