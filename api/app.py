@@ -49,6 +49,7 @@ from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
 from api.streaming_wiring import open_streaming
+from api.web import routes as web_pages
 from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
     document = build_document(routes, version=VERSION)
+    routes += web_pages.build_routes()  # the web pages (not in the API document)
 
     app = Starlette(
         routes=routes,
