@@ -5,6 +5,7 @@ import { api, applyLanguage, el, errorText, header, money, session, t, uuid } fr
 const STATES = ["pending_payment", "paid", "packed", "out_for_delivery", "delivered", "cancelled", "refunded"];
 function $(id) { return document.getElementById(id); }
 let lastBids = null;
+let searches = 0;
 
 function section(id, title, ...children) {
   return el("section", { class: "card", id, "aria-labelledby": `${id}-h` }, el("h2", { id: `${id}-h`, text: title }), ...children);
@@ -115,8 +116,9 @@ function orderRow(o) {
     text: `${new Date(e.at).toLocaleString(document.documentElement.lang)} — ${e.kind}: ${e.from || ""} → ${e.to}`
       + ` (${e.actor_role})${e.reason ? " — " + e.reason : ""}` })));
   return el("details", { class: "order", "data-order": o.id },
-    el("summary", {}, el("a", { href: `/orders/${o.id}`, dir: "ltr", text: `#${o.id.slice(0, 8)}` }),
+    el("summary", {}, el("span", { dir: "ltr", text: `#${o.id.slice(0, 8)}` }),
       ` · ${t(`st_${o.state}`)} · ${money(o.total, o.currency)}`),
+    el("p", {}, el("a", { href: `/orders/${o.id}`, dir: "ltr", text: o.id })),
     history, force, result);
 }
 
@@ -125,12 +127,15 @@ async function loadOrders() {
   if ($("order-state-filter").value) params.set("state", $("order-state-filter").value);
   if ($("order-id-filter").value.trim()) params.set("order_id", $("order-id-filter").value.trim());
   const box = $("order-results");
+  const ticket = ++searches; // only the latest search is drawn
   try {
     const page = await api("GET", `/v1/admin/orders?${params}`);
+    if (ticket !== searches) return;
     const open = new Set([...box.querySelectorAll("details[open]")].map((d) => d.dataset.order));
     box.replaceChildren(...page.items.map(orderRow));
     for (const d of box.querySelectorAll("details")) if (open.has(d.dataset.order)) d.open = true;
     if (!page.items.length) box.replaceChildren(el("p", { text: t("none") }));
+    box.dataset.query = params.toString();
   } catch (e) { box.replaceChildren(el("p", { class: "error", role: "alert", text: errorText(e.code) })); }
 }
 
