@@ -1,5 +1,6 @@
 """The show page plays a live show fed by a test publisher (streaming.publisher over WHIP) in
-headless Chromium through WHEP, and the buyer bids, leads and sees being outbid within a second.
+headless Chromium through WHEP, and the buyer bids, leads and sees being outbid within a second;
+then the seller's studio goes live from Chromium's fake camera through WHIP and the buyer plays it.
 The scenario (video_scenario.py) runs in a loopback-only network namespace, like
 tests/streaming/test_browser.py, whose requirements it shares (root for ``unshare -n``,
 PostgreSQL's Unix socket, redis-server, chromium + chromium-driver)."""
@@ -42,3 +43,6 @@ def test_buyer_watches_a_published_show_bids_and_is_outbid() -> None:
     assert seen["video_status"] == "connected", seen
     assert seen["leader"] == "Rival"
     assert seen["outbid_seen_s"] < 1.0 * TIMING_FACTOR, seen
+    # The studio: the seller went live from the browser's camera (WHIP), a buyer watched it.
+    assert seen["camera"]["show_live"] is True
+    assert seen["camera"]["viewer_width"] > 0, seen

@@ -102,9 +102,42 @@ def watch_and_bid(driver: Any, url: str, world: dict[str, Any]) -> dict[str, Any
     wait_for(lambda: text(driver, "my-standing") == "You have been outbid", 5, "outbid notice")
     outbid_seen_s = time.monotonic() - t0
     driver.save_screenshot(str(ARTIFACTS / "show-with-video-outbid.png"))
-    return {"video_before": first, "video_after": second, "outbid_seen_s": outbid_seen_s,
+    seen = {"video_before": first, "video_after": second, "outbid_seen_s": outbid_seen_s,
             "leader": text(driver, "leader"), "video_status": driver.execute_script(
                 "return document.getElementById('video-status').dataset.state")}
+    return seen | {"camera": studio_goes_live(driver, url, world)}
+
+
+def studio_goes_live(driver: Any, url: str, world: dict[str, Any]) -> dict[str, Any]:
+    """The seller, in another window (its own sessionStorage), creates a show in the studio and
+    goes live from Chromium's fake camera through WHIP; the buyer's window then plays it."""
+    from selenium.webdriver.common.by import By
+
+    buyer_window = driver.current_window_handle
+    driver.switch_to.new_window("window")
+    driver.set_window_size(1280, 900)
+    driver.get(f"{url}/signin?next=/studio")
+    wait_for(lambda: driver.find_elements(By.ID, "email"), 10, "the sign-in form")
+    driver.find_element(By.ID, "email").send_keys(world["seller"]["email"])
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "signin-submit").click()
+    wait_for(lambda: driver.find_elements(By.ID, "new-title"), 15, "the studio")
+    driver.find_element(By.ID, "new-title").send_keys("Camera show")
+    driver.find_element(By.CSS_SELECTOR, "#new-show button").click()
+    wait_for(lambda: text(driver, "live-h") == "Camera show", 10, "the new show picked")
+    driver.find_element(By.ID, "go-live").click()
+    wait_for(lambda: driver.execute_script(
+        "return document.getElementById('live-state').dataset.connection") == "connected", 20,
+        "the WHIP connection")
+    shows = httpx.get(f"{url}/v1/shows?seller_id={world['seller']['id']}&state=live",
+                      timeout=10).json()["items"]
+    camera_show = next(s["id"] for s in shows if s["title"] == "Camera show")
+    driver.save_screenshot(str(ARTIFACTS / "studio-live-camera.png"))
+    driver.switch_to.window(buyer_window)
+    driver.get(f"{url}/shows/{camera_show}")
+    video = "return document.getElementById('video').videoWidth;"
+    wait_for(lambda: driver.execute_script(video) > 0, 20, "the camera show playing")
+    return {"show_live": True, "viewer_width": driver.execute_script(video)}
 
 
 def main() -> int:
