@@ -156,3 +156,36 @@ async def test_arabic_show_page_is_right_to_left_and_explains_refusals_in_arabic
     wait_for(lambda: browser.execute_script("return document.documentElement.dir") == "ltr", 5,
              "back to English")
     assert csp_violations(browser) == []
+
+
+async def test_sign_in_and_bid_with_the_keyboard_alone(
+    browser: Any, web_server: ServerProcess, client: httpx.AsyncClient, register: Register,
+) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    seller = await register("seller")
+    buyer = await register("buyer", name="Keys")
+    await topped_up(client, buyer)
+    show, _ = await live_show_with_auction(client, seller)
+    browser.get(f"{web_server.url}/signin?next=/shows/{show}")
+    wait_for(lambda: browser.execute_script("return document.activeElement.id") == "email", 10,
+             "the email field focused")
+    keys = ActionChains(browser)
+    keys.send_keys(buyer.email, Keys.TAB, buyer.password, Keys.ENTER).perform()
+    wait_for(lambda: text_of(browser, "bid-next").startswith("Bid"), 10, "the show page")
+
+    def focused() -> str:
+        value: str = browser.execute_script("return document.activeElement.id")
+        return value
+
+    for _ in range(40):  # Tab through the page until the bid button has the focus
+        if focused() == "bid-next":
+            break
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert focused() == "bid-next"
+    assert browser.execute_script(  # a visible focus ring
+        "return getComputedStyle(document.activeElement).outlineStyle") != "none"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    wait_for(lambda: text_of(browser, "my-standing") == "You are the highest bidder", 5,
+             "leading after a bid made with the keyboard")

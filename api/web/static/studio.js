@@ -103,7 +103,7 @@ async function pick(show) {
   watching.push(channel, `${channel}:chat`);
   await hub.subscribe(channel, (d) => {
     if (d.type === "viewers") $("viewers").textContent = t("viewers", { n: d.count });
-    if (d.type === "state") { current.state = d.state; showState(); }
+    if (d.type === "state") { current.state = d.state; showState(); loadShows().catch(() => {}); }
   }, async () => {
     current = await api("GET", `/v1/shows/${show.id}`);
     showState();
