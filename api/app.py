@@ -235,8 +235,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    routes += web_pages.build_routes()  # the web pages (api/web/)
     document = build_document(routes, version=VERSION)
-    routes += web_pages.build_routes()  # the web pages (not in the API document)
 
     app = Starlette(
         routes=routes,

@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from core.http import endpoint
+
 STATIC = Path(__file__).resolve().parent / "static"
 
 CSP = "; ".join((
@@ -38,17 +40,18 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Permissions-Policy": "camera=(self), microphone=(self), geolocation=()",
 }
-PAGES = {  # path -> the HTML shell
-    "/": "shows.html",
-    "/signin": "signin.html",
-    "/shows/{show_id}": "show.html",
-    "/orders/{order_id}": "order.html",
-    "/admin": "admin.html",
-    "/studio": "studio.html",
+PAGES = {  # path -> (the HTML shell, what it is)
+    "/": ("shows.html", "Web page: live and upcoming shows"),
+    "/signin": ("signin.html", "Web page: sign in"),
+    "/shows/{show_id}": ("show.html", "Web page: a live show (video, auction, chat)"),
+    "/orders/{order_id}": ("order.html", "Web page: an order, live, with the rider on a map"),
+    "/admin": ("admin.html", "Web page: the operations dashboard (admins)"),
+    "/studio": ("studio.html", "Web page: the seller's studio"),
 }
 
 
-def page(name: str) -> Callable[[Request], Awaitable[Response]]:
+def page(name: str, summary: str) -> Callable[[Request], Awaitable[Response]]:
+    @endpoint(summary, tags=("pages",), responses={200: None})
     async def serve(request: Request) -> Response:
         return FileResponse(STATIC / name, media_type="text/html; charset=utf-8",
                             headers={**HEADERS, "Cache-Control": "no-cache"})
@@ -74,15 +77,16 @@ class SecuredStatic:
         await self._files(scope, receive, secured)
 
 
+@endpoint("Web page: the list of shows lives at /", tags=("pages",), responses={307: None})
 async def shows_redirect(request: Request) -> Response:
     return RedirectResponse("/", status_code=307)
 
 
 def build_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route(path, page(name), methods=["GET", "HEAD"], include_in_schema=False)
-        for path, name in PAGES.items()
+        Route(path, page(name, summary), methods=["GET", "HEAD"])
+        for path, (name, summary) in PAGES.items()
     ]
-    routes.append(Route("/shows", shows_redirect, methods=["GET"], include_in_schema=False))
+    routes.append(Route("/shows", shows_redirect, methods=["GET"]))
     routes.append(Mount("/static", app=SecuredStatic(), name="static"))
     return routes
