@@ -139,6 +139,17 @@ export const session = {
     sessionStorage.setItem("souk.token", token);
     sessionStorage.setItem("souk.me", JSON.stringify(me));
   },
+  // True when the access token has expired (read from its `exp`; the server checks it anyway).
+  get expired() {
+    const token = this.token;
+    if (!token) return false;
+    try {
+      const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+      return typeof payload.exp === "number" && payload.exp * 1000 <= Date.now();
+    } catch (e) {
+      return true;
+    }
+  },
   clear() {
     sessionStorage.removeItem("souk.token");
     sessionStorage.removeItem("souk.me");
@@ -268,7 +279,10 @@ export class Hub {
     const again = this.everConnected;
     this.everConnected = true;
     try {
-      if (session.token) {
+      if (session.token && session.expired) {
+        // Stay connected anonymously (public channels keep working) and say why bids stop.
+        this.onStatus("auth_failed", "token_expired");
+      } else if (session.token) {
         try {
           await this.command({ op: "auth", token: session.token });
         } catch (e) {
@@ -288,7 +302,9 @@ export class Hub {
         }
       }
       this.ready = true;
-      this.onStatus(again ? (reset ? "reloaded" : "recovered") : "connected", replayed);
+      if (!(session.token && session.expired)) {
+        this.onStatus(again ? (reset ? "reloaded" : "recovered") : "connected", replayed);
+      }
     } catch (e) {
       if (ws === this.socket && ws.readyState === WebSocket.OPEN) ws.close(4000);
     }

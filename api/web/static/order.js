@@ -76,6 +76,15 @@ async function reload() {
   $("timeline").replaceChildren();
   for (const e of order.events) addEvent(e);
   renderOrder();
+  if (order.state === "out_for_delivery") {
+    // Positions are latest-value publications (never replayed): the recent track, when the
+    // server has rider tracking, fills the map after a (re)load.
+    const track = await api("GET", `/v1/orders/${orderId}/track`).catch(() => null);
+    if (track && Array.isArray(track.positions) && track.positions.length) {
+      trail.length = 0;
+      for (const p of track.positions) position({ lat: p.lat, lon: p.lon, ts: p.ts });
+    }
+  }
 }
 
 function onOrder(data) {
