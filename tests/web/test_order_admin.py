@@ -133,3 +133,38 @@ async def test_admin_page_refuses_a_buyer(
     async with httpx.AsyncClient(timeout=10) as http:
         r = await http.get(f"{web_server.url}/v1/admin/orders", headers=buyer.headers)
     assert r.status_code == 403
+
+
+async def test_admin_refunds_part_of_an_order_and_adjusts_a_wallet(
+    browser: Any, web_server: ServerProcess, client: httpx.AsyncClient, register: Register,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    seller = await register("seller")
+    buyer = await register("buyer")
+    admin = await register("admin")
+    order = await paid_order(client, seller, buyer)
+    before = (await client.get("/v1/wallet", headers=buyer.headers)).json()["available"]
+    sign_in(browser, web_server.url, admin, "/admin")
+    wait_for(lambda: text_of(browser, "dead-letters") == "None.", 10, "the dead letters")
+    Select(browser.find_element(By.ID, "order-state-filter")).select_by_value("paid")
+    browser.find_element(By.CSS_SELECTOR, "#order-search button").click()
+    row = f"details[data-order='{order}']"
+    wait_for(lambda: "state=paid" in (browser.find_element(By.ID, "order-results")
+                                      .get_attribute("data-query") or ""), 10, "the search")
+    browser.find_element(By.CSS_SELECTOR, f"{row} summary").click()
+    browser.find_element(By.CSS_SELECTOR, f"{row} .force-reason").send_keys("scratched")
+    browser.find_element(By.CSS_SELECTOR, f"{row} .refund-amount").send_keys("500")
+    browser.find_element(By.CSS_SELECTOR, f"{row} .refund").click()
+    wait_for(lambda: "refund" in text_of(browser, "order-results"), 10, "the refund in history")
+
+    browser.find_element(By.ID, "adjust-user").send_keys(buyer.id)
+    browser.find_element(By.ID, "adjust-amount").send_keys("1000")
+    browser.find_element(By.ID, "adjust-reason").send_keys("goodwill")
+    browser.find_element(By.CSS_SELECTOR, "#adjust-form button").click()
+    wait_for(lambda: text_of(browser, "adjust-result") == "Done.", 10, "the adjustment")
+    after = (await client.get("/v1/wallet", headers=buyer.headers)).json()["available"]
+    assert after == before + 500 + 1000
+    events = (await client.get(f"/v1/orders/{order}", headers=buyer.headers)).json()["events"]
+    assert [e["reason"] for e in events if e["kind"] == "refund"] == ["scratched"]
