@@ -181,7 +181,12 @@ function applyAuctionEvent(e) {
 
 async function loadAuction(id) {
   const view = await api("GET", `/v1/auctions/${id}`);
-  if (state.auction && state.auction.id === id && view.seq < state.seq) return; // stale
+  if (state.auction && state.auction.id === id && view.seq < state.seq) {
+    // Publications overtook this read: keep their live figures, take the fixed ones.
+    Object.assign(state.auction, { currency: view.currency, buy_now_price: view.buy_now_price });
+    auctionCard();
+    return;
+  }
   state.auction = { ...view, ends_at_ms: view.ends_at_ms ?? Date.parse(view.ends_at) };
   state.seq = view.seq;
   if (view.leader_id) names.set(view.leader_id, view.leader);
