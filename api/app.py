@@ -49,7 +49,9 @@ from api.orders.metrics import CommerceMetrics
 from api.orders.store import parties
 from api.realtime_wiring import open_realtime
 from api.shows import routes as shows
+from api.streaming_wiring import open_streaming
 from api.tracking_ports import TrackedOrders, hub_publisher, order_events_handler
+from api.web import routes as web_pages
 from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
@@ -70,6 +72,8 @@ from realtime import routes as realtime_routes
 from realtime.endpoint import websocket_endpoint
 from realtime.metrics import HubMetrics
 from realtime.transport import WebsocketShortcut
+from streaming import routes as streaming_routes
+from streaming.metrics import StreamingMetrics
 from tracking import routes as tracking_routes
 from tracking import service as tracking_service
 from tracking.metrics import TrackingMetrics
@@ -190,6 +194,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     hub_metrics = HubMetrics(metrics.registry)
     auction_metrics = AuctionMetrics(metrics.registry)
     tracking_metrics = TrackingMetrics(metrics.registry)
+    streaming_metrics = StreamingMetrics(metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -228,6 +233,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 metrics=auction_metrics,
             ))
             realtime.gateway.add_op("bid", auctions.bid_op())
+            streaming = await stack.enter_async_context(
+                open_streaming(rt, realtime.hub, streaming_metrics))
             gc_pauses = GcPauses(metrics.registry)
             stack.callback(gc_pauses.close)
             settle_after_startup(settings.gc_gen0_threshold)
@@ -240,6 +247,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "revocations": realtime.revocations,
                 "auctions": auctions,
                 "tracking": tracking,
+                "streaming": streaming,
             }
             log.info("souk stopping")
 
@@ -257,6 +265,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *shows.routes,
         *auction_routes.build_routes(),
         *tracking_routes.routes,
+        *streaming_routes.routes,
         WebSocketRoute("/v1/ws", websocket_endpoint),
         Route("/v1/ws", websocket_upgrade_required, methods=["GET"]),  # plain HTTP: 426
     ]
@@ -266,6 +275,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse(document)
 
     routes.append(Route("/openapi.json", openapi, methods=["GET"]))
+    routes += web_pages.build_routes()  # the web pages (api/web/)
     document = build_document(routes, version=VERSION,
                               currencies=sorted(settings.accepted_currencies))
 

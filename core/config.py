@@ -163,6 +163,19 @@ class Settings:
     @property
     def accepted_currencies(self) -> frozenset[str]:
         return frozenset(self.currencies or (self.default_currency,))
+    # Live video (streaming/): WHIP/WHEP, see streaming/README.md.
+    webrtc_host_addresses: tuple[str, ...] = ()  # ICE host candidates; empty: every interface
+    streaming_public_url: str = ""  # this process's base URL for 307s; empty: the request's
+    show_publisher_grace_s: float = 30.0
+    streaming_max_viewers_per_show: int = 500
+    streaming_max_viewers: int = 1000  # per process
+    streaming_max_publishers: int = 20  # per process
+    streaming_max_sdp_bytes: int = 32_768
+    streaming_connect_timeout_s: float = 15.0  # ICE + DTLS must complete within
+    streaming_media_timeout_s: float = 10.0  # a publisher silent this long is gone
+    streaming_lease_s: float = 10.0  # Redis lease of a show's owner process
+    streaming_keyframe_interval_ms: int = 500  # most one keyframe request upstream per interval
+    streaming_viewer_queue: int = 512  # media frames queued per viewer before dropping
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -341,6 +354,27 @@ class Settings:
             cors_origins=parser.items("CORS_ORIGINS", _check_origin),
             ws_origins=parser.items("WS_ORIGINS", _check_origin),
             currencies=parser.items("CURRENCIES", _check_currency),
+            webrtc_host_addresses=parser.addresses("WEBRTC_HOST_ADDRESSES"),
+            streaming_public_url=parser.string("STREAMING_PUBLIC_URL", "").rstrip("/"),
+            show_publisher_grace_s=parser.number("SHOW_PUBLISHER_GRACE_S", 30.0, low=0,
+                                                 high=86_400),
+            streaming_max_viewers_per_show=parser.integer("STREAMING_MAX_VIEWERS_PER_SHOW", 500,
+                                                          low=0, high=100_000),
+            streaming_max_viewers=parser.integer("STREAMING_MAX_VIEWERS", 1000, low=0,
+                                                 high=100_000),
+            streaming_max_publishers=parser.integer("STREAMING_MAX_PUBLISHERS", 20, low=0,
+                                                    high=10_000),
+            streaming_max_sdp_bytes=parser.integer("STREAMING_MAX_SDP_BYTES", 32_768, low=1024,
+                                                   high=1 << 20),
+            streaming_connect_timeout_s=parser.number("STREAMING_CONNECT_TIMEOUT_S", 15.0,
+                                                      low=0.5, high=600),
+            streaming_media_timeout_s=parser.number("STREAMING_MEDIA_TIMEOUT_S", 10.0, low=0.5,
+                                                    high=600),
+            streaming_lease_s=parser.number("STREAMING_LEASE_S", 10.0, low=1, high=600),
+            streaming_keyframe_interval_ms=parser.integer("STREAMING_KEYFRAME_INTERVAL_MS", 500,
+                                                          low=0, high=60_000),
+            streaming_viewer_queue=parser.integer("STREAMING_VIEWER_QUEUE", 512, low=16,
+                                                  high=100_000),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,
@@ -440,6 +474,34 @@ class _Parser:
             self._problems.append(f"{name} must be between {low} and {high}, got {value}")
             return default
         return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self._problems.append(f"{name} must be a number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self._problems.append(f"{name} must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of IP addresses (empty: none)."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        out: list[str] = []
+        for item in raw.split(","):
+            try:
+                out.append(str(ipaddress.ip_address(item.strip())))
+            except ValueError:
+                self._problems.append(f"{name} must be comma-separated IP addresses, got {raw!r}")
+                return ()
+        return tuple(out)
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self._raw(name)

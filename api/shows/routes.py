@@ -81,15 +81,19 @@ async def create_show(request: Request) -> Response:
     return JSONResponse(view(show), status_code=201)
 
 
-@endpoint("List shows, newest first", tags=("shows",), responses={200: ShowList},
-          errors=(422,), query={"state": "scheduled | live | ended",
+@endpoint("List shows: live ones first, then by start time (scheduled), newest first",
+          tags=("shows",), responses={200: ShowList},
+          errors=(422,), query={"state": "scheduled | live | ended, or a comma-separated list "
+                                         "(live,scheduled: what buyers can watch now or soon)",
                                 "seller_id": "only this seller's shows",
                                 "limit": f"1-{MAX_LIST} (default 50)"})
 async def list_shows(request: Request) -> Response:
     q = request.query_params
-    state = q.get("state")
-    if state is not None and state not in {s.value for s in ShowState}:
-        raise ValidationFailed([FieldError("state", "must be scheduled, live or ended")])
+    raw_state = q.get("state")
+    states = raw_state.split(",") if raw_state is not None else None
+    if states is not None and not set(states) <= {s.value for s in ShowState}:
+        raise ValidationFailed([FieldError(
+            "state", "must be scheduled, live or ended, or several of them comma-separated")])
     seller = q.get("seller_id")
     seller_id = parse_uuid(seller) if seller is not None else None
     if seller is not None and seller_id is None:
@@ -100,7 +104,7 @@ async def list_shows(request: Request) -> Response:
         limit = -1
     if not 1 <= limit <= MAX_LIST:
         raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_LIST}")])
-    shows = await store.listing(runtime(request).pool, state=state, seller_id=seller_id,
+    shows = await store.listing(runtime(request).pool, states=states, seller_id=seller_id,
                                 limit=limit)
     return JSONResponse(ShowList([view(s) for s in shows]))
 

@@ -44,13 +44,19 @@ async def get(db: asyncpg.Pool | asyncpg.Connection, show_id: uuid.UUID, *,
     return _show(row) if row else None
 
 
-async def listing(db: asyncpg.Pool, *, state: str | None, seller_id: uuid.UUID | None,
+async def listing(db: asyncpg.Pool, *, states: list[str] | None, seller_id: uuid.UUID | None,
                   limit: int) -> list[Show]:
+    """Live shows first (latest started first), then scheduled ones by start time (soonest
+    first, unscheduled last), then ended ones, newest first."""
     rows = await db.fetch(
         """SELECT * FROM shows
-           WHERE ($1::text IS NULL OR state = $1) AND ($2::uuid IS NULL OR seller_id = $2)
-           ORDER BY created_at DESC, id LIMIT $3""",
-        state, seller_id, limit,
+           WHERE ($1::text[] IS NULL OR state = ANY($1)) AND ($2::uuid IS NULL OR seller_id = $2)
+           ORDER BY CASE state WHEN 'live' THEN 0 WHEN 'scheduled' THEN 1 ELSE 2 END,
+                    CASE WHEN state = 'live' THEN started_at END DESC NULLS LAST,
+                    CASE WHEN state = 'scheduled' THEN starts_at END ASC NULLS LAST,
+                    created_at DESC, id
+           LIMIT $3""",
+        states, seller_id, limit,
     )
     return [_show(r) for r in rows]
 
