@@ -71,8 +71,9 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
     auction, so every demo start has one to watch and bid on."""
     from api.auction_ports import CatalogVariants
     from api.shows.store import ensure_demo_show
-    from auctions import engine, store
+    from auctions import engine, writes
     from auctions.model import Rules, new_auction
+    from auctions.store import now_ms
 
     show = await ensure_demo_show(pool, users.seller.id, DEMO_SHOW)
     async with pool.acquire() as conn, conn.transaction():
@@ -88,14 +89,14 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
         )
         if live or variant is None or not await CatalogVariants().hold_unit(conn, variant["id"]):
             return
-        now = await store.now_ms(conn)
+        now = await now_ms(conn)
         rules = Rules(
             auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant["currency"],
             start_price=1_000, starts_at=now + 120_000, duration_ms=600_000,
             soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
         )
         auction = engine.open_if_due(new_auction(rules), now)
-        await store.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
+        await writes.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
                            unit_held=True)
 
 

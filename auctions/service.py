@@ -29,7 +29,10 @@ from typing import Any, Protocol
 import asyncpg
 import msgspec
 
-from auctions import engine, store
+from auctions import engine, store, writes
+from auctions.announcements import exclusive
+from auctions.batch import BidAck
+from auctions.checks import BidRequest
 from auctions.errors import (
     AuctionNotFound,
     InvalidAuctionAction,
@@ -47,12 +50,11 @@ from auctions.model import (
     new_auction,
 )
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
-from auctions.ratebatch import CoalescingLimiter
-from auctions.sequencer import BidAck, BidRequest, Sequencer, exclusive
+from auctions.sequencer import Sequencer
 from core.auth import Principal, Role
 from core.errors import FieldError, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from core.http import validation_field_error
-from core.ratelimit import RateLimiter
+from core.ratelimit import CoalescingLimiter, RateLimiter
 
 MIN_DURATION_S = 5
 MAX_DURATION_S = 7 * 86_400
@@ -138,7 +140,7 @@ class AuctionService:
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}
         # where accepted-for-sequencing bids go: this process's sequencer, or the auction's
-        # owner process (`route_bids`, see routing.py)
+        # owner process (`route_bids`, see owners.py)
         self._route: Router = self.sequencer
         self._gate = (
             CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
@@ -147,7 +149,7 @@ class AuctionService:
         )
 
     def route_bids(self, router: Router) -> None:
-        """Send bids through `router` (routing.BidRouter: one owner process per auction)."""
+        """Send bids through `router` (owners.BidRouter: one owner process per auction)."""
         self._route = router
 
     async def aclose(self) -> None:
@@ -189,7 +191,7 @@ class AuctionService:
                     "variant_id", "no unit of it is available to auction (all sold or "
                     "reserved, or its product is not published)")])
             auction = engine.open_if_due(new_auction(rules), now)
-            return await store.insert(conn, auction, variant_id=new.variant_id,
+            return await writes.insert(conn, auction, variant_id=new.variant_id,
                                       show_id=new.show_id, unit_held=True)
 
     # --- reading -------------------------------------------------------------------------
@@ -238,11 +240,10 @@ class AuctionService:
         request = BidRequest(principal.user_id, amount, kind, bid_id, needs=needs,
                              currency=rules.currency)
         if self._gate is not None:
-            # The rate limit runs while the bid waits for its batch; the sequencer settles it
-            # before it takes the auction's lock (and checks funds, once for the whole batch)
-            # and records a refusal like any other attempt.
-            request.checks = asyncio.ensure_future(self._rate_check(principal.user_id))
-            request.checks.add_done_callback(_retrieved)
+            # The rate limit runs while the bid waits for its batch; it is settled, and the
+            # funds checked once for the whole batch, in checks.py (a refusal is recorded like
+            # any other attempt).
+            request.start_rate_check(self._rate_check(principal.user_id))
         return await self._route.submit(auction_id, request)
 
     async def _rate_check(self, user_id: uuid.UUID) -> None:
@@ -305,9 +306,9 @@ class AuctionService:
                     raise InvalidAuctionAction(
                         "It has bids: only an admin can cancel it now.")
             cancelled, events = engine.cancel(row.auction, reason, now)
-            await store.save_state(conn, cancelled)
+            await writes.save_state(conn, cancelled)
             await self.release_unsold_unit(conn, row, cancelled)
-            await store.admin_action(conn, auction_id, actor=principal.user_id,
+            await writes.admin_action(conn, auction_id, actor=principal.user_id,
                                      action="cancel", reason=reason)
             return events
 
@@ -338,10 +339,10 @@ class AuctionService:
             state, events, out = engine.void_bid(
                 row.auction, records, voided=voided, seq=seq, reason=reason
             )
-            await store.save_state(conn, state)
-            await store.mark_voided(conn, auction_id, sorted(out - voided), reason=reason,
+            await writes.save_state(conn, state)
+            await writes.mark_voided(conn, auction_id, sorted(out - voided), reason=reason,
                                     actor=principal.user_id)
-            await store.admin_action(conn, auction_id, actor=principal.user_id,
+            await writes.admin_action(conn, auction_id, actor=principal.user_id,
                                      action="void_bid", reason=reason, seq=seq)
             left_out.extend(sorted(out - voided))
             return events
@@ -359,13 +360,6 @@ class AuctionService:
     async def bids(self, auction_id: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:
         await self.get(auction_id)
         return await store.bid_page(self.pool, auction_id, after=after, limit=limit)
-
-
-def _retrieved(checks: asyncio.Future[None]) -> None:
-    """Checks whose bid never reached a batch (queue full, shutdown) are not reported as
-    never retrieved."""
-    if not checks.cancelled():
-        checks.exception()
 
 
 def _admin(principal: Principal) -> None:

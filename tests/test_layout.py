@@ -16,6 +16,7 @@ IO_LIBRARIES = ("asyncio", "redis", "asyncpg", "aiortc", "starlette", "uvicorn",
 PURE_NAMES = (
     "rules.py",
     "engine.py",
+    "batch.py",
     "protocol.py",
     "channels.py",
     "filters.py",

@@ -14,6 +14,8 @@ from collections.abc import Awaitable
 import pytest
 
 from auctions import engine, store
+from auctions.announcements import GAP_RETRY_S
+from auctions.batch import BidAck
 from auctions.errors import (
     AuctionNotOpen,
     BidQueueFull,
@@ -22,9 +24,8 @@ from auctions.errors import (
     InvalidAuctionAction,
 )
 from auctions.model import BidKind, Outcome, State
-from auctions.routing import BidRouter
+from auctions.owners import BidRouter
 from auctions.scheduler import CloseScheduler
-from auctions.sequencer import GAP_RETRY_S, BidAck
 from auctions.service import NewAuction
 from core.context import Runtime
 from core.errors import (
