@@ -20,7 +20,6 @@ the same rule at close covers; a bid the balance read does not cover always read
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 import asyncpg
 import msgspec
 
-from auctions import engine, store, writes
+from auctions import engine, store, views, writes
 from auctions.announcements import exclusive
 from auctions.batch import BidAck
 from auctions.checks import BidRequest
@@ -45,7 +44,6 @@ from auctions.model import (
     Event,
     IncrementTable,
     Rules,
-    State,
     check_steps,
     new_auction,
 )
@@ -206,7 +204,7 @@ class AuctionService:
         row = await self.get(auction_id)
         names = await store.display_names(self.pool, [row.auction.leader] if row.auction.leader
                                           else [])
-        return public_view(row, names)
+        return views.public(row, names)
 
     async def list_views(
         self, *, show_id: uuid.UUID | None, states: list[str] | None,
@@ -217,7 +215,7 @@ class AuctionService:
                                      after_id=after_id, limit=limit)
         leaders = [r.auction.leader for r in rows if r.auction.leader is not None]
         names = await store.display_names(self.pool, leaders)
-        return [public_view(r, names) | {"show_id": str(r.show_id) if r.show_id else None}
+        return [views.public(r, names) | {"show_id": str(r.show_id) if r.show_id else None}
                 for r in rows]
 
     # --- bidding -------------------------------------------------------------------------
@@ -387,42 +385,3 @@ def _check_new(new: NewAuction) -> list[FieldError]:
         if problem:
             errors.append(FieldError("increments", problem))
     return errors
-
-
-def public_view(row: store.AuctionRow, names: dict[uuid.UUID, str]) -> dict[str, Any]:
-    """What anybody may see: never the reserve amount nor any maximum."""
-    a: Auction = row.auction
-    state = a.state
-    now = int(time.time() * 1000)  # display only: the sequencer's clock decides bids
-    if state is State.SCHEDULED and now >= a.rules.starts_at:
-        state = State.OPEN
-    r = a.rules
-    return {
-        "id": str(r.auction_id),
-        "seller_id": str(r.seller_id),
-        "variant_id": str(row.variant_id),
-        "show_id": str(row.show_id) if row.show_id else None,
-        "state": state.value,
-        "outcome": a.outcome.value if a.outcome else None,
-        "currency": r.currency,
-        "start_price": r.start_price,
-        "price": a.price,
-        "min_next_bid": a.min_next if state in engine.LIVE_STATES else None,
-        "leader": names.get(a.leader) if a.leader else None,
-        "leader_id": str(a.leader) if a.leader else None,
-        "bid_count": a.bid_count,
-        "seq": a.seq,
-        "starts_at": store.iso(r.starts_at),
-        "ends_at": store.iso(a.ends_at),
-        "ends_at_ms": a.ends_at,
-        "soft_close_s": r.soft_close_ms // 1000,
-        "sudden_death": r.sudden_death,
-        "has_reserve": r.reserve_price is not None,
-        "reserve_met": a.reserve_met,
-        "buy_now_price": r.buy_now_price if a.buy_now_available else None,
-        "increments": [list(s) for s in r.increments.steps],
-        "closed_at": store.iso(a.closed_at),
-        "cancel_reason": a.cancel_reason,
-        "payment_state": row.payment_state,
-    }
-
