@@ -29,7 +29,7 @@ def _settings() -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from realtime.transport import LEAN_WS
+    from realtime.uvicorn_ws import LEAN_WS
 
     _settings()  # fail before uvicorn starts if the environment is wrong
     uvicorn.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from core.config import Settings
-from realtime.transport import LEAN_WS
+from realtime.uvicorn_ws import LEAN_WS
 
 ROOT = Path(__file__).resolve().parents[2]
 
