@@ -101,7 +101,11 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
 
 
 # In order: later steps use what earlier ones made. Each step is idempotent.
-STEPS: list[DemoStep] = [fund_demo_buyer, seed_catalog, seed_show, seed_auction]
+async def fund_buyer(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    await fund_demo_buyer(pool, users.buyer.id)
+
+
+STEPS: list[DemoStep] = [fund_buyer, seed_catalog, seed_show, seed_auction]
 
 
 async def seed(pool: asyncpg.Pool) -> DemoUsers:

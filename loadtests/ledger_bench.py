@@ -32,7 +32,7 @@ import httpx
 from api.ledger import service as ledger
 from core.auth import generate_key
 from core.db import create_pool, migrate_dsn
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 

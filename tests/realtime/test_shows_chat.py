@@ -9,9 +9,9 @@ from collections.abc import Callable
 import httpx
 
 from core.context import Runtime
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 
 async def test_show_records(client: httpx.AsyncClient, register: Register) -> None:
