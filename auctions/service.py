@@ -5,10 +5,10 @@ the injected ports. HTTP routes and the websocket `bid` op both call `place_bid`
 surfaces behave identically.
 
 Bid path: role check → per-user rate limit (Redis token bucket, started at once and settled
-while the bid waits for its batch) → the sequencer: one funds query through the `Funds` port
-for the whole batch (wallet available ≥ the bid, or ≥ the configured deposit), then the group
-commit in PostgreSQL and the broadcast in seq order → acknowledgement. Every refusal is
-written to the attempts audit.
+while the bid waits for its batch, in checks.py) → the sequencer: one funds query through the
+`Funds` port for the whole batch (wallet available ≥ the bid, or ≥ the configured deposit;
+checks.py, with the trust rule of batch.WalletCache), then the group commit in PostgreSQL and
+the broadcast in seq order → acknowledgement. Every refusal is written to the attempts audit.
 
 The funds check is a check, not a reservation: the winner's wallet is held and captured at
 close (`scheduler.py`); if it cannot pay then, the payment-window rule applies. A balance that
