@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from core.httpserver import BOUNDED_HTTP
-    from realtime.transport import LEAN_WS
+    from realtime.uvicorn_ws import LEAN_WS
 
     settings = _settings()  # fail before uvicorn starts if the environment is wrong
     uvicorn.run(

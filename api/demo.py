@@ -71,8 +71,9 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
     to watch and bid on (while the demo runs, `api.demo_crowd` lists the next ones)."""
     from api.auction_ports import CatalogVariants
     from api.shows.store import ensure_demo_show
-    from auctions import engine, store
+    from auctions import engine, writes
     from auctions.model import Rules, new_auction
+    from auctions.store import now_ms
 
     show = await ensure_demo_show(pool, users.seller.id, DEMO_SHOW)
     async with pool.acquire() as conn, conn.transaction():
@@ -88,19 +89,23 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
         )
         if live or variant is None or not await CatalogVariants().hold_unit(conn, variant["id"]):
             return
-        now = await store.now_ms(conn)
+        now = await now_ms(conn)
         rules = Rules(
             auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant["currency"],
             start_price=1_000, starts_at=now, duration_ms=600_000,
             soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
         )
         auction = engine.open_if_due(new_auction(rules), now)
-        await store.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
+        await writes.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
                            unit_held=True)
 
 
 # In order: later steps use what earlier ones made. Each step is idempotent.
-STEPS: list[DemoStep] = [fund_demo_buyer, seed_catalog, seed_show, seed_auction]
+async def fund_buyer(pool: asyncpg.Pool, users: DemoUsers) -> None:
+    await fund_demo_buyer(pool, users.buyer.id)
+
+
+STEPS: list[DemoStep] = [fund_buyer, seed_catalog, seed_show, seed_auction]
 
 
 async def seed(pool: asyncpg.Pool) -> DemoUsers:

@@ -51,6 +51,7 @@ from auctions.model import (
     Event,
     Extended,
     Outcome,
+    PaymentState,
     Rules,
     State,
     new_auction,
@@ -240,6 +241,17 @@ def ended_unsold(before: Auction, after: Auction) -> bool:
     return before.state in LIVE_STATES and (
         after.state is State.CANCELLED
         or (after.state is State.CLOSED and after.outcome is Outcome.NO_SALE))
+
+
+def payment_refused(
+    closed_at: int, due_at: int | None, now: int, window_ms: int,
+) -> tuple[PaymentState, int]:
+    """The payment-window rule (Whatnot), when the winner's wallet could not pay: the payment
+    is due `window_ms` after the close (or at `due_at`, once set); before then it stays
+    AWAITING (retried), from then on it is FAILED (the order is cancelled). Returns the new
+    state and the due time to record."""
+    due = due_at if due_at is not None else closed_at + window_ms
+    return (PaymentState.FAILED if now >= due else PaymentState.AWAITING), due
 
 
 def cancel(auction: Auction, reason: str, now: int) -> tuple[Auction, list[Event]]:

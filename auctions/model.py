@@ -39,6 +39,14 @@ class Outcome(enum.StrEnum):
     NO_SALE = "no_sale"
 
 
+class PaymentState(enum.StrEnum):
+    """Where a sold auction's payment stands (`auctions.payment_state`; NULL: not tried yet)."""
+
+    AWAITING = "awaiting_payment"  # the wallet could not pay: retried until `payment_due_at`
+    CAPTURED = "captured"
+    FAILED = "failed"  # the payment window ran out: the order is cancelled
+
+
 class BidKind(enum.StrEnum):
     MAX = "max"  # proxy bid: the server bids for you up to `amount`
     EXACT = "exact"  # a straight bid of `amount` (Whatnot "custom bid" with max off)

@@ -1,13 +1,16 @@
 """HTTP routes for auctions (`/v1/auctions...`).
 
-`build_routes(service_of)` takes how to reach the process's AuctionService from a request (the
-composition root puts it in the lifespan state), so this module imports nothing from `api`.
+The handlers are module-level functions of (service, request), listed in `ROUTES`;
+`build_routes(service_of)` binds them to how a request reaches the process's AuctionService
+(by default `request.state.auctions`, which the composition root puts in the lifespan state),
+so this module imports nothing from `api`.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -141,109 +144,130 @@ def _list_query(
     return show_id, states, after_id, limit
 
 
+@endpoint("Create an auction for one of your variants", tags=("auctions",),
+          body=CreateAuctionBody, responses={201: AuctionView}, auth=True,
+          roles=("seller",), errors=(400, 401, 403, 413, 415, 422))
+async def create(svc: AuctionService, request: Request) -> Response:
+    principal = await require(request, Role.SELLER)
+    body = await parse_json(request, CreateAuctionBody)
+    row = await svc.create(principal, NewAuction(
+        variant_id=body.variant_id, start_price=body.start_price,
+        duration_s=body.duration_s, show_id=body.show_id, soft_close_s=body.soft_close_s,
+        reserve_price=body.reserve_price, buy_now_price=body.buy_now_price,
+        starts_at_ms=to_ms(body.starts_at) if body.starts_at else None,
+        increments=tuple((s[0], s[1]) for s in body.increments) if body.increments else None,
+    ))
+    return JSONResponse(await svc.view(row.auction.rules.auction_id), status_code=201)
+
+
+@endpoint("An auction's public state", tags=("auctions",), responses={200: AuctionView},
+          errors=(404,))
+async def show(svc: AuctionService, request: Request) -> Response:
+    return JSONResponse(await svc.view(_auction_id(request)))
+
+
+@endpoint("Accepted bids, in seq order (public; no maxima)", tags=("auctions",),
+          query={"after": "seq to start after (default 0)", "limit": "1 to 500"},
+          errors=(404, 422))
+async def bids(svc: AuctionService, request: Request) -> Response:
+    after, limit = _page(request)
+    items = await svc.bids(_auction_id(request), after=after, limit=limit)
+    return JSONResponse({"items": items, "next_after": items[-1]["seq"] if items else after})
+
+
+@endpoint("Place a bid (same rules as the websocket `bid` op)", tags=("auctions",),
+          body=BidBody, responses={201: BidAckView}, auth=True, roles=("buyer",),
+          errors=(401, 402, 403, 404, 409, 422, 429, 503), idempotency_key=True)
+async def place(svc: AuctionService, request: Request) -> Response:
+    principal = await require(request, Role.BUYER)
+    body = await parse_json(request, BidBody)
+    key = check_key(request.headers.get("idempotency-key"))
+    bid_id = body.bid_id
+    if bid_id is None:
+        if key is None:
+            raise ValidationFailed([FieldError("bid_id",
+                                               "send bid_id or an Idempotency-Key header")])
+        bid_id = uuid.uuid5(_KEY_NAMESPACE, key)
+    ack = await svc.place_bid(
+        principal, _auction_id(request), amount=body.amount, bid_id=bid_id, kind=body.kind
+    )
+    return JSONResponse(ack.frame(), status_code=200 if ack.replayed else 201)
+
+
+@endpoint("Cancel an auction with a reason (admins; its seller before the first bid)",
+          tags=("auctions", "admin"), body=ReasonBody, responses={200: AuctionView},
+          auth=True, roles=("admin", "seller"), errors=(401, 403, 404, 409, 422))
+async def cancel(svc: AuctionService, request: Request) -> Response:
+    principal = await require(request)
+    body = await parse_json(request, ReasonBody)
+    auction_id = _auction_id(request)
+    await svc.cancel(principal, auction_id, body.reason)
+    return JSONResponse(await svc.view(auction_id))
+
+
+@endpoint("Void an accepted bid (admin, with a reason); the price is recomputed",
+          tags=("auctions", "admin"), body=ReasonBody, auth=True, roles=("admin",),
+          errors=(401, 403, 404, 409, 422))
+async def void(svc: AuctionService, request: Request) -> Response:
+    principal = await require(request, Role.ADMIN)
+    body = await parse_json(request, ReasonBody)
+    auction_id = _auction_id(request)
+    seq: int = request.path_params["seq"]
+    left_out = await svc.void_bid(principal, auction_id, seq, body.reason)
+    view: dict[str, Any] = await svc.view(auction_id)
+    return JSONResponse(view | {"voided_seqs": left_out})
+
+
+@endpoint("Every bid attempt and its outcome (admin audit)", tags=("auctions", "admin"),
+          auth=True, roles=("admin",), query={"after": "attempt id", "limit": "1 to 500"},
+          errors=(401, 403, 404, 422))
+async def attempts(svc: AuctionService, request: Request) -> Response:
+    principal = await authenticate(request)
+    after, limit = _page(request)
+    items = await svc.attempts(principal, _auction_id(request),
+                                               after=after, limit=limit)
+    return JSONResponse({"items": items, "next_after": items[-1]["id"] if items else after})
+
+
+@endpoint("Auctions, newest first: filter by show and state", tags=("auctions",),
+          query={"show_id": "a show's id", "state": "scheduled, open, closed or cancelled "
+                 "(comma-separated)", "cursor": "from next_cursor",
+                 "limit": f"1 to {MAX_PAGE}"},
+          errors=(422,))
+async def listing(svc: AuctionService, request: Request) -> Response:
+    show_id, states, after_id, limit = _list_query(request)
+    items = await svc.list_views(show_id=show_id, states=states,
+                                                 after_id=after_id, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return JSONResponse({"items": items,
+                         "next_cursor": items[-1]["id"] if more and items else None})
+
+
+Handler = Callable[[AuctionService, Request], Awaitable[Response]]
+
+# The routes: path, method, handler.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("/v1/auctions", "POST", create),
+    ("/v1/auctions", "GET", listing),
+    ("/v1/auctions/{auction_id}", "GET", show),
+    ("/v1/auctions/{auction_id}/bids", "GET", bids),
+    ("/v1/auctions/{auction_id}/bids", "POST", place),
+    ("/v1/auctions/{auction_id}/cancel", "POST", cancel),
+    ("/v1/auctions/{auction_id}/bids/{seq:int}/void", "POST", void),
+    ("/v1/auctions/{auction_id}/attempts", "GET", attempts),
+)
+
+
 def build_routes(service_of: ServiceOf = _default_service) -> list[Route]:
-    @endpoint("Create an auction for one of your variants", tags=("auctions",),
-              body=CreateAuctionBody, responses={201: AuctionView}, auth=True,
-              roles=("seller",), errors=(400, 401, 403, 413, 415, 422))
-    async def create(request: Request) -> Response:
-        principal = await require(request, Role.SELLER)
-        body = await parse_json(request, CreateAuctionBody)
-        svc = service_of(request)
-        row = await svc.create(principal, NewAuction(
-            variant_id=body.variant_id, start_price=body.start_price,
-            duration_s=body.duration_s, show_id=body.show_id, soft_close_s=body.soft_close_s,
-            reserve_price=body.reserve_price, buy_now_price=body.buy_now_price,
-            starts_at_ms=to_ms(body.starts_at) if body.starts_at else None,
-            increments=tuple((s[0], s[1]) for s in body.increments) if body.increments else None,
-        ))
-        return JSONResponse(await svc.view(row.auction.rules.auction_id), status_code=201)
+    """Starlette routes for `ROUTES`, each handler given the service `service_of(request)`."""
+    return [Route(path, _bind(handler, service_of), methods=[method])
+            for path, method, handler in ROUTES]
 
-    @endpoint("An auction's public state", tags=("auctions",), responses={200: AuctionView},
-              errors=(404,))
-    async def show(request: Request) -> Response:
-        return JSONResponse(await service_of(request).view(_auction_id(request)))
 
-    @endpoint("Accepted bids, in seq order (public; no maxima)", tags=("auctions",),
-              query={"after": "seq to start after (default 0)", "limit": "1 to 500"},
-              errors=(404, 422))
-    async def bids(request: Request) -> Response:
-        after, limit = _page(request)
-        items = await service_of(request).bids(_auction_id(request), after=after, limit=limit)
-        return JSONResponse({"items": items, "next_after": items[-1]["seq"] if items else after})
+def _bind(handler: Handler, service_of: ServiceOf) -> Callable[[Request], Awaitable[Response]]:
+    @functools.wraps(handler)  # keeps the handler's name and its OpenAPI spec (`endpoint`)
+    async def call(request: Request) -> Response:
+        return await handler(service_of(request), request)
 
-    @endpoint("Place a bid (same rules as the websocket `bid` op)", tags=("auctions",),
-              body=BidBody, responses={201: BidAckView}, auth=True, roles=("buyer",),
-              errors=(401, 402, 403, 404, 409, 422, 429, 503), idempotency_key=True)
-    async def place(request: Request) -> Response:
-        principal = await require(request, Role.BUYER)
-        body = await parse_json(request, BidBody)
-        key = check_key(request.headers.get("idempotency-key"))
-        bid_id = body.bid_id
-        if bid_id is None:
-            if key is None:
-                raise ValidationFailed([FieldError("bid_id",
-                                                   "send bid_id or an Idempotency-Key header")])
-            bid_id = uuid.uuid5(_KEY_NAMESPACE, key)
-        ack = await service_of(request).place_bid(
-            principal, _auction_id(request), amount=body.amount, bid_id=bid_id, kind=body.kind
-        )
-        return JSONResponse(ack.frame(), status_code=200 if ack.replayed else 201)
-
-    @endpoint("Cancel an auction with a reason (admins; its seller before the first bid)",
-              tags=("auctions", "admin"), body=ReasonBody, responses={200: AuctionView},
-              auth=True, roles=("admin", "seller"), errors=(401, 403, 404, 409, 422))
-    async def cancel(request: Request) -> Response:
-        principal = await require(request)
-        body = await parse_json(request, ReasonBody)
-        svc = service_of(request)
-        auction_id = _auction_id(request)
-        await svc.cancel(principal, auction_id, body.reason)
-        return JSONResponse(await svc.view(auction_id))
-
-    @endpoint("Void an accepted bid (admin, with a reason); the price is recomputed",
-              tags=("auctions", "admin"), body=ReasonBody, auth=True, roles=("admin",),
-              errors=(401, 403, 404, 409, 422))
-    async def void(request: Request) -> Response:
-        principal = await require(request, Role.ADMIN)
-        body = await parse_json(request, ReasonBody)
-        svc = service_of(request)
-        auction_id = _auction_id(request)
-        seq: int = request.path_params["seq"]
-        left_out = await svc.void_bid(principal, auction_id, seq, body.reason)
-        view: dict[str, Any] = await svc.view(auction_id)
-        return JSONResponse(view | {"voided_seqs": left_out})
-
-    @endpoint("Every bid attempt and its outcome (admin audit)", tags=("auctions", "admin"),
-              auth=True, roles=("admin",), query={"after": "attempt id", "limit": "1 to 500"},
-              errors=(401, 403, 404, 422))
-    async def attempts(request: Request) -> Response:
-        principal = await authenticate(request)
-        after, limit = _page(request)
-        items = await service_of(request).attempts(principal, _auction_id(request),
-                                                   after=after, limit=limit)
-        return JSONResponse({"items": items, "next_after": items[-1]["id"] if items else after})
-
-    @endpoint("Auctions, newest first: filter by show and state", tags=("auctions",),
-              query={"show_id": "a show's id", "state": "scheduled, open, closed or cancelled "
-                     "(comma-separated)", "cursor": "from next_cursor",
-                     "limit": f"1 to {MAX_PAGE}"},
-              errors=(422,))
-    async def listing(request: Request) -> Response:
-        show_id, states, after_id, limit = _list_query(request)
-        items = await service_of(request).list_views(show_id=show_id, states=states,
-                                                     after_id=after_id, limit=limit + 1)
-        more = len(items) > limit
-        items = items[:limit]
-        return JSONResponse({"items": items,
-                             "next_cursor": items[-1]["id"] if more and items else None})
-
-    return [
-        Route("/v1/auctions", create, methods=["POST"]),
-        Route("/v1/auctions", listing, methods=["GET"]),
-        Route("/v1/auctions/{auction_id}", show, methods=["GET"]),
-        Route("/v1/auctions/{auction_id}/bids", bids, methods=["GET"]),
-        Route("/v1/auctions/{auction_id}/bids", place, methods=["POST"]),
-        Route("/v1/auctions/{auction_id}/cancel", cancel, methods=["POST"]),
-        Route("/v1/auctions/{auction_id}/bids/{seq:int}/void", void, methods=["POST"]),
-        Route("/v1/auctions/{auction_id}/attempts", attempts, methods=["GET"]),
-    ]
+    return call

@@ -4,19 +4,23 @@ Wiring in `api/app.py` (lifespan, after the Runtime, the hub, the ledger and com
 
     auctions = await stack.enter_async_context(running_auctions(
         rt.pool, limiter=rt.limiter, settings=settings_from(settings),
-        publisher=hub,          # async publish(channel, data): the realtime hub's publisher
-        funds=ledger_port,      # available / hold_for_order / capture_hold / release_hold
-        orders=orders_port,     # create_auction_order / mark_paid / cancel_unpaid
-        variants=catalog_port,  # variant(conn, variant_id) -> VariantInfo(seller, currency)
+        publisher=HubPublisher(realtime.hub),  # publish(channel, data) + numbered announce(...)
+        funds=LedgerFunds(rt.pool),     # available_many / hold_for_order / capture_hold / ...
+        orders=CommerceOrders(...),     # create_auction_order / mark_paid / cancel_unpaid
+        variants=CatalogVariants(),     # variant / hold_unit / release_unit / show_seller
+        run_closer=settings.auction_closer,
+        routing=Routing(rt.redis, settings.redis_prefix, on_forward=...)  # AUCTION_ROUTING
+                if settings.auction_routing else None,
+        durable=not settings.auction_ack_before_commit, metrics=auction_metrics,
     ))
-    hub_ops["bid"] = auctions.bid_op()   # (principal | None, frame) -> result dict
+    realtime.gateway.add_op("bid", auctions.bid_op())  # (principal | None, frame) -> dict
     yield {"runtime": rt, "auctions": auctions, ...}
 
 and in the route list: `*auctions.routes.build_routes()` (reads `request.state.auctions`).
-The ports are Protocols in `auctions/ports.py`; small adapters over the ledger and commerce
-functions are enough. Every process runs the same: the closing scheduler runs in each.
+The ports are Protocols in `auctions/ports.py`, implemented by the adapters in
+`api/auction_ports.py`. Every process runs the same: the closing scheduler runs in each
+(unless AUCTION_CLOSER=false).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +33,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from auctions.metrics import AuctionMetrics
+from auctions.owners import BidRouter
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
-from auctions.routing import BidRouter
 from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings
 from core.config import Settings
@@ -86,7 +90,7 @@ async def running_auctions(
     """The service, with its closing scheduler running in the background until exit (unless
     `run_closer` is False: then other processes of the deployment close and settle).
     `durable=False` answers bids before their COMMIT: the "cost of durability" benchmark only.
-    With `routing`, each auction's bids go to one owner process (routing.py)."""
+    With `routing`, each auction's bids go to one owner process (owners.py)."""
     service = AuctionService(
         pool, publisher=publisher, funds=funds, orders=orders, variants=variants,
         limiter=limiter, settings=settings, durable=durable, metrics=metrics,

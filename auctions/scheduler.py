@@ -2,7 +2,7 @@
 
 Every process runs `CloseScheduler.run()`. Each pass:
 1. finds live auctions whose end has passed by the database clock and closes each one as its
-   single writer (`sequencer.exclusive`: advisory lock + row lock, then the engine's `close`
+   single writer (`announcements.exclusive`: advisory lock + row lock, then the engine's `close`
    guarded by "still live and due"). Whichever process gets there first closes it; the others
    find it closed and do nothing. A process that dies mid-auction leaves nothing to clean up:
    the next pass of any surviving process (or of the restarted one) closes it.
@@ -13,7 +13,8 @@ Every process runs `CloseScheduler.run()`. Each pass:
    - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (transfer ids derived from
      the auction id, so retries are idempotent), then `Orders.mark_paid`;
    - payment-window rule (Whatnot): if the wallet cannot pay, the auction is marked
-     `awaiting_payment` with `payment_due_at = closed_at + payment window`; the winner is told on
+     `awaiting_payment` (`PaymentState.AWAITING`; the rule is `engine.payment_refused`) with
+     `payment_due_at = closed_at + payment window`; the winner is told on
      `user:{id}` and the capture is retried every `retry_s` until then. When the window runs
      out, the order is cancelled (`Orders.cancel_unpaid`), the auction's payment is `failed`,
      `payment_failed` is announced on `auction:{id}`, and the item may be relisted by the
@@ -43,9 +44,9 @@ from datetime import datetime, timedelta
 import asyncpg
 from prometheus_client import Counter
 
-from auctions import engine, store
-from auctions.model import Event, Outcome, State
-from auctions.sequencer import announce, exclusive
+from auctions import engine, store, writes
+from auctions.announcements import announce, exclusive
+from auctions.model import Event, Outcome, PaymentState, State
 from auctions.service import AuctionService
 from core.db import DATABASE_ERRORS
 from core.errors import AppError
@@ -188,12 +189,12 @@ class CloseScheduler:
         metrics = svc.sequencer.metrics
         deleted = await self._prune(
             "auction announcements", metrics.publications_pruned,
-            lambda: store.prune_publications(svc.pool, keep_s=svc.settings.publications_keep_s,
+            lambda: writes.prune_publications(svc.pool, keep_s=svc.settings.publications_keep_s,
                                              limit=self._prune_batch))
         if svc.settings.attempts_keep_s > 0:
             deleted += await self._prune(
                 "auction bid attempts", metrics.attempts_pruned,
-                lambda: store.prune_attempts(svc.pool, keep_s=svc.settings.attempts_keep_s,
+                lambda: writes.prune_attempts(svc.pool, keep_s=svc.settings.attempts_keep_s,
                                              limit=self._prune_batch))
         return deleted
 
@@ -242,7 +243,7 @@ class CloseScheduler:
             if a.state not in engine.LIVE_STATES or now < a.ends_at:
                 return []
             closed, events = engine.close(a, now)
-            await store.save_state(conn, closed)
+            await writes.save_state(conn, closed)
             await self._svc.release_unsold_unit(conn, row, closed)
             return events
 
@@ -259,7 +260,7 @@ class CloseScheduler:
             a = row.auction
             if a.state is not State.CLOSED or a.outcome is not Outcome.SOLD or a.leader is None:
                 return []
-            if row.order_id is not None and row.payment_state != "awaiting_payment":
+            if row.order_id is not None and row.payment_state is not PaymentState.AWAITING:
                 return []
             r = a.rules
             order_id = row.order_id or await svc.orders.create_auction_order(
@@ -278,27 +279,25 @@ class CloseScheduler:
                     )
                     await svc.orders.mark_paid(conn, order_id=order_id)
             except AppError as exc:
-                closed_at = a.closed_at if a.closed_at is not None else now
-                due = row.payment_due_at or closed_at + svc.settings.payment_window_s * 1000
-                if now >= due:
+                payment, due = engine.payment_refused(
+                    a.closed_at if a.closed_at is not None else now, row.payment_due_at, now,
+                    svc.settings.payment_window_s * 1000)
+                if payment is PaymentState.FAILED:
                     await svc.orders.cancel_unpaid(conn, order_id=order_id,
                                                    reason="auction payment window expired")
-                    await store.set_settlement(conn, auction_id, order_id=order_id,
-                                               payment_state="failed", payment_due_at=due)
+                await writes.set_settlement(conn, auction_id, order_id=order_id,
+                                            payment_state=payment, payment_due_at=due)
+                if payment is PaymentState.FAILED:
                     notify.append((f"auction:{auction_id}", {
                         "type": "payment_failed", "auction_id": str(auction_id), "seq": a.seq}))
-                else:
-                    await store.set_settlement(conn, auction_id, order_id=order_id,
-                                               payment_state="awaiting_payment",
-                                               payment_due_at=due)
-                    if row.payment_state is None:
-                        notify.append((f"user:{a.leader}", {
-                            "type": "auction_payment_due", "auction_id": str(auction_id),
-                            "order_id": str(order_id), "amount": a.price,
-                            "currency": r.currency, "due_at": due, "reason": exc.code}))
+                elif row.payment_state is None:
+                    notify.append((f"user:{a.leader}", {
+                        "type": "auction_payment_due", "auction_id": str(auction_id),
+                        "order_id": str(order_id), "amount": a.price,
+                        "currency": r.currency, "due_at": due, "reason": exc.code}))
                 return []
-            await store.set_settlement(conn, auction_id, order_id=order_id,
-                                       payment_state="captured", payment_due_at=None)
+            await writes.set_settlement(conn, auction_id, order_id=order_id,
+                                        payment_state=PaymentState.CAPTURED, payment_due_at=None)
             notify.append((f"user:{a.leader}", {
                 "type": "auction_won", "auction_id": str(auction_id), "order_id": str(order_id),
                 "amount": a.price, "currency": r.currency}))

@@ -5,10 +5,10 @@ the injected ports. HTTP routes and the websocket `bid` op both call `place_bid`
 surfaces behave identically.
 
 Bid path: role check → per-user rate limit (Redis token bucket, started at once and settled
-while the bid waits for its batch) → the sequencer: one funds query through the `Funds` port
-for the whole batch (wallet available ≥ the bid, or ≥ the configured deposit), then the group
-commit in PostgreSQL and the broadcast in seq order → acknowledgement. Every refusal is
-written to the attempts audit.
+while the bid waits for its batch, in checks.py) → the sequencer: one funds query through the
+`Funds` port for the whole batch (wallet available ≥ the bid, or ≥ the configured deposit;
+checks.py, with the trust rule of batch.WalletCache), then the group commit in PostgreSQL and
+the broadcast in seq order → acknowledgement. Every refusal is written to the attempts audit.
 
 The funds check is a check, not a reservation: the winner's wallet is held and captured at
 close (`scheduler.py`); if it cannot pay then, the payment-window rule applies. A balance that
@@ -20,7 +20,6 @@ the same rule at close covers; a bid the balance read does not cover always read
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,7 +28,10 @@ from typing import Any, Protocol
 import asyncpg
 import msgspec
 
-from auctions import engine, store
+from auctions import engine, store, views, writes
+from auctions.announcements import exclusive
+from auctions.batch import BidAck
+from auctions.checks import BidRequest
 from auctions.errors import (
     AuctionNotFound,
     InvalidAuctionAction,
@@ -42,17 +44,15 @@ from auctions.model import (
     Event,
     IncrementTable,
     Rules,
-    State,
     check_steps,
     new_auction,
 )
 from auctions.ports import Funds, Orders, Publisher, VariantLookup
-from auctions.ratebatch import CoalescingLimiter
-from auctions.sequencer import BidAck, BidRequest, Sequencer, exclusive
+from auctions.sequencer import Sequencer
 from core.auth import Principal, Role
 from core.errors import FieldError, Forbidden, RateLimited, Unauthorized, ValidationFailed
 from core.http import validation_field_error
-from core.ratelimit import RateLimiter
+from core.ratelimit import CoalescingLimiter, RateLimiter
 
 MIN_DURATION_S = 5
 MAX_DURATION_S = 7 * 86_400
@@ -138,7 +138,7 @@ class AuctionService:
         self._rules: dict[uuid.UUID, Rules] = {}
         self._rules_lookups: dict[uuid.UUID, asyncio.Future[store.AuctionRow]] = {}
         # where accepted-for-sequencing bids go: this process's sequencer, or the auction's
-        # owner process (`route_bids`, see routing.py)
+        # owner process (`route_bids`, see owners.py)
         self._route: Router = self.sequencer
         self._gate = (
             CoalescingLimiter(limiter, "auction_bid", capacity=settings.bid_rate,
@@ -147,7 +147,7 @@ class AuctionService:
         )
 
     def route_bids(self, router: Router) -> None:
-        """Send bids through `router` (routing.BidRouter: one owner process per auction)."""
+        """Send bids through `router` (owners.BidRouter: one owner process per auction)."""
         self._route = router
 
     async def aclose(self) -> None:
@@ -189,7 +189,7 @@ class AuctionService:
                     "variant_id", "no unit of it is available to auction (all sold or "
                     "reserved, or its product is not published)")])
             auction = engine.open_if_due(new_auction(rules), now)
-            return await store.insert(conn, auction, variant_id=new.variant_id,
+            return await writes.insert(conn, auction, variant_id=new.variant_id,
                                       show_id=new.show_id, unit_held=True)
 
     # --- reading -------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class AuctionService:
         row = await self.get(auction_id)
         names = await store.display_names(self.pool, [row.auction.leader] if row.auction.leader
                                           else [])
-        return public_view(row, names)
+        return views.public(row, names)
 
     async def list_views(
         self, *, show_id: uuid.UUID | None, states: list[str] | None,
@@ -215,7 +215,7 @@ class AuctionService:
                                      after_id=after_id, limit=limit)
         leaders = [r.auction.leader for r in rows if r.auction.leader is not None]
         names = await store.display_names(self.pool, leaders)
-        return [public_view(r, names) | {"show_id": str(r.show_id) if r.show_id else None}
+        return [views.public(r, names) | {"show_id": str(r.show_id) if r.show_id else None}
                 for r in rows]
 
     # --- bidding -------------------------------------------------------------------------
@@ -238,11 +238,10 @@ class AuctionService:
         request = BidRequest(principal.user_id, amount, kind, bid_id, needs=needs,
                              currency=rules.currency)
         if self._gate is not None:
-            # The rate limit runs while the bid waits for its batch; the sequencer settles it
-            # before it takes the auction's lock (and checks funds, once for the whole batch)
-            # and records a refusal like any other attempt.
-            request.checks = asyncio.ensure_future(self._rate_check(principal.user_id))
-            request.checks.add_done_callback(_retrieved)
+            # The rate limit runs while the bid waits for its batch; it is settled, and the
+            # funds checked once for the whole batch, in checks.py (a refusal is recorded like
+            # any other attempt).
+            request.start_rate_check(self._rate_check(principal.user_id))
         return await self._route.submit(auction_id, request)
 
     async def _rate_check(self, user_id: uuid.UUID) -> None:
@@ -305,9 +304,9 @@ class AuctionService:
                     raise InvalidAuctionAction(
                         "It has bids: only an admin can cancel it now.")
             cancelled, events = engine.cancel(row.auction, reason, now)
-            await store.save_state(conn, cancelled)
+            await writes.save_state(conn, cancelled)
             await self.release_unsold_unit(conn, row, cancelled)
-            await store.admin_action(conn, auction_id, actor=principal.user_id,
+            await writes.admin_action(conn, auction_id, actor=principal.user_id,
                                      action="cancel", reason=reason)
             return events
 
@@ -338,10 +337,10 @@ class AuctionService:
             state, events, out = engine.void_bid(
                 row.auction, records, voided=voided, seq=seq, reason=reason
             )
-            await store.save_state(conn, state)
-            await store.mark_voided(conn, auction_id, sorted(out - voided), reason=reason,
+            await writes.save_state(conn, state)
+            await writes.mark_voided(conn, auction_id, sorted(out - voided), reason=reason,
                                     actor=principal.user_id)
-            await store.admin_action(conn, auction_id, actor=principal.user_id,
+            await writes.admin_action(conn, auction_id, actor=principal.user_id,
                                      action="void_bid", reason=reason, seq=seq)
             left_out.extend(sorted(out - voided))
             return events
@@ -359,13 +358,6 @@ class AuctionService:
     async def bids(self, auction_id: uuid.UUID, *, after: int, limit: int) -> list[dict[str, Any]]:
         await self.get(auction_id)
         return await store.bid_page(self.pool, auction_id, after=after, limit=limit)
-
-
-def _retrieved(checks: asyncio.Future[None]) -> None:
-    """Checks whose bid never reached a batch (queue full, shutdown) are not reported as
-    never retrieved."""
-    if not checks.cancelled():
-        checks.exception()
 
 
 def _admin(principal: Principal) -> None:
@@ -393,42 +385,3 @@ def _check_new(new: NewAuction) -> list[FieldError]:
         if problem:
             errors.append(FieldError("increments", problem))
     return errors
-
-
-def public_view(row: store.AuctionRow, names: dict[uuid.UUID, str]) -> dict[str, Any]:
-    """What anybody may see: never the reserve amount nor any maximum."""
-    a: Auction = row.auction
-    state = a.state
-    now = int(time.time() * 1000)  # display only: the sequencer's clock decides bids
-    if state is State.SCHEDULED and now >= a.rules.starts_at:
-        state = State.OPEN
-    r = a.rules
-    return {
-        "id": str(r.auction_id),
-        "seller_id": str(r.seller_id),
-        "variant_id": str(row.variant_id),
-        "show_id": str(row.show_id) if row.show_id else None,
-        "state": state.value,
-        "outcome": a.outcome.value if a.outcome else None,
-        "currency": r.currency,
-        "start_price": r.start_price,
-        "price": a.price,
-        "min_next_bid": a.min_next if state in engine.LIVE_STATES else None,
-        "leader": names.get(a.leader) if a.leader else None,
-        "leader_id": str(a.leader) if a.leader else None,
-        "bid_count": a.bid_count,
-        "seq": a.seq,
-        "starts_at": store.iso(r.starts_at),
-        "ends_at": store.iso(a.ends_at),
-        "ends_at_ms": a.ends_at,
-        "soft_close_s": r.soft_close_ms // 1000,
-        "sudden_death": r.sudden_death,
-        "has_reserve": r.reserve_price is not None,
-        "reserve_met": a.reserve_met,
-        "buy_now_price": r.buy_now_price if a.buy_now_available else None,
-        "increments": [list(s) for s in r.increments.steps],
-        "closed_at": store.iso(a.closed_at),
-        "cancel_reason": a.cancel_reason,
-        "payment_state": row.payment_state,
-    }
-

@@ -1,4 +1,6 @@
-"""PostgreSQL access for auctions: rows ↔ engine values, batched writes, history and audit.
+"""PostgreSQL reads of auctions: rows ↔ engine values, the auction, its history, bid and
+attempt pages, names, the scheduler's due lists and recorded announcements (writes are in
+writes.py).
 
 Times are stored as timestamptz and carried as integer ms since the epoch in the engine. All
 functions take a connection (or pool where noted) and run in the caller's transaction.
@@ -13,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 
 from auctions.model import (
     Auction,
@@ -21,15 +22,15 @@ from auctions.model import (
     BidRecord,
     IncrementTable,
     Outcome,
+    PaymentState,
     Rules,
     State,
 )
-from core.db import DATABASE_ERRORS, rows_affected
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
-_COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
+COLUMNS = """id, seller_id, variant_id, show_id, currency, start_price, reserve_price,
     buy_now_price, increments, duration_ms, soft_close_ms, starts_at, ends_at, state, outcome,
     seq, price, leader_id, leader_max, second_max, bid_count, buy_now_available, closed_at,
     cancel_reason, order_id, payment_state, payment_due_at, created_at, pub_seq, unit_held"""
@@ -58,18 +59,18 @@ class AuctionRow:
     variant_id: uuid.UUID
     show_id: uuid.UUID | None
     order_id: uuid.UUID | None
-    payment_state: str | None
+    payment_state: PaymentState | None
     payment_due_at: int | None
     created_at: int
     pub_seq: int = 0  # number of the last commit that announced something (migration 0301)
     unit_held: bool = False  # a unit of the variant is reserved for it (migration 0304)
 
 
-def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
+def auction_row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
     """`rules`: the auction's rules read earlier (they never change after creation), to reuse
     instead of building and checking them again from the row."""
     if rules is None or rules.auction_id != r["id"]:
-        rules = _rules(r)
+        rules = rules_of(r)
     auction = Auction(
         rules=rules,
         state=State(r["state"]),
@@ -90,7 +91,7 @@ def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
         variant_id=r["variant_id"],
         show_id=r["show_id"],
         order_id=r["order_id"],
-        payment_state=r["payment_state"],
+        payment_state=PaymentState(r["payment_state"]) if r["payment_state"] else None,
         payment_due_at=to_ms(r["payment_due_at"]) if r["payment_due_at"] else None,
         created_at=to_ms(r["created_at"]),
         pub_seq=r["pub_seq"],
@@ -98,7 +99,7 @@ def _row(r: asyncpg.Record, rules: Rules | None = None) -> AuctionRow:
     )
 
 
-def _rules(r: asyncpg.Record) -> Rules:
+def rules_of(r: asyncpg.Record) -> Rules:
     return Rules(
         auction_id=r["id"],
         seller_id=r["seller_id"],
@@ -121,179 +122,9 @@ async def now_ms(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return value
 
 
-async def insert(
-    conn: asyncpg.Connection, auction: Auction, *, variant_id: uuid.UUID,
-    show_id: uuid.UUID | None, unit_held: bool,
-) -> AuctionRow:
-    r = auction.rules
-    row = await conn.fetchrow(
-        f"""INSERT INTO auctions (id, seller_id, variant_id, show_id, currency, start_price,
-                reserve_price, buy_now_price, increments, duration_ms, soft_close_ms, starts_at,
-                ends_at, state, price, buy_now_available, unit_held)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-            RETURNING {_COLUMNS}""",
-        r.auction_id, r.seller_id, variant_id, show_id, r.currency, r.start_price,
-        r.reserve_price, r.buy_now_price, [list(s) for s in r.increments.steps], r.duration_ms,
-        r.soft_close_ms, from_ms(r.starts_at), from_ms(auction.ends_at), auction.state.value,
-        auction.price, auction.buy_now_available, unit_held,
-    )
-    return _row(row)
-
-
 async def get(conn: asyncpg.Connection | asyncpg.Pool, auction_id: uuid.UUID) -> AuctionRow | None:
-    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM auctions WHERE id = $1", auction_id)
-    return _row(row) if row else None
-
-
-async def advisory_lock(conn: asyncpg.Connection, advisory_key: int) -> None:
-    """Take the auction's session advisory lock (held past the write and the publication,
-    until `advisory_unlock` or the connection's release): the single-writer point across
-    processes. Every writer takes it before any row lock, so writers never deadlock, and a
-    writer holding it sees every earlier writer's commit in the statements that follow."""
-    await conn.execute("SELECT pg_advisory_lock($1)", int(advisory_key))
-
-
-async def advisory_unlock(conn: asyncpg.Connection) -> bool:
-    """Release the session advisory locks this connection holds (`advisory_lock`), without
-    waiting for the pool's reset. False if that failed (the caller then gives the connection
-    back to the pool, whose reset, or closing it, releases them)."""
-    if conn.is_closed():
-        return False
-    try:
-        await conn.execute("SELECT pg_advisory_unlock_all()")
-    except DATABASE_ERRORS:
-        return False
-    return True
-
-
-async def lock(conn: asyncpg.Connection, auction_id: uuid.UUID) -> tuple[AuctionRow, int] | None:
-    """Lock the auction row for this transaction and read the database clock (the caller
-    holds the advisory lock: `advisory_lock`)."""
-    row = await conn.fetchrow(
-        f"""SELECT {_COLUMNS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
-            FROM auctions WHERE id = $1 FOR UPDATE""",
-        auction_id,
-    )
-    return None if row is None else (_row(row), int(row["now_ms"]))
-
-
-async def lock_and_read(
-    conn: asyncpg.Connection, advisory_key: int, auction_id: uuid.UUID,
-    keys: Iterable[tuple[uuid.UUID, uuid.UUID]], *, rules: Rules | None = None,
-) -> tuple[AuctionRow, int, dict[tuple[uuid.UUID, uuid.UUID], BidRecord]] | None:
-    """Take the auction's session advisory lock (see `advisory_lock`), then read the auction,
-    the database clock and the accepted bids already stored for these (bidder, bid_id) pairs
-    (idempotent retries): one round trip (`auction_lock_and_read`, migration 0302). The read
-    follows the lock, so it sees every earlier writer's work, and no writer can change the
-    auction until the lock is released. None if there is no such auction; the lock is held
-    either way (also if this raises after the lock was granted): release it. `rules`: the
-    auction's rules from an earlier read, reused (see `_row`)."""
-    pairs = list(keys)
-    row = await conn.fetchrow(
-        "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4) r",
-        int(advisory_key), auction_id, [p[0] for p in pairs], [p[1] for p in pairs])
-    if row is None:
-        return None
-    known = {(b["bidder_id"], b["bid_id"]): _record(b) for b in row["known"]}
-    return _row(row, rules), int(row["now_ms"]), known
-
-
-async def save_state(conn: asyncpg.Connection, a: Auction) -> None:
-    """Write the engine state back (the caller holds the row lock)."""
-    await conn.execute(
-        """UPDATE auctions SET state = $2, outcome = $3, seq = $4, price = $5, leader_id = $6,
-               leader_max = $7, bid_count = $8, buy_now_available = $9, ends_at = $10,
-               closed_at = $11, cancel_reason = $12, second_max = $13, updated_at = now()
-           WHERE id = $1""",
-        a.rules.auction_id, a.state.value, a.outcome.value if a.outcome else None, a.seq,
-        a.price, a.leader, a.leader_max, a.bid_count, a.buy_now_available, from_ms(a.ends_at),
-        from_ms(a.closed_at) if a.closed_at is not None else None, a.cancel_reason,
-        a.second_max,
-    )
-
-
-async def write_batch(
-    conn: asyncpg.Connection,
-    auction_id: uuid.UUID,
-    state: Auction | None,
-    records: Sequence[BidRecord],
-    attempts: Sequence[Attempt],
-    publication: tuple[int, list[dict[str, Any]]] | None = None,
-) -> None:
-    """Accepted bids, attempt rows, the new state (None: unchanged) and what the commit will
-    announce (`(pub_seq, payloads)`, recorded in `auction_publications`) in ONE statement.
-    The rows travel as two JSON texts (times in epoch ms) rather than seventeen typed arrays,
-    whose encoding was half the client's CPU for the statement (3 bids: ~410 → ~210 µs)."""
-    a = state
-    await conn.execute(
-        """WITH bids AS (
-               INSERT INTO auction_bids (auction_id, seq, bidder_id, bid_id, kind, amount,
-                   price_after, leader_after, ends_at_after, placed_at)
-               SELECT $1, b.s, b.u, b.i, b.k, b.a, b.p, b.l,
-                   'epoch'::timestamptz + b.e * interval '1 millisecond',
-                   'epoch'::timestamptz + b.t * interval '1 millisecond'
-               FROM jsonb_to_recordset($2::text::jsonb) AS b(s bigint, u uuid, i uuid, k text,
-                   a bigint, p bigint, l uuid, e bigint, t bigint)
-           ), attempts AS (
-               INSERT INTO auction_bid_attempts (auction_id, bidder_id, bid_id, kind, amount,
-                   outcome, seq, attempted_at)
-               SELECT $1, x.u, x.i, x.k, x.a, x.o, x.s,
-                   'epoch'::timestamptz + x.t * interval '1 millisecond'
-               FROM jsonb_to_recordset($3::text::jsonb) AS x(u uuid, i uuid, k text, a bigint,
-                   o text, s bigint, t bigint)
-           ), announced AS (
-               INSERT INTO auction_publications (auction_id, pub_seq, payloads)
-               SELECT $1, $16::bigint, $17::jsonb WHERE $16::bigint > 0
-           )
-           UPDATE auctions SET state = $4, outcome = $5, seq = $6, price = $7,
-               leader_id = $8, leader_max = $9, bid_count = $10, buy_now_available = $11,
-               ends_at = $12, closed_at = $13, second_max = $15,
-               pub_seq = greatest(pub_seq, $16::bigint), updated_at = now()
-           WHERE id = $1 AND $14::boolean""",
-        auction_id,
-        _json_rows([{"s": r.seq, "u": r.bidder, "i": r.bid_id, "k": r.kind.value,
-                     "a": r.amount, "p": r.price_after, "l": r.leader_after,
-                     "e": r.ends_at_after, "t": r.at} for r in records]),
-        _json_rows([{"u": t.bidder, "i": t.bid_id, "k": t.kind, "a": t.amount,
-                     "o": t.outcome, "s": t.seq, "t": t.at} for t in attempts]),
-        a.state.value if a else "open",
-        a.outcome.value if a and a.outcome else None,
-        a.seq if a else 0,
-        a.price if a else 0,
-        a.leader if a else None,
-        a.leader_max if a else 0,
-        a.bid_count if a else 0,
-        a.buy_now_available if a else False,
-        from_ms(a.ends_at) if a else EPOCH,
-        from_ms(a.closed_at) if a and a.closed_at is not None else None,
-        a is not None,
-        a.second_max if a else 0,
-        publication[0] if publication else 0,
-        publication[1] if publication else None,
-    )
-
-
-def _json_rows(rows: list[dict[str, Any]]) -> str:
-    """Rows as JSON text for `jsonb_to_recordset`; ids of any UUID class become strings."""
-    return orjson.dumps(rows, default=str).decode()
-
-
-async def record_publication(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, payloads: list[dict[str, Any]]
-) -> int:
-    """Number and record what this commit will announce (the caller holds the row lock).
-    Returns its pub_seq."""
-    pub_seq: int = await conn.fetchval(
-        """WITH n AS (
-               UPDATE auctions SET pub_seq = pub_seq + 1 WHERE id = $1 RETURNING pub_seq
-           ), ins AS (
-               INSERT INTO auction_publications (auction_id, pub_seq, payloads)
-               SELECT $1, pub_seq, $2::jsonb FROM n
-           )
-           SELECT pub_seq FROM n""",
-        auction_id, payloads,
-    )
-    return pub_seq
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM auctions WHERE id = $1", auction_id)
+    return auction_row(row) if row else None
 
 
 async def publications_between(
@@ -316,7 +147,7 @@ async def latest_publications(
     writer has had that long to publish it), as (auction, pub_seq, payloads); and the bound
     used (by the database clock): pass it as `after` next time to see each one once. A
     recording that commits more than `quiet_s` after its transaction began can slip under the
-    bound: the auction's next commit or its close still finds it (`sequencer.announce`)."""
+    bound: the auction's next commit or its close still finds it (`announcements.announce`)."""
     rows = await conn.fetch(
         """WITH bound AS (SELECT clock_timestamp() - make_interval(secs => $2) AS upto),
            latest AS (
@@ -334,56 +165,7 @@ async def latest_publications(
     return found, upto
 
 
-async def prune_publications(
-    conn: asyncpg.Connection | asyncpg.Pool, *, keep_s: float, limit: int,
-) -> int:
-    """Delete up to `limit` of the oldest recorded announcements older than `keep_s` (by the
-    database clock); returns how many. Rows another pruner is deleting are skipped, so
-    processes pruning at once share the work. The bound is `now()`, not the volatile
-    `clock_timestamp()`, so the `created_at` index can stop at it (else a call with nothing to
-    delete reads every row); rows go by their row ids (a join back by key may be planned as a
-    scan of the whole table)."""
-    status: str = await conn.execute(
-        """DELETE FROM auction_publications WHERE ctid = ANY(ARRAY(
-               SELECT ctid FROM auction_publications
-               WHERE created_at < now() - make_interval(secs => $1)
-               ORDER BY created_at LIMIT $2
-               FOR UPDATE SKIP LOCKED))""",
-        keep_s, limit,
-    )
-    return rows_affected(status)
-
-
-async def prune_attempts(
-    conn: asyncpg.Connection | asyncpg.Pool, *, keep_s: float, limit: int,
-) -> int:
-    """Delete up to `limit` audit rows of bid attempts of auctions that ended (closed or
-    cancelled) more than `keep_s` ago; returns how many. Their accepted bids stay in
-    `auction_bids`. Rows another pruner is deleting are skipped."""
-    status: str = await conn.execute(
-        """DELETE FROM auction_bid_attempts WHERE ctid = ANY(ARRAY(
-               SELECT t.ctid FROM auctions a
-               JOIN auction_bid_attempts t ON t.auction_id = a.id
-               WHERE a.closed_at < now() - make_interval(secs => $1)
-               LIMIT $2
-               FOR UPDATE OF t SKIP LOCKED))""",
-        keep_s, limit,
-    )
-    return rows_affected(status)
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    bidder: uuid.UUID
-    bid_id: uuid.UUID | None
-    kind: str
-    amount: int | None
-    outcome: str
-    seq: int | None
-    at: int
-
-
-def _record(r: asyncpg.Record) -> BidRecord:
+def bid_record(r: asyncpg.Record) -> BidRecord:
     return BidRecord(
         seq=r["seq"], bidder=r["bidder_id"], bid_id=r["bid_id"], kind=BidKind(r["kind"]),
         amount=r["amount"], at=to_ms(r["placed_at"]), price_after=r["price_after"],
@@ -400,7 +182,7 @@ async def history(
         "SELECT * FROM auction_bids WHERE auction_id = $1 ORDER BY seq", auction_id
     )
     voided = frozenset(r["seq"] for r in rows if r["voided_at"] is not None)
-    return [_record(r) for r in rows], voided
+    return [bid_record(r) for r in rows], voided
 
 
 async def bid_page(
@@ -452,28 +234,6 @@ async def attempt_page(
     ]
 
 
-async def mark_voided(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, seqs: Iterable[int], *, reason: str,
-    actor: uuid.UUID,
-) -> None:
-    await conn.execute(
-        """UPDATE auction_bids SET voided_at = now(), void_reason = $3, voided_by = $4
-           WHERE auction_id = $1 AND seq = ANY($2::bigint[]) AND voided_at IS NULL""",
-        auction_id, list(seqs), reason, actor,
-    )
-
-
-async def admin_action(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, *, actor: uuid.UUID, action: str,
-    reason: str, seq: int | None = None,
-) -> None:
-    await conn.execute(
-        """INSERT INTO auction_admin_actions (auction_id, actor_id, action, seq, reason)
-           VALUES ($1, $2, $3, $4, $5)""",
-        auction_id, actor, action, seq, reason,
-    )
-
-
 async def display_names(
     conn: asyncpg.Connection | asyncpg.Pool, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
@@ -516,18 +276,6 @@ async def unsettled_ids(
     return [r["id"] for r in rows]
 
 
-async def set_settlement(
-    conn: asyncpg.Connection, auction_id: uuid.UUID, *, order_id: uuid.UUID,
-    payment_state: str, payment_due_at: int | None,
-) -> None:
-    await conn.execute(
-        """UPDATE auctions SET order_id = $2, payment_state = $3, payment_due_at = $4,
-               updated_at = now() WHERE id = $1""",
-        auction_id, order_id, payment_state,
-        from_ms(payment_due_at) if payment_due_at is not None else None,
-    )
-
-
 async def list_page(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
@@ -550,4 +298,4 @@ async def list_page(
         after_id,
         limit,
     )
-    return [_row(r) for r in rows]
+    return [auction_row(r) for r in rows]

@@ -57,6 +57,7 @@ from loadtests.fanout.drain import Drain
 from loadtests.fanout.stats import ConnTracker, Msg, Recorder, Summary, decode_frame
 
 BID_EVENT = msgspec.json.Decoder(dict[str, Any])
+BUYER_FUNDS = 100_000_000  # USD cents per bidder: never short of funds in a run
 WARM_UP_S = 2.0  # the first seconds of bidding, left out of the steady figures
 # The hub writes each publication as `{"channel":"…","offset":N,"data":…}`, several per frame
 # separated by raw newlines (JSON never has one inside a document): one line per publication.
@@ -234,12 +235,12 @@ def bidders_main(urls: list[str], auction: str, users: list[tuple[str, str]], ra
 
 async def prepare(settings: Settings, base: str, bidders: int) -> tuple[str, list[tuple[str, str]]]:
     from core import db
-    from tests.integration.auction_crowd import buyers
+    from testkit.people import funded_buyers
 
     pool = await db.create_pool(settings.database_url, schema=settings.database_schema,
                                 min_size=1, max_size=2)
     try:
-        users = await buyers(pool, settings, bidders)
+        users = await funded_buyers(pool, settings, bidders, funds=BUYER_FUNDS)
     finally:
         await pool.close()
     async with httpx.AsyncClient(timeout=30) as http:
@@ -393,8 +394,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
 
-    from tests.support.servers import ServerProcess
-    from tests.support.services import drop_isolation, make_settings
+    from testkit.servers import ServerProcess
+    from testkit.services import drop_isolation, make_settings
 
     workdir = Path(tempfile.mkdtemp(prefix="auction-hub-"))
     generate_key(workdir, "bench1")

@@ -19,7 +19,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from auctions import store
+from auctions import store, writes
+from auctions.batch import Attempt
 from auctions.errors import AuctionNotOpen, BidTooLow, InsufficientFunds, SellerCannotBid
 from auctions.metrics import AuctionMetrics
 from auctions.model import BidKind, BidRecord
@@ -178,7 +179,7 @@ class RedisSequencedService:
                            r.kind.value, r.amount)
             results: list[Any] = await pipe.execute()
             rows: list[BidRecord] = []
-            attempts: list[store.Attempt] = []
+            attempts: list[Attempt] = []
             answers: list[tuple[_Req, Ack | Exception]] = []
             for r, res in zip(batch, results, strict=True):
                 code = int(res[0])
@@ -189,19 +190,19 @@ class RedisSequencedService:
                     rows.append(BidRecord(seq, r.principal.user_id, r.bid_id,
                                           BidKind(res[6].decode()), int(res[7]), now, price,
                                           leader, ends))
-                    attempts.append(store.Attempt(r.principal.user_id, r.bid_id, r.kind.value,
+                    attempts.append(Attempt(r.principal.user_id, r.bid_id, r.kind.value,
                                                   r.amount, "accepted", seq, now))
                     answers.append((r, Ack(seq, price, ends)))
                 else:
                     reason = res[1].decode() if code < 0 else "duplicate"
                     err: Exception = (BidTooLow(int(res[2])) if reason == "bid_too_low"
                                       else _ERRORS.get(reason, AuctionNotOpen)())
-                    attempts.append(store.Attempt(r.principal.user_id, r.bid_id, r.kind.value,
+                    attempts.append(Attempt(r.principal.user_id, r.bid_id, r.kind.value,
                                                   r.amount, reason, None, 0))
                     answers.append((r, err))
             async with self.svc.pool.acquire() as conn, conn.transaction():
                 # The Redis function holds the state; PostgreSQL gets the bids and attempts.
-                await store.write_batch(conn, aid, None, rows, attempts)
+                await writes.write_batch(conn, aid, None, rows, attempts)
             self.metrics.batches.inc()
             self.metrics.batch_size.observe(len(batch))
             for r, answer in answers:

@@ -34,7 +34,7 @@ import httpx
 
 from api.ledger.routes import TOPUP_MAX
 from loadtests.proc_cpu import CpuMeter, load_average, tagged_dsn
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNDS = TOPUP_MAX  # one top-up at the ledger's per-top-up cap: 100,000 checkouts of 1.00

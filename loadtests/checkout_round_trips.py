@@ -30,7 +30,7 @@ from asgi_lifespan import LifespanManager
 from api.app import create_app
 from core.auth import generate_key
 from core.context import Runtime
-from tests.support.services import drop_isolation, make_settings
+from testkit.services import drop_isolation, make_settings
 
 
 def _shape(query: str) -> str:

@@ -35,7 +35,7 @@ from core.auth import KeyRing, Role, TokenService, generate_key
 from core.db import create_pool, migrate_dsn
 from loadtests.checkout_bench import free_port, pct, start_server, wait_ready
 from loadtests.proc_cpu import CpuMeter, load_average, tagged_dsn
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 PRICE = 1_000
 

@@ -36,7 +36,7 @@ from api.ledger.batcher import LedgerBatcher
 from core.auth import generate_key
 from core.db import create_pool, migrate_dsn
 from loadtests.proc_cpu import CpuMeter, load_average, tagged_dsn
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 

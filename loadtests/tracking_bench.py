@@ -45,7 +45,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from core.auth import KeyRing, Role, TokenService, generate_key
 from loadtests.checkout_bench import free_port, start_server, wait_ready
 from loadtests.fanout.procstat import sample
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 CENTRE = (52.52, 13.405)
 

@@ -21,7 +21,7 @@ from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from core.auth import generate_key
-from tests.support.services import drop_isolation, make_settings
+from testkit.services import drop_isolation, make_settings
 from tracking.model import Fix
 
 

@@ -23,6 +23,8 @@ import uuid
 from collections.abc import Set
 from dataclasses import dataclass
 
+from core.errors import AppError, Unauthorized
+
 MAX_CHANNEL_LENGTH = 64
 
 
@@ -139,3 +141,20 @@ def can_publish(who: Subject, channel: Channel) -> bool:
     if who.is_admin:
         return True
     return who.signed_in and channel.kind in CLIENT_PUBLISH_KINDS
+
+
+class ChannelForbidden(AppError):
+    code = "forbidden"
+    status = 403
+    titles = {"en": "Forbidden", "ar": "غير مسموح"}
+    details = {"en": "You may not do this on this channel.",
+               "ar": "لا يُسمح لك بهذا على هذه القناة."}
+
+
+def check_publish(who: Subject, channel: Channel) -> None:
+    """Refuse a client's publish on `channel` unless `can_publish`: Unauthorized when `who` is
+    not signed in, else ChannelForbidden."""
+    if not can_publish(who, channel):
+        if not who.signed_in:
+            raise Unauthorized("Sign in to publish.")
+        raise ChannelForbidden()

@@ -2,8 +2,9 @@
 
 It negotiates the subprotocol, authenticates (an `Authorization: Bearer` header on the upgrade
 or a first `auth` command), then reads commands one at a time and answers each, in order.
-Other packages add ops (`bid`, `location`) as `OpHandler`s and per-kind rules as policies;
-`api/app.py` injects them, so this package imports no domain.
+Other packages add ops as `OpHandler`s (`Gateway.add_op`: api/app.py injects the auctions'
+`bid` and tracking's `location`) and per-kind rules as policies, so this package imports no
+domain.
 
 Close codes: 4000 server shutting down (reconnect elsewhere), 4005 token expired (refresh it,
 reconnect), 4008 too slow, 4010 channel state lost (resubscribe with `since`), 4029 command
@@ -29,18 +30,19 @@ from realtime import wire
 from realtime.channels import (
     ANONYMOUS,
     Channel,
+    ChannelForbidden,
     Kind,
     Subject,
-    can_publish,
     can_subscribe,
+    check_publish,
     needs_parties,
 )
 from realtime.hub import CLOSE_BAD_TOKEN, CLOSE_FLOOD, Client, Hub
 from realtime.metrics import HubMetrics
 from realtime.origins import origin_allowed
+from realtime.presence import Presence
 from realtime.protocol import (
     Auth,
-    ChannelForbidden,
     Command,
     CommandError,
     Custom,
@@ -72,16 +74,6 @@ OrderParties = Callable[[uuid.UUID], Awaitable[set[uuid.UUID]]]
 # Per-kind rules: may raise AppError; a publish policy returns the data to publish.
 SubscribePolicy = Callable[[Subject, Channel], Awaitable[None]]
 PublishPolicy = Callable[[Subject, Channel, Any], Awaitable[Any]]
-
-
-class Presence:
-    """What the endpoint tells presence tracking (see presence.py); a no-op by default."""
-
-    def joined(self, channel: Channel, client: Client) -> None:
-        return None
-
-    def left(self, channel: Channel, client: Client) -> None:
-        return None
 
 
 @dataclass
@@ -168,7 +160,7 @@ async def serve(gw: Gateway, websocket: WebSocket) -> None:
             bad_token = exc
     await websocket.accept(subprotocol=codec.value if offered else None)
     websocket.scope["headers"] = []  # read above; not kept for the connection's lifetime
-    sink = make_sink(websocket, codec)
+    sink = make_sink(websocket, codec, gw.metrics)
     client = gw.hub.connect(sink, codec, _subject(principal) if principal else ANONYMOUS)
     conn = _Conn(client, codec, Session(gw.limits, now=time.monotonic()))
     if principal is not None:
@@ -300,10 +292,7 @@ async def _handle(gw: Gateway, conn: _Conn, cmd: Command) -> dict[str, Any]:
         gw.presence.left(cmd.channel, conn.client)
         return {}
     if isinstance(cmd, Publish):
-        if not can_publish(session.subject, cmd.channel):
-            if not session.subject.signed_in:
-                raise Unauthorized("Sign in to publish.")
-            raise ChannelForbidden()
+        check_publish(session.subject, cmd.channel)
         data = cmd.data
         policy = gw.publish_policies.get(cmd.channel.kind)
         if policy is not None:

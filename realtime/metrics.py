@@ -13,6 +13,11 @@ class HubMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry if registry is not None else CollectorRegistry()
         self.connections = Gauge("souk_ws_connections", "Open websocket connections.", registry=r)
+        self.sinks = Counter(
+            "souk_ws_sinks_total",
+            "Websocket connections by write path: transport (uvicorn fast path) or asgi.",
+            ["path"], registry=r,
+        )
         self.connects = Counter(
             "souk_ws_connects_total", "Websocket connection attempts, by outcome.", ("outcome",),
             registry=r,

@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 
 from core.redis_client import REDIS_ERRORS, is_cluster
 from realtime.channels import BadChannel, Channel, Kind, parse_channel
-from realtime.endpoint import Presence
 from realtime.hub import Client, Hub
 
 log = logging.getLogger("souk.realtime.presence")
@@ -32,6 +31,16 @@ PRESENCE_KINDS = frozenset({Kind.SHOW, Kind.SHOW_CHAT})
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class Presence:
+    """What the endpoint tells presence tracking (`Gateway.presence`); a no-op by default."""
+
+    def joined(self, channel: Channel, client: Client) -> None:
+        return None
+
+    def left(self, channel: Channel, client: Client) -> None:
+        return None
 
 
 class RedisPresence(Presence):

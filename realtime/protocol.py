@@ -15,12 +15,21 @@ connection for a flood), then `parse_command(obj, ...)`, then the session guard 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Set
+from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from core.errors import AppError, Conflict, RateLimited, Unauthorized
-from realtime.channels import ANONYMOUS, BadChannel, Channel, Subject, parse_channel
+from realtime.channels import (
+    ANONYMOUS,
+    BadChannel,
+    Channel,
+    ChannelForbidden,
+    Subject,
+    parse_channel,
+)
+
+__all__ = ["ChannelForbidden"]  # raised by the session's checks; defined with the channel rules
 
 MAX_ID = 2**53 - 1
 MAX_TOKEN_CHARS = 8192
@@ -30,8 +39,8 @@ BUILTIN_OPS = frozenset({"auth", "subscribe", "unsubscribe", "publish", "ping"})
 class MalformedFrame(AppError):
     code = "malformed_frame"
     status = 400
-    titles: ClassVar[Mapping[str, str]] = {"en": "Malformed frame", "ar": "إطار غير سليم"}
-    details: ClassVar[Mapping[str, str]] = {
+    titles = {"en": "Malformed frame", "ar": "إطار غير سليم"}
+    details = {
         "en": "The frame is not a valid command.",
         "ar": "الإطار ليس أمرًا صالحًا.",
     }
@@ -40,8 +49,8 @@ class MalformedFrame(AppError):
 class UnknownOp(AppError):
     code = "unknown_op"
     status = 400
-    titles: ClassVar[Mapping[str, str]] = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
-    details: ClassVar[Mapping[str, str]] = {
+    titles = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
+    details = {
         "en": "Unknown op {op!r}.",
         "ar": "عملية غير معروفة: {op}.",
     }
@@ -50,8 +59,8 @@ class UnknownOp(AppError):
 class BadChannelName(AppError):
     code = "bad_channel"
     status = 400
-    titles: ClassVar[Mapping[str, str]] = {"en": "Bad channel", "ar": "قناة غير صالحة"}
-    details: ClassVar[Mapping[str, str]] = {
+    titles = {"en": "Bad channel", "ar": "قناة غير صالحة"}
+    details = {
         "en": "The channel name is not valid.",
         "ar": "اسم القناة غير صالح.",
     }
@@ -59,8 +68,8 @@ class BadChannelName(AppError):
 
 class AlreadySubscribed(Conflict):
     code = "already_subscribed"
-    titles: ClassVar[dict[str, str]] = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
-    details: ClassVar[dict[str, str]] = {
+    titles = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
+    details = {
         "en": "This connection is already subscribed to the channel.",
         "ar": "هذا الاتصال مشترك في القناة بالفعل.",
     }
@@ -68,8 +77,8 @@ class AlreadySubscribed(Conflict):
 
 class NotSubscribed(Conflict):
     code = "not_subscribed"
-    titles: ClassVar[dict[str, str]] = {"en": "Not subscribed", "ar": "غير مشترك"}
-    details: ClassVar[dict[str, str]] = {
+    titles = {"en": "Not subscribed", "ar": "غير مشترك"}
+    details = {
         "en": "This connection is not subscribed to the channel.",
         "ar": "هذا الاتصال غير مشترك في القناة.",
     }
@@ -77,31 +86,23 @@ class NotSubscribed(Conflict):
 
 class AlreadyAuthenticated(Conflict):
     code = "already_authenticated"
-    titles: ClassVar[dict[str, str]] = {
+    titles = {
         "en": "Already authenticated",
         "ar": "تمت المصادقة بالفعل",
     }
-    details: ClassVar[dict[str, str]] = {"en": "Authenticate once, before subscribing.",
+    details = {"en": "Authenticate once, before subscribing.",
                "ar": "تتم المصادقة مرة واحدة قبل الاشتراك."}
 
 
 class TooManySubscriptions(AppError):
     code = "too_many_subscriptions"
     status = 429
-    titles: ClassVar[Mapping[str, str]] = {
+    titles = {
         "en": "Too many subscriptions",
         "ar": "اشتراكات كثيرة جدًا",
     }
-    details: ClassVar[Mapping[str, str]] = {"en": "At most {limit} subscriptions per connection.",
+    details = {"en": "At most {limit} subscriptions per connection.",
                "ar": "الحد الأقصى {limit} اشتراكًا لكل اتصال."}
-
-
-class ChannelForbidden(AppError):
-    code = "forbidden"
-    status = 403
-    titles: ClassVar[Mapping[str, str]] = {"en": "Forbidden", "ar": "غير مسموح"}
-    details: ClassVar[Mapping[str, str]] = {"en": "You may not do this on this channel.",
-               "ar": "لا يُسمح لك بهذا على هذه القناة."}
 
 
 class State(enum.Enum):
@@ -148,7 +149,8 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Custom:
-    """An op registered by another package (`bid`, `location`): the whole frame goes to it."""
+    """An op another package registers (`Gateway.add_op`; api injects `bid`, and later ops
+    the same way): the whole frame goes to it."""
 
     id: int
     op: str

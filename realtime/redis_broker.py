@@ -29,12 +29,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from core.redis_client import REDIS_ERRORS, is_cluster
@@ -42,6 +42,7 @@ from realtime import wire
 from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
+from realtime.redis_pubsub import RawPubSub
 
 log = logging.getLogger("souk.realtime.redis")
 
@@ -405,7 +406,7 @@ class _Link:
         self.broker = broker
         self.url = url
         self.wanted: set[str] = set()
-        self.pubsub: Any = None
+        self.pubsub: RawPubSub | None = None
         self.connected = asyncio.Event()
         self.task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
 
@@ -416,16 +417,21 @@ class _Link:
             names = [b._tag(c) for c in channels[i : i + 500]]
             if b._sharded:
                 for name in names:  # sharded: one slot per command
-                    await self.pubsub.execute_command(cmd, name)
+                    await self._live().send(cmd, name)
             else:
-                await self.pubsub.execute_command(cmd, *names)
+                await self._live().send(cmd, *names)
+
+    def _live(self) -> RawPubSub:
+        if self.pubsub is None:
+            raise RedisConnectionError("pub/sub is not connected")
+        return self.pubsub
 
     async def drop(self, channel: str) -> None:
         self.wanted.discard(channel)
         if self.pubsub is not None and self.connected.is_set():
             cmd = "SUNSUBSCRIBE" if self.broker._sharded else "UNSUBSCRIBE"
             with contextlib.suppress(*REDIS_ERRORS):
-                await self.pubsub.execute_command(cmd, self.broker._tag(channel))
+                await self.pubsub.send(cmd, self.broker._tag(channel))
 
     async def _read_forever(self) -> None:
         b = self.broker
@@ -438,10 +444,10 @@ class _Link:
                 socket_keepalive=True, socket_connect_timeout=5,
             )
             try:
-                self.pubsub = client.pubsub()
+                self.pubsub = RawPubSub(client)
                 await self.pubsub.connect()
                 # Subscribing to nothing real keeps the connection in pub/sub mode.
-                await self.pubsub.execute_command("SUBSCRIBE", b._tag("_"))
+                await self.pubsub.send("SUBSCRIBE", b._tag("_"))
                 if self.wanted:
                     await self.send_subscribe(sorted(self.wanted))
                 self.connected.set()
@@ -464,7 +470,7 @@ class _Link:
             finally:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
-                    await self.pubsub.aclose()
+                    await self._live().aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
                 self.pubsub = None
@@ -476,10 +482,10 @@ class _Link:
 
     async def _pump(self) -> None:
         b = self.broker
-        ps = self.pubsub
+        ps = self._live()
         while not b._closing:
             try:
-                response = await ps.parse_response(block=True)
+                response = await ps.read()
             except ResponseError as exc:  # a refused (S)SUBSCRIBE: MOVED, its slot moved
                 log.warning("pub/sub command refused", extra={"error": repr(exc)})
                 b.rehome_soon()

@@ -18,8 +18,9 @@ from api.app import create_app
 from core.auth import generate_key
 from core.config import Settings
 from core.context import Runtime
+from testkit.servers import ServerProcess
+from tests.support.lifespan import lifespan_state
 from tests.support.private_redis import PrivateRedis
-from tests.support.servers import ServerProcess
 from tests.support.services import drop_isolation, make_settings
 
 # Slow machines (CI on 2 cores) get proportionally more time; see ARCHITECTURE habit 12.
@@ -56,7 +57,7 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 @pytest.fixture
 def rt(app: Starlette) -> Runtime:
     """The running app's Runtime (pool, redis, tokens...)."""
-    runtime: Runtime = app.state.manager._state["runtime"]
+    runtime: Runtime = lifespan_state(app.state.manager)["runtime"]
     return runtime
 
 

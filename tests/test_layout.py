@@ -9,13 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("core", "realtime", "auctions", "streaming", "tracking", "api", "loadtests")
+PACKAGES = ("core", "realtime", "auctions", "streaming", "tracking", "api", "loadtests", "testkit")
+# Helpers for tests/ and loadtests/ only (real servers, isolation): no server package imports
+# them, and loadtests/ imports testkit/, never tests/.
+TOOLS = ("loadtests", "testkit")
 DOMAINS = ("realtime", "auctions", "streaming", "tracking")
 IO_LIBRARIES = ("asyncio", "redis", "asyncpg", "aiortc", "starlette", "uvicorn", "websockets")
 # Modules holding pure rules: no I/O libraries, time enters as an argument.
 PURE_NAMES = (
     "rules.py",
     "engine.py",
+    "batch.py",
     "protocol.py",
     "channels.py",
     "filters.py",
@@ -59,22 +63,26 @@ def owner(path: Path) -> str:
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_dependency_direction(path: Path) -> None:
     pkg = owner(path)
-    imports = imported_packages(path) & set(PACKAGES)
+    imports = imported_packages(path) & {*PACKAGES, "tests"}
     if pkg == "core":
         assert imports <= {"core"}, f"core must import no in-repo package: {imports}"
     elif pkg in DOMAINS:
         assert imports <= {"core", pkg}, f"{pkg} may import only core: {imports - {'core', pkg}}"
     # api is the composition root: only tools outside the server (loadtests) may import it,
     # and nothing in the server imports the load tests.
-    if pkg not in ("api", "loadtests"):
+    if pkg not in ("api", *TOOLS):
         assert "api" not in imports
     if pkg != "loadtests":
         assert "loadtests" not in imports
+    if pkg not in TOOLS:
+        assert "testkit" not in imports, "only tests/ and loadtests/ use testkit/"
+    # tests/ is not a library: loadtests/ and testkit/ share helpers through testkit/
+    assert "tests" not in imports, f"{pkg} imports tests/: move the helper to testkit/"
 
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in modules() if p.name in PURE_NAMES and owner(p) != "loadtests"],
+    [p for p in modules() if p.name in PURE_NAMES and owner(p) not in TOOLS],
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_pure_modules_do_no_io(path: Path) -> None:

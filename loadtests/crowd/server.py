@@ -23,9 +23,10 @@ import httpx
 from core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # tests.support (the test isolation's own schema and key
-    sys.path.append(str(ROOT))  # handling) is not installed: it is found from the checkout
-LEAN_WS = "realtime.transport:LeanWebSocketsProtocol"
+if str(ROOT) not in sys.path:  # testkit (the test isolation's own schema and key handling)
+    sys.path.append(str(ROOT))  # is found from the checkout when it is not installed
+LEAN_WS = "realtime.uvicorn_ws:LeanWebSocketsProtocol"
+BOUNDED_HTTP = "core.httpserver:BoundedHttpToolsProtocol"
 
 
 def free_port() -> int:
@@ -57,8 +58,8 @@ class LocalServer:
 
     def env(self) -> dict[str, str]:
         from core.auth import generate_key
-        from tests.support.servers import settings_env
-        from tests.support.services import make_settings
+        from testkit.servers import settings_env
+        from testkit.services import make_settings
 
         if self.settings is None:
             key_dir = Path(tempfile.mkdtemp(prefix="shownight-jwt-"))
@@ -75,7 +76,7 @@ class LocalServer:
             self.proc = subprocess.Popen(  # noqa: S603 - a python running uvicorn
                 [self.python, "-m", "uvicorn", "--factory", "api.app:create_app", "--host",
                  "127.0.0.1", "--port", str(self.port), "--loop", "uvloop", "--http",
-                 "httptools", "--ws", LEAN_WS, "--ws-per-message-deflate", "false",
+                 BOUNDED_HTTP, "--ws", LEAN_WS, "--ws-per-message-deflate", "false",
                  "--no-access-log", "--log-level", "warning"],
                 cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
@@ -105,7 +106,7 @@ class LocalServer:
                 self.proc.kill()
                 self.proc.wait(5)
         if self.settings is not None:
-            from tests.support.services import drop_isolation
+            from testkit.services import drop_isolation
 
             asyncio.run(drop_isolation(self.settings))
 

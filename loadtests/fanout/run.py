@@ -117,7 +117,7 @@ def server_command(kind: str, port: int, args: argparse.Namespace) -> list[str]:
     if kind == "hub":
         return [py, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
                 "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                "--ws", "realtime.transport:LeanWebSocketsProtocol", "--ws-per-message-deflate",
+                "--ws", "realtime.uvicorn_ws:LeanWebSocketsProtocol", "--ws-per-message-deflate",
                 "false",
                 "--no-access-log", "--log-level", "warning"]
     if kind == "socketio":

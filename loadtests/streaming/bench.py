@@ -32,7 +32,7 @@ import httpx
 from loadtests.checkout_bench import free_port, register, wait_ready
 from loadtests.fanout.procstat import sample
 from loadtests.streaming import load
-from tests.support.services import drop_schema_and_keys
+from testkit.services import drop_schema_and_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 COLUMNS = ("viewers", "playing", "server_cores", "server_us_per_packet", "fps_min", "fps_p5",

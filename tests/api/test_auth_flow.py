@@ -122,8 +122,11 @@ async def test_logout_refuses_someone_elses_refresh_token(
         "/v1/auth/logout", headers=a.headers, json={"refresh_token": b.refresh_token}
     )
     assert r.status_code == 422
+    assert r.json()["code"] == "validation_failed"
+    assert r.json()["errors"][0]["field"] == "refresh_token"
     r = await client.post("/v1/auth/refresh", json={"refresh_token": b.refresh_token})
-    assert r.status_code == 200
+    assert r.status_code == 200  # b's session was not ended: its token still refreshes
+    assert r.json()["access_token"] and r.json()["refresh_token"] != b.refresh_token
 
 
 async def test_login_lockout_per_account(
@@ -150,8 +153,18 @@ async def test_successful_logins_do_not_drain_account_bucket(
     client: httpx.AsyncClient, register: Register, rt: Runtime
 ) -> None:
     buyer = await register()
-    for _ in range(rt.settings.login_failures_per_address + 2):
+    limit = rt.settings.login_failures_per_address  # this (account, address)'s failures
+    for _ in range(limit + 2):
         r = await client.post(
             "/v1/auth/login", json={"email": buyer.email, "password": buyer.password}
         )
         assert r.status_code == 200
+    # The account's bucket is still full: it takes `limit` failures, as on a fresh account,
+    # before the account is locked out (the address's own bucket is larger).
+    assert limit + 2 + limit + 1 <= rt.settings.login_rate_per_address
+    for _ in range(limit):
+        r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": "nope-nope"})
+        assert r.status_code == 401
+    r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": buyer.password})
+    assert r.status_code == 429
+    assert r.json()["code"] == "rate_limited"

@@ -21,8 +21,8 @@ from auctions.wire import events_of
 from core.auth import Principal, Role
 from core.config import Settings
 from core.context import Runtime
+from testkit.services import drop_isolation, make_settings
 from tests.conftest import Account
-from tests.support.services import drop_isolation, make_settings
 
 
 @dataclass

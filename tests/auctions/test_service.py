@@ -14,6 +14,8 @@ from collections.abc import Awaitable
 import pytest
 
 from auctions import engine, store
+from auctions.announcements import GAP_RETRY_S
+from auctions.batch import BidAck
 from auctions.errors import (
     AuctionNotOpen,
     BidQueueFull,
@@ -22,9 +24,8 @@ from auctions.errors import (
     InvalidAuctionAction,
 )
 from auctions.model import BidKind, Outcome, State
-from auctions.routing import BidRouter
+from auctions.owners import BidRouter
 from auctions.scheduler import CloseScheduler
-from auctions.sequencer import GAP_RETRY_S, BidAck
 from auctions.service import NewAuction
 from core.context import Runtime
 from core.errors import (
@@ -35,7 +36,7 @@ from core.errors import (
     ValidationFailed,
 )
 from tests.auctions.conftest import Env, make_env
-from tests.conftest import Register
+from tests.conftest import TIMING_FACTOR, Register
 
 
 async def test_bid_is_committed_before_ack_and_broadcast(env: Env, register: Register) -> None:
@@ -99,7 +100,7 @@ async def refusal_is_freed_by_refcounting(bid: Awaitable[object]) -> None:
             refusal = weakref.ref(exc)
         else:
             pytest.fail("the bid below the price was accepted")
-        for _ in range(200):  # until the writer has let go of its batch
+        for _ in range(int(200 * TIMING_FACTOR)):  # until the writer has let go of its batch
             if refusal() is None:
                 break
             await asyncio.sleep(0.005)
@@ -671,7 +672,7 @@ async def test_running_auctions_closes_in_the_background(rt: object, register: R
         aid = (await e.auction(seller, buy_now_price=30_000)).auction.rules.auction_id
         await svc.place_bid(e.principal(buyer), aid, amount=0, kind=BidKind.BUY_NOW,
                             bid_id=uuid.uuid4())
-        for _ in range(500):  # the scheduler settles it on its own (woken by the close)
+        for _ in range(int(500 * TIMING_FACTOR)):  # the scheduler settles it (woken by the close)
             if aid in orders.orders and orders.orders[aid]["state"] == "paid":
                 break
             await asyncio.sleep(0.01)
@@ -753,7 +754,7 @@ async def test_the_scheduler_prunes_announcements_past_the_keep_time_in_batches(
         aid, keep_s)
     running = asyncio.create_task(CloseScheduler(env.svc, prune_every_s=0.05).run())
     try:
-        for _ in range(500):  # 10 s
+        for _ in range(int(500 * TIMING_FACTOR)):  # 10 s
             if await kept() == [8]:
                 break
             await asyncio.sleep(0.02)

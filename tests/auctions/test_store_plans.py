@@ -7,8 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from auctions import store
-from auctions.sequencer import advisory_key
+from auctions import store, writes
 from tests.auctions.conftest import Env
 from tests.conftest import Register
 
@@ -49,8 +48,8 @@ async def test_the_retry_lookup_reads_one_bid_per_key_however_big_the_auction(
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         idx0, seq0 = await tuples_fetched(env)
         for _ in range(8):  # past the 5 custom plans a cached plan starts with
-            locked = await store.lock_and_read(conn, advisory_key(aid), aid, keys)
-            await store.advisory_unlock(conn)
+            locked = await writes.lock_and_read(conn, writes.advisory_key(aid), aid, keys)
+            await writes.advisory_unlock(conn)
             assert locked is not None
             assert set(locked[2]) == {keys[0], keys[1]}
         await conn.execute("RESET plan_cache_mode")
@@ -115,10 +114,10 @@ async def test_pruning_deletes_only_old_announcements_oldest_first_through_the_i
             return [r["pub_seq"] for r in rows]
 
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        assert await store.prune_publications(conn, keep_s=2.5 * 3600, limit=1) == 1
+        assert await writes.prune_publications(conn, keep_s=2.5 * 3600, limit=1) == 1
         assert await kept() == [2, 3, 4, 5]  # the oldest went first
         idx0, seq0 = await tuples_fetched(env, "auction_publications")
-        deleted = [await store.prune_publications(conn, keep_s=2.5 * 3600, limit=1)
+        deleted = [await writes.prune_publications(conn, keep_s=2.5 * 3600, limit=1)
                    for _ in range(7)]  # past the 5 custom plans a cached plan starts with
         await conn.execute("SELECT pg_stat_force_next_flush()")
         idx1, seq1 = await tuples_fetched(env, "auction_publications")

@@ -1,10 +1,9 @@
-"""The bid batch's read (`store.lock_and_read`) on the real PostgreSQL: the rules a writer
+"""The bid batch's read (`writes.lock_and_read`) on the real PostgreSQL: the rules a writer
 already holds are reused, never another auction's."""
 
 from __future__ import annotations
 
-from auctions import store
-from auctions.sequencer import advisory_key
+from auctions import writes
 from tests.auctions.conftest import Env
 from tests.conftest import Register
 
@@ -18,16 +17,16 @@ async def test_the_read_reuses_the_rules_it_is_given_for_the_same_auction_only(
     aid = first.auction_id
     async with env.rt.pool.acquire() as conn:
         try:
-            fresh = await store.lock_and_read(conn, advisory_key(aid), aid, [])
+            fresh = await writes.lock_and_read(conn, writes.advisory_key(aid), aid, [])
             assert fresh is not None
             assert fresh[0].auction.rules == first
-            again = await store.lock_and_read(conn, advisory_key(aid), aid, [],
+            again = await writes.lock_and_read(conn, writes.advisory_key(aid), aid, [],
                                               rules=fresh[0].auction.rules)
             assert again is not None
             assert again[0].auction.rules is fresh[0].auction.rules  # not built again
             assert again[0].auction == fresh[0].auction
-            mixed = await store.lock_and_read(conn, advisory_key(aid), aid, [], rules=other)
+            mixed = await writes.lock_and_read(conn, writes.advisory_key(aid), aid, [], rules=other)
             assert mixed is not None
             assert mixed[0].auction.rules == first  # another auction's rules: read from the row
         finally:
-            await store.advisory_unlock(conn)
+            await writes.advisory_unlock(conn)

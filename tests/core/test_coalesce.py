@@ -48,20 +48,22 @@ async def test_failure_reaches_every_caller_of_the_batch() -> None:
 
 async def test_with_one_batch_in_flight_calls_made_meanwhile_go_together() -> None:
     batches: list[list[int]] = []
-    gate = asyncio.Event()
+    gate, sent = asyncio.Event(), asyncio.Event()
 
     async def send(items: list[int]) -> list[int]:
         batches.append(items)
+        sent.set()
         await gate.wait()
         return items
 
     c: Coalescer[int, int] = Coalescer(send, max_in_flight=1)
     first = asyncio.ensure_future(c.call(0))
-    await asyncio.sleep(0.01)  # the first batch is on its way
+    await sent.wait()  # the first batch is on its way
     later = [asyncio.ensure_future(c.call(i)) for i in (1, 2)]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)
     also = asyncio.ensure_future(c.call(3))  # another turn: still waits for the first
-    await asyncio.sleep(0.01)
+    for _ in range(5):  # several loop turns: nothing else is sent while the first is out
+        await asyncio.sleep(0)
     assert batches == [[0]]
     gate.set()
     assert await asyncio.gather(first, *later, also) == [0, 1, 2, 3]

@@ -69,7 +69,7 @@ async def test_committed_events_only_in_order(rt: Db) -> None:
             await add_event(conn, "test.rolled_back", {"i": 99})
             await tx.rollback()
         await wait_for(lambda: len(seen) >= 5)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3 * TIMING_FACTOR)  # time for a duplicate to show up, if any
         assert [e.payload["i"] for e in seen] == [0, 1, 2, 3, 4]
         assert all(e.channels == ("user:1",) for e in seen)
         pending = await rt.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -114,7 +114,7 @@ async def test_one_leader_at_a_time(rt: Db) -> None:
     ta = asyncio.create_task(a.run())
     await wait_for(lambda: a.is_leader)
     tb = asyncio.create_task(b.run())
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4 * TIMING_FACTOR)  # four standby intervals: it tried, and stayed out
     assert not b.is_leader
     ta.cancel()
     await asyncio.gather(ta, return_exceptions=True)

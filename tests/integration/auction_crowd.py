@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from api.ledger import service as ledger
 from auctions.wire import events_of
-from core.auth import KeyRing, Role, TokenService
 from core.config import Settings
+from testkit.people import funded_buyers
 from tests.realtime.wsclient import WsClient
 
 FUNDS = 100_000_000
@@ -91,18 +91,7 @@ async def all_arrived(crowd: Crowd, clients: Sequence[asyncio.Task[Any]],
 
 async def buyers(pool: asyncpg.Pool, settings: Settings, n: int) -> list[tuple[str, str]]:
     """`n` funded buyers: (user id, access token)."""
-    emails = [f"{uuid.uuid4().hex}@crowd.test" for _ in range(n)]
-    rows = await pool.fetch(
-        """INSERT INTO users (email, email_normalized, password_hash, display_name, role)
-           SELECT e, e, 'unusable', 'Bidder ' || n, 'buyer'
-           FROM unnest($1::text[]) WITH ORDINALITY AS t(e, n) RETURNING id""", emails)
-    tokens = TokenService(KeyRing.load(settings.jwt_key_dir, settings.jwt_active_kid),
-                          settings.jwt_issuer, settings.jwt_audience, 3600)
-    async with pool.acquire() as conn, conn.transaction():
-        for r in rows:
-            await ledger.topup(conn, user_id=r["id"], amount=FUNDS, currency="USD",
-                               transfer_id=uuid.uuid4())
-    return [(str(r["id"]), tokens.issue(r["id"], Role.BUYER)) for r in rows]
+    return await funded_buyers(pool, settings, n, funds=FUNDS)
 
 
 async def open_auction(http: httpx.AsyncClient, base: str, *, duration_s: int,

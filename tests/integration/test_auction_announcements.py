@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 
+from auctions.checks import BidRequest
 from auctions.model import BidKind
-from auctions.sequencer import BidRequest, Sequencer
+from auctions.sequencer import Sequencer
 from auctions.wire import events_of
 from core.config import Settings
 from core.db import create_pool

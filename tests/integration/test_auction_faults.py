@@ -14,6 +14,7 @@ import pytest
 
 from core import db
 from core.config import Settings
+from testkit.servers import ServerProcess
 from tests.integration.auction_crowd import (
     Crowd,
     all_arrived,
@@ -26,7 +27,6 @@ from tests.integration.auction_crowd import (
     watcher,
 )
 from tests.support.private_redis import PrivateRedis
-from tests.support.servers import ServerProcess
 
 BIDDERS = 60
 BIDDING_S = 7.0

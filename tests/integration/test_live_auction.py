@@ -15,8 +15,8 @@ import pytest
 
 from auctions.model import IncrementTable
 from auctions.wire import events_of
+from testkit.servers import ServerProcess
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 PASSWORD = "correct horse battery staple"
 

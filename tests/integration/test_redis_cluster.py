@@ -18,12 +18,12 @@ import pytest
 from redis.crc import key_slot
 
 from auctions.wire import events_of
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.integration.test_live_auction import account, fund
 from tests.realtime.helpers import admin_publish
 from tests.realtime.wsclient import WsClient
 from tests.support.redis_cluster import RedisClusterNodes
-from tests.support.servers import ServerProcess
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import orjson
 
+from testkit.servers import ServerProcess
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 
 def admin_publish(server: ServerProcess, token: str, channel: str, data: Any,

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.realtime.helpers import admin_publish
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 
 async def test_bad_input_gets_errors_or_closes_and_others_keep_service(

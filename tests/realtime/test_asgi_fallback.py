@@ -13,8 +13,8 @@ import uvicorn
 from api.app import create_app
 from core.config import Settings
 from realtime.transport import AsgiSink
+from testkit.servers import free_port
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import free_port
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from realtime.transport import Flag, LeanWebSocketsProtocol, ReceiveQueue
+from realtime.uvicorn_ws import Flag, LeanWebSocketsProtocol, ReceiveQueue
 
 
 async def test_receive_queue_hands_items_over_in_order() -> None:

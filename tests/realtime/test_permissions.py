@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import httpx
 
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 
 async def _code(client: WsClient, channel: str) -> str:

@@ -11,14 +11,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.errors import Unauthorized
 from realtime import wire
 from realtime.channels import (
     ANONYMOUS,
     BadChannel,
+    ChannelForbidden,
     Kind,
     Subject,
     can_publish,
     can_subscribe,
+    check_publish,
     kind_of,
     needs_parties,
     parse_channel,
@@ -215,3 +218,15 @@ def test_wire_frames_and_codecs() -> None:
     close = wire.close_frame(4008, "slow")
     assert close[0] == 0x88
     assert close[2:4] == b"\x0f\xa8"
+
+
+def test_check_publish_refuses_with_the_error_the_client_needs() -> None:
+    chat = parse_channel(f"show:{uuid.uuid4()}:chat")
+    bids = parse_channel(f"auction:{uuid.uuid4()}")
+    buyer, admin = Subject(uuid.uuid4(), "buyer"), Subject(uuid.uuid4(), "admin")
+    check_publish(buyer, chat)
+    check_publish(admin, bids)  # admins may publish anywhere
+    with pytest.raises(Unauthorized):
+        check_publish(ANONYMOUS, chat)
+    with pytest.raises(ChannelForbidden):
+        check_publish(buyer, bids)

@@ -15,6 +15,7 @@ from realtime.broker import Message
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
 from realtime.redis_broker import RedisBroker, _with_host
+from tests.conftest import TIMING_FACTOR
 
 
 async def test_publish_many_gives_consecutive_offsets_in_one_unit(settings: Settings) -> None:
@@ -40,7 +41,7 @@ async def test_publish_many_gives_consecutive_offsets_in_one_unit(settings: Sett
             assert offsets == list(range(offsets[0], offsets[0] + 5))
             assert {p.epoch for p in batch} == {first.epoch}
         assert await broker.publish_many(channel, []) == []
-        for _ in range(200):
+        for _ in range(int(200 * TIMING_FACTOR)):
             if len(got) == 12:
                 break
             await asyncio.sleep(0.01)

@@ -11,10 +11,10 @@ from collections.abc import Callable
 import httpx
 import redis
 
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
 from tests.support.private_redis import PrivateRedis
-from tests.support.servers import ServerProcess
 
 
 async def _publisher(url: str, token: str, channel: str, stop: asyncio.Event) -> None:

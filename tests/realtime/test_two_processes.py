@@ -11,10 +11,10 @@ from collections.abc import Callable
 import pytest
 
 from core.context import Runtime
+from testkit.servers import ServerProcess
 from tests.conftest import Register
 from tests.realtime.helpers import admin_publish, metric, metrics_text, pipelined_publish
 from tests.realtime.wsclient import WsClient
-from tests.support.servers import ServerProcess
 
 FAST_COMMANDS = {"WS_COMMAND_RATE": "100000", "WS_COMMAND_BURST": "100000"}
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.support.servers import free_port
+from testkit.servers import free_port
 
 
 class PrivateRedis:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from auctions.ratebatch import CoalescingLimiter
 from core.context import Runtime
+from core.ratelimit import CoalescingLimiter
 
 
 async def test_take_many_matches_take(rt: Runtime) -> None:

@@ -40,13 +40,15 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from auctions.batch import BidAck
+from auctions.checks import BidRequest, settle_one
 from auctions.model import BidKind
-from auctions.sequencer import BidAck, BidRequest, Sequencer, settle_checks
+from auctions.sequencer import Sequencer
 from core.coalesce import Coalescer
 from core.errors import AppError, ServiceUnavailable
 from core.redis_client import REDIS_ERRORS
 
-log = logging.getLogger("souk.auctions.routing")
+log = logging.getLogger("souk.auctions.owners")
 
 # Take the lease when free, renew it when ours; answer the owner either way.
 _CLAIM = """
@@ -185,7 +187,7 @@ class BidRouter:
         if owner == self.node:
             self._owned[auction_id] = time.monotonic()
             return await self._sequencer.submit(auction_id, request)
-        await settle_checks(request)  # they ran here: the owner gets only their outcome
+        await settle_one(request)  # they ran here: the owner gets only their outcome
         if request.refusal is not None:
             self.record_refusal(auction_id, request)
             raise request.refusal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from auctions.errors import BidTooLow
-from auctions.routing import decode_error, encode_error
+from auctions.owners import decode_error, encode_error
 from core.errors import AppError, RateLimited, ServiceUnavailable
 
 
