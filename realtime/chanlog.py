@@ -15,7 +15,7 @@ from typing import Any
 from realtime import wire
 from realtime.broker import Broker, Message
 from realtime.channels import kind_of
-from realtime.client import Client, OutFrame
+from realtime.client import CLOSE_INSUFFICIENT_STATE, Client, OutFrame
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
 from realtime.wire import Codec
@@ -33,6 +33,7 @@ class ChannelLog:
         "base",
         "cursor",
         "epoch",
+        "floors",
         "frames",
         "frames_end",
         "joiners",
@@ -59,6 +60,9 @@ class ChannelLog:
         # subscriber -> sequence number (in this channel's log) it has been written up to
         self.subs: dict[Client, int] = {}
         self.msgpack_subs = 0
+        # subscriber -> the position its subscribe result gave it, while that is ahead of
+        # what the bus has delivered here (see `Hub.release`, `push_after_floor`)
+        self.floors: dict[Client, Position] = {}
         self.epoch: str | None = None
         self.offset = 0
         self.log: list[Message] = []  # publications not yet written to every subscriber
@@ -151,7 +155,7 @@ class ChannelLog:
         i = first = ch.cursor
         stop = min(len(snap), i + budget)
         subs = ch.subs
-        name = ch.name
+        floors = ch.floors
         end = ch.end
         json_frame: OutFrame | None = None
         json_start = -1
@@ -165,14 +169,10 @@ class ChannelLog:
             if start is None or start >= end or client.closed:
                 continue
             subs[client] = end
-            if client.recovering:
-                held = client.recovering.get(name)
-                if held is not None:
-                    held.extend(ch.log[start - ch.base:end - ch.base])
+            if client.recovering or (floors and client in floors):
+                start = ch.joiner_start(client, start, end, metrics)
+                if start >= end:
                     continue
-            if client.skip and name in client.skip:
-                ch.push_skipping(client, ch.log[start - ch.base:end - ch.base])
-                continue
             delivered += end - start
             if client.codec is Codec.JSON:
                 if start != json_start:
@@ -196,19 +196,41 @@ class ChannelLog:
             metrics.bytes_out.inc(nbytes)
         return max(1, i - first)
 
-    def push_skipping(self, client: Client, batch: list[Message]) -> None:
-        """Send `batch` to a client that already has some of it (see `Hub.release`)."""
-        ch = self
-        assert client.skip is not None
-        epoch, floor = client.skip[ch.name]
+    def joiner_start(self, client: Client, start: int, end: int, metrics: HubMetrics) -> int:
+        """For a client still subscribing here (its publications are held for `Hub.release`)
+        or whose subscribe result was ahead of the bus: where its write of log[start:end]
+        begins (`end`: nothing to write now)."""
+        held = client.recovering.get(self.name)
+        if held is not None:
+            held.extend(self.log[start - self.base:end - self.base])
+            return end
+        if client in self.floors:
+            return self.after_floor(client, start, end, metrics)
+        return start
+
+    def after_floor(self, client: Client, start: int, end: int, metrics: HubMetrics) -> int:
+        """For a client whose subscribe result was ahead of the bus here (`floors`): where
+        its write of log[start:end] begins, past the offsets it already has (`end`: nothing
+        to write). The first offset it lacks must follow on from its floor, else it is told
+        to recover (4010); from there it is like any subscriber (`Hub.deliver` keeps the
+        channel's offsets gapless). Latest-value publications passed over are still sent."""
+        floor = self.floors[client]
         cache: dict[int, bytes] = {}
-        for msg in batch:
-            if msg.offset is not None and msg.epoch == epoch and msg.offset <= floor:
+        for q in range(start, end):
+            msg = self.log[q - self.base]
+            if msg.offset is None:
+                body = msg.payload if client.codec is Codec.JSON else msgpack_of(msg, cache)
+                client.send(body, key=(msg.channel, msg.key) if msg.key else None)
                 continue
-            body = msg.payload if client.codec is Codec.JSON else msgpack_of(msg, cache)
-            client.send(body, key=(msg.channel, msg.key) if msg.key else None)
-        if ch.epoch != epoch or ch.offset >= floor:
-            del client.skip[ch.name]
+            if msg.epoch == floor.epoch and msg.offset <= floor.offset:
+                continue
+            del self.floors[client]
+            if msg.epoch != floor.epoch or msg.offset != floor.offset + 1:
+                metrics.resyncs.labels(self.kind).inc()
+                client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
+                return end
+            return q
+        return end
 
 
 @dataclass(frozen=True, slots=True)

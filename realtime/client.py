@@ -76,7 +76,7 @@ class Client:
     """One connection as the hub sees it."""
 
     __slots__ = ("_latest", "_queued_bytes", "channels", "closed", "codec", "hub", "id",
-                 "outbox", "recovering", "sink", "skip", "subject")
+                 "outbox", "recovering", "sink", "subject")
 
     _ids = itertools.count(1)
 
@@ -92,8 +92,6 @@ class Client:
         self._queued_bytes = 0
         self._latest: dict[tuple[str, str], int] = {}
         self.recovering: dict[str, list[Message]] = {}
-        # channel -> (epoch, offset) this client already has but the hub has not seen yet
-        self.skip: dict[str, tuple[str, int]] | None = None
 
     @property
     def queued_bytes(self) -> int:

@@ -164,37 +164,51 @@ class Hub:
             client.recovering.pop(name, None)
             self._drop(client, name)
             raise
-        if ch.epoch is None:
-            ch.epoch, ch.offset = position.epoch, position.offset
+        # The channel's (epoch, offset) stays what the bus has delivered here: a result read
+        # ahead of it would make `deliver` drop publications other joiners still need.
         return SubscribeResult(position, pubs is not None, pubs or [])
 
     def release(self, client: Client, channel: Channel, result: SubscribeResult) -> None:
-        """After the subscribe reply was sent: deliver what arrived meanwhile, past the
-        result's offset, or tell the client to recover if it does not follow on."""
-        held = client.recovering.pop(channel.name, None) or []
-        if client.closed:
+        """After the subscribe reply was sent: from here on the client follows on from the
+        result's offset, each offset exactly once. What reached this process since the client
+        registered (held by sweeps, or still in the log, unswept) is written past that offset;
+        a gap makes the client recover (4010). A result ahead of what the bus has delivered
+        here becomes the client's floor in the channel (`ChannelLog.floors`)."""
+        name = channel.name
+        held = client.recovering.pop(name, None) or []
+        ch = self.channels.get(name)
+        if client.closed or ch is None or client not in ch.subs:
             return
+        # The client's place in the log was taken when it registered, before the result was
+        # read: the log from there may hold offsets the result already gave it.
+        start = ch.subs[client]
+        ch.subs[client] = ch.end
+        pending = held + ch.log[max(0, start - ch.base):]
         top = result.position
         last = top.offset
         cache: dict[int, bytes] = {}
-        for msg in held:
+        for msg in pending:
             if msg.offset is not None:
                 if msg.epoch == top.epoch and msg.offset <= last:
                     continue
                 if msg.epoch != top.epoch or msg.offset != last + 1:
-                    self.metrics.resyncs.labels(kind_of(channel.name)).inc()
-                    client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
+                    self._lost(client, ch)
                     return
                 last = msg.offset
             body = msg.payload if client.codec is Codec.JSON else msgpack_of(msg, cache)
             client.send(body, key=(msg.channel, msg.key) if msg.key else None)
-        ch = self.channels.get(channel.name)
-        if ch is not None and ch.epoch == top.epoch and last > ch.offset:
-            # The reply is ahead of what this process has received from the bus: the next
-            # publications up to `last` are already known to the client; skip them once.
-            if client.skip is None:
-                client.skip = {}
-            client.skip[channel.name] = (top.epoch, last)
+        if ch.epoch is None or (ch.epoch == top.epoch and last > ch.offset):
+            # The bus has not brought this process the result's offset yet: skip up to it
+            # once it does (and check that what comes next follows on).
+            ch.floors[client] = top if last == top.offset else Position(top.epoch, last)
+        elif ch.epoch == top.epoch and last < ch.offset:
+            # The channel moved on without this client seeing it (a position check after a
+            # bus reconnect set it ahead of the log): it must recover.
+            self._lost(client, ch)
+
+    def _lost(self, client: Client, ch: ChannelLog) -> None:
+        self.metrics.resyncs.labels(ch.kind).inc()
+        client.close(CLOSE_INSUFFICIENT_STATE, "insufficient state")
 
     def unsubscribe(self, client: Client, channel: Channel) -> None:
         client.recovering.pop(channel.name, None)
@@ -206,6 +220,8 @@ class Hub:
         if ch is None or client not in ch.subs:
             return
         del ch.subs[client]
+        if ch.floors:
+            ch.floors.pop(client, None)
         if client.codec is Codec.MSGPACK:
             ch.msgpack_subs -= 1
         self.metrics.subscriptions.labels(ch.kind).dec()
