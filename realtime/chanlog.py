@@ -61,7 +61,7 @@ class ChannelLog:
         self.subs: dict[Client, int] = {}
         self.msgpack_subs = 0
         # subscriber -> the position its subscribe result gave it, while that is ahead of
-        # what the bus has delivered here (see `Hub.release`, `push_after_floor`)
+        # what the bus has delivered here (see `Hub.release`, `after_floor`)
         self.floors: dict[Client, Position] = {}
         self.epoch: str | None = None
         self.offset = 0

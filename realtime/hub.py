@@ -18,6 +18,15 @@ starving everything else. A publication on an idle channel starts a sweep at onc
 Backpressure (never awaits a client; 4008 over the outbox limit): see client.py. The per-channel
 log and the sweep's writing: chanlog.py.
 
+Joining: a new subscriber takes its place at the log's end when it registers, and its result
+(the channel's position, or what it missed after `since`) is read from the bus after that. Until
+`release` (called once the reply was sent) sweeps hold its share of the log; `release` then
+writes what it holds and what the log still has for it, past the result's offset, so each offset
+reaches it exactly once and in order (a gap: 4010). A result ahead of what the bus has brought
+this process is the subscriber's floor in the channel: the bus's copies up to it are skipped for
+that subscriber, and the next offset must follow on. The channel's own (epoch, offset) is only
+ever what the bus delivered (or a position check after a reconnect).
+
 Gaps: offsets on a channel must arrive as offset+1 within one epoch. Anything else (a new epoch
 after Redis lost the channel, a lost pub/sub message, a bus reconnect that missed traffic) makes
 the hub close that channel's subscribers with 4010 so they resubscribe with `since` and learn
