@@ -1,6 +1,7 @@
 """`./scripts/demo` itself, started as a newcomer starts it (on a free port on 127.0.0.1, against
-this test's own schema and Redis prefix): its first screen, the README's tour run twice, and
-the crowd listing a new auction when one ends."""
+this test's own schema and Redis prefix): its first screen (the show playing video, an auction
+receiving bids), the README's tour run twice, the crowd listing a new auction when one ends, and
+nothing left running after Ctrl-C."""
 
 from __future__ import annotations
 
@@ -85,12 +86,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does: devenv forwards it to all
         try:
             proc.wait(30)
+            hung = []
         except subprocess.TimeoutExpired:
-            for pid in _session_processes(proc.pid):
+            hung = _session_processes(proc.pid)
+            for pid in hung:
                 os.kill(pid, signal.SIGKILL)
             proc.wait(10)
+        # The demo has exited: whatever of its session still runs outlived it.
         leftovers = _session_processes(proc.pid)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
         asyncio.run(drop_schema_and_keys(db, rd, name, f"{name}:"))
+        assert not hung, f"the demo did not stop within 30 s of Ctrl-C: {hung}\n{log.read_text()[-4000:]}"
         assert not leftovers, f"processes left after Ctrl-C: {leftovers}"
 
 
@@ -104,6 +111,44 @@ def _first_screen(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if open_ and open_[0]["bid_count"] > 0:
             return show, open_[0]
     return None
+
+
+def test_first_screen_the_show_plays_video(demo: Demo) -> None:
+    """Within the first-screen time the demo show has a publisher: a WHEP viewer (as its page
+    /shows/{id} is) gets 201 and decodes frames; its session is then ended with DELETE."""
+    deadline = demo.started + FIRST_SCREEN_S * TIMING_FACTOR
+    frames = asyncio.run(_watch_video(demo, deadline))
+    print(f"video after {time.monotonic() - demo.started:.1f} s")
+    assert len(frames) >= 3 and -1 not in frames  # decoded pictures (the painted frames)
+
+
+async def _watch_video(demo: Demo, deadline: float) -> list[int]:
+    from tests.streaming.clients import watch
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            assert demo.proc.poll() is None, demo.tail()
+            try:
+                shows = (await client.get(demo.url + "/v1/shows?state=live")).json()["items"]
+            except httpx.HTTPError:  # not listening yet
+                shows = []
+            live = [s for s in shows if s["title"] == "Layla's vintage evening"]
+            if live:
+                try:
+                    viewer = await watch(client, f"{demo.url}/v1/shows/{live[0]['id']}/whep",
+                                         audio=False)
+                    break
+                except AssertionError as err:  # 409 show_not_live: no publisher yet
+                    assert "409" in str(err), err
+            assert time.monotonic() < deadline, f"no video on the demo show:\n{demo.tail()}"
+            await asyncio.sleep(0.5)
+        try:
+            frames = await viewer.frames(3, max(deadline - time.monotonic(), 5.0))
+        finally:
+            ended = await client.delete(viewer.location)
+            await viewer.close()
+        assert ended.status_code == 200, ended.text
+        return frames
 
 
 def test_first_screen_a_live_show_with_an_open_auction_receiving_bids(demo: Demo) -> None:
