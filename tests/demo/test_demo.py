@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -114,41 +115,76 @@ def _first_screen(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 
 def test_first_screen_the_show_plays_video(demo: Demo) -> None:
-    """Within the first-screen time the demo show has a publisher: a WHEP viewer (as its page
-    /shows/{id} is) gets 201 and decodes frames; its session is then ended with DELETE."""
+    """Within the first-screen time the demo show has its publisher: a WHEP viewer (as the page
+    /shows/{id} is) gets 201 and decodes the synthetic camera's frames (their stamps read back,
+    counting up); its session is then ended with DELETE."""
     deadline = demo.started + FIRST_SCREEN_S * TIMING_FACTOR
-    frames = asyncio.run(_watch_video(demo, deadline))
+    counters = asyncio.run(_watch_video(demo, deadline, frames=5))
     print(f"video after {time.monotonic() - demo.started:.1f} s")
-    assert len(frames) >= 3 and -1 not in frames  # decoded pictures (the painted frames)
+    assert len(counters) >= 5 and counters == sorted(set(counters)), counters
 
 
-async def _watch_video(demo: Demo, deadline: float) -> list[int]:
-    from tests.streaming.clients import watch
+async def _watch_video(demo: Demo, deadline: float, frames: int) -> list[int]:
+    """The frame counters of the first `frames` decoded frames of the demo show's video."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+    from streaming.aiortc_hooks import use_host_addresses
+    from streaming.synthetic import read_stamp
+
+    use_host_addresses(["127.0.0.1"])  # as the demo's server: ICE on loopback only
+    counters: list[int] = []
+    tasks: list[asyncio.Task[None]] = []
+    enough = asyncio.Event()
+
+    async def consume(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while not enough.is_set():
+                stamp = read_stamp(await track.recv())
+                if stamp is not None:
+                    counters.append(stamp.counter)
+                if len(counters) >= frames:
+                    enough.set()
 
     async with httpx.AsyncClient(timeout=10) as client:
+        show_id = await _live_demo_show(client, demo, deadline)
         while True:
-            assert demo.proc.poll() is None, demo.tail()
-            try:
-                shows = (await client.get(demo.url + "/v1/shows?state=live")).json()["items"]
-            except httpx.HTTPError:  # not listening yet
-                shows = []
-            live = [s for s in shows if s["title"] == "Layla's vintage evening"]
-            if live:
-                try:
-                    viewer = await watch(client, f"{demo.url}/v1/shows/{live[0]['id']}/whep",
-                                         audio=False)
-                    break
-                except AssertionError as err:  # 409 show_not_live: no publisher yet
-                    assert "409" in str(err), err
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("video", direction="recvonly")
+            pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+            await pc.setLocalDescription(await pc.createOffer())
+            r = await client.post(f"{demo.url}/v1/shows/{show_id}/whep",
+                                  content=pc.localDescription.sdp,
+                                  headers={"content-type": "application/sdp"})
+            if r.status_code == 201:
+                break
+            await pc.close()
+            assert r.status_code == 409 and r.json()["code"] == "show_not_live", r.text
             assert time.monotonic() < deadline, f"no video on the demo show:\n{demo.tail()}"
             await asyncio.sleep(0.5)
         try:
-            frames = await viewer.frames(3, max(deadline - time.monotonic(), 5.0))
+            await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), max(deadline - time.monotonic(), 5.0))
         finally:
-            ended = await client.delete(viewer.location)
-            await viewer.close()
+            ended = await client.delete(r.headers["location"])
+            for task in tasks:
+                task.cancel()
+            await pc.close()
         assert ended.status_code == 200, ended.text
-        return frames
+        return counters
+
+
+async def _live_demo_show(client: httpx.AsyncClient, demo: Demo, deadline: float) -> str:
+    while True:
+        assert demo.proc.poll() is None, demo.tail()
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
+            shows = (await client.get(demo.url + "/v1/shows?state=live")).json()["items"]
+            for show in shows:
+                if show["title"] == "Layla's vintage evening":
+                    return str(show["id"])
+        assert time.monotonic() < deadline, f"the demo show is not live:\n{demo.tail()}"
+        await asyncio.sleep(0.5)
 
 
 def test_first_screen_a_live_show_with_an_open_auction_receiving_bids(demo: Demo) -> None:
