@@ -1,11 +1,13 @@
 """`./scripts/demo` itself, started as a newcomer starts it (on a free port on 127.0.0.1, against
-this test's own schema and Redis prefix): its first screen, the README's tour run twice, and
-the crowd listing a new auction when one ends."""
+this test's own schema and Redis prefix): its first screen (the show playing video, an auction
+receiving bids), the README's tour run twice, the crowd listing a new auction when one ends, and
+nothing left running after Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,12 +87,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         proc.send_signal(signal.SIGINT)  # what Ctrl-C does: devenv forwards it to all
         try:
             proc.wait(30)
+            hung = []
         except subprocess.TimeoutExpired:
-            for pid in _session_processes(proc.pid):
+            hung = _session_processes(proc.pid)
+            for pid in hung:
                 os.kill(pid, signal.SIGKILL)
             proc.wait(10)
+        # The demo has exited: whatever of its session still runs outlived it.
         leftovers = _session_processes(proc.pid)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
         asyncio.run(drop_schema_and_keys(db, rd, name, f"{name}:"))
+        assert not hung, f"the demo did not stop within 30 s of Ctrl-C: {hung}\n{log.read_text()[-4000:]}"
         assert not leftovers, f"processes left after Ctrl-C: {leftovers}"
 
 
@@ -104,6 +112,79 @@ def _first_screen(demo: Demo) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if open_ and open_[0]["bid_count"] > 0:
             return show, open_[0]
     return None
+
+
+def test_first_screen_the_show_plays_video(demo: Demo) -> None:
+    """Within the first-screen time the demo show has its publisher: a WHEP viewer (as the page
+    /shows/{id} is) gets 201 and decodes the synthetic camera's frames (their stamps read back,
+    counting up); its session is then ended with DELETE."""
+    deadline = demo.started + FIRST_SCREEN_S * TIMING_FACTOR
+    counters = asyncio.run(_watch_video(demo, deadline, frames=5))
+    print(f"video after {time.monotonic() - demo.started:.1f} s")
+    assert len(counters) >= 5 and counters == sorted(set(counters)), counters
+
+
+async def _watch_video(demo: Demo, deadline: float, frames: int) -> list[int]:
+    """The frame counters of the first `frames` decoded frames of the demo show's video."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+    from streaming.aiortc_hooks import use_host_addresses
+    from streaming.synthetic import read_stamp
+
+    use_host_addresses(["127.0.0.1"])  # as the demo's server: ICE on loopback only
+    counters: list[int] = []
+    tasks: list[asyncio.Task[None]] = []
+    enough = asyncio.Event()
+
+    async def consume(track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while not enough.is_set():
+                stamp = read_stamp(await track.recv())
+                if stamp is not None:
+                    counters.append(stamp.counter)
+                if len(counters) >= frames:
+                    enough.set()
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        show_id = await _live_demo_show(client, demo, deadline)
+        while True:
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            pc.addTransceiver("video", direction="recvonly")
+            pc.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
+            await pc.setLocalDescription(await pc.createOffer())
+            r = await client.post(f"{demo.url}/v1/shows/{show_id}/whep",
+                                  content=pc.localDescription.sdp,
+                                  headers={"content-type": "application/sdp"})
+            if r.status_code == 201:
+                break
+            await pc.close()
+            assert r.status_code == 409 and r.json()["code"] == "show_not_live", r.text
+            assert time.monotonic() < deadline, f"no video on the demo show:\n{demo.tail()}"
+            await asyncio.sleep(0.5)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(r.text, "answer"))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(enough.wait(), max(deadline - time.monotonic(), 5.0))
+        finally:
+            ended = await client.delete(r.headers["location"])
+            for task in tasks:
+                task.cancel()
+            await pc.close()
+        assert ended.status_code == 200, ended.text
+        return counters
+
+
+async def _live_demo_show(client: httpx.AsyncClient, demo: Demo, deadline: float) -> str:
+    while True:
+        assert demo.proc.poll() is None, demo.tail()
+        with contextlib.suppress(httpx.HTTPError):  # not listening yet
+            shows = (await client.get(demo.url + "/v1/shows?state=live")).json()["items"]
+            for show in shows:
+                if show["title"] == "Layla's vintage evening":
+                    return str(show["id"])
+        assert time.monotonic() < deadline, f"the demo show is not live:\n{demo.tail()}"
+        await asyncio.sleep(0.5)
 
 
 def test_first_screen_a_live_show_with_an_open_auction_receiving_bids(demo: Demo) -> None:
