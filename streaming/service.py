@@ -31,12 +31,14 @@ from streaming.records import Redirect, Session, ShowHooks, ShowRelay, StreamCon
 from streaming.relay import Fanout, ViewerTrack
 from streaming.session import (
     CodecChanged,
+    HandshakesBusy,
     KeyframeThrottle,
     Phase,
     Route,
     ShowNotLive,
     TooManySessions,
     check_capacity,
+    check_handshakes,
     plan_offer,
     route_viewer,
     same_codecs,
@@ -72,6 +74,7 @@ class StreamingService:
         self.shows: dict[uuid.UUID, ShowRelay] = {}
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.pending_handshakes = 0  # viewer joins admitted, not yet connected nor closed
         self._closing = False
         self._stop = asyncio.Event()
 
@@ -88,6 +91,7 @@ class StreamingService:
         self.metrics.viewers.set(self.viewer_count)
         self.metrics.publishers.set(self.publisher_count)
         self.metrics.shows.set(len(self.shows))
+        self.metrics.pending_handshakes.set(self.pending_handshakes)
 
     # --- WHIP -----------------------------------------------------------------------------
     async def publish(self, show_id: uuid.UUID, principal: Principal, offer: str,
@@ -177,6 +181,39 @@ class StreamingService:
         check_capacity(show_viewers=len(relay.viewers), process_viewers=self.viewer_count,
                        per_show=self.config.max_viewers_per_show,
                        per_process=self.config.max_viewers)
+        self._admit_handshake()
+        session: Session | None = None
+        try:
+            session, answer = await self._answer_viewer(relay, offer, started)
+        finally:
+            if session is None:
+                self._release_handshake(None)
+        return session, answer
+
+    def _admit_handshake(self) -> None:
+        """Take one of the process's viewer-handshake slots or refuse (503 viewer_joins_busy):
+        a join storm must not starve the sessions already up, the publishers' first."""
+        try:
+            check_handshakes(pending=self.pending_handshakes,
+                             limit=self.config.max_pending_handshakes,
+                             spread=secrets.randbelow(1000) / 1000)
+        except HandshakesBusy:
+            self.metrics.sessions.labels("whep", "busy").inc()
+            raise
+        self.pending_handshakes += 1
+        self._gauges()
+
+    def _release_handshake(self, session: Session | None) -> None:
+        """Give the slot back: the viewer connected, closed, or its request failed."""
+        if session is not None:
+            if not session.handshaking:
+                return
+            session.handshaking = False
+        self.pending_handshakes = max(0, self.pending_handshakes - 1)
+        self._gauges()
+
+    async def _answer_viewer(self, relay: ShowRelay, offer: str,
+                             started: float) -> tuple[Session, str]:
         plan = plan_offer(offer, role="whep", max_bytes=self.config.max_sdp_bytes,
                           publisher=relay.codecs)
         tracks: dict[str, ViewerTrack] = {}
@@ -190,10 +227,11 @@ class StreamingService:
             for track in tracks.values():
                 track.stop()
             raise
-        if relay.presence.phase is Phase.ENDED or self.shows.get(show_id) is not relay:
+        if relay.presence.phase is Phase.ENDED or self.shows.get(relay.show_id) is not relay:
             await pc.close()
             raise ShowNotLive()
-        session = self._register(pc, "whep", show_id)
+        session = self._register(pc, "whep", relay.show_id)
+        session.handshaking = True
         session.tracks = list(tracks.values())
         for kind, track in tracks.items():
             relay.fanouts[kind].add(track)
@@ -211,6 +249,7 @@ class StreamingService:
             state = pc.connectionState
             if state == "connected" and not session.connected:
                 session.connected = True
+                self._release_handshake(session)
                 if role == "whip":
                     self._spawn(self._publisher_connected(session))
             elif state in ("failed", "closed"):
@@ -238,6 +277,7 @@ class StreamingService:
             return
         session.closed = True
         self.sessions.pop(session.id, None)
+        self._release_handshake(session)
         self.metrics.session_ends.labels(session.role, reason).inc()
         relay = self.shows.get(session.show_id)
         for track in session.tracks:
