@@ -24,6 +24,7 @@ from core.auth import Principal
 from core.errors import NotFound, ServiceUnavailable
 from core.redis_client import REDIS_ERRORS
 from streaming.aiortc_hooks import request_keyframe
+from streaming.joins import JoinSlots
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
 from streaming.peers import accept_publisher, accept_viewer
@@ -31,14 +32,12 @@ from streaming.records import Redirect, Session, ShowHooks, ShowRelay, StreamCon
 from streaming.relay import Fanout, ViewerTrack
 from streaming.session import (
     CodecChanged,
-    HandshakesBusy,
     KeyframeThrottle,
     Phase,
     Route,
     ShowNotLive,
     TooManySessions,
     check_capacity,
-    check_handshakes,
     plan_offer,
     route_viewer,
     same_codecs,
@@ -74,7 +73,7 @@ class StreamingService:
         self.shows: dict[uuid.UUID, ShowRelay] = {}
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.pending_handshakes = 0  # viewer joins admitted, not yet connected nor closed
+        self.joins = JoinSlots(config.max_pending_handshakes, metrics)
         self._closing = False
         self._stop = asyncio.Event()
 
@@ -91,7 +90,6 @@ class StreamingService:
         self.metrics.viewers.set(self.viewer_count)
         self.metrics.publishers.set(self.publisher_count)
         self.metrics.shows.set(len(self.shows))
-        self.metrics.pending_handshakes.set(self.pending_handshakes)
 
     # --- WHIP -----------------------------------------------------------------------------
     async def publish(self, show_id: uuid.UUID, principal: Principal, offer: str,
@@ -181,36 +179,14 @@ class StreamingService:
         check_capacity(show_viewers=len(relay.viewers), process_viewers=self.viewer_count,
                        per_show=self.config.max_viewers_per_show,
                        per_process=self.config.max_viewers)
-        self._admit_handshake()
+        self.joins.admit()  # or 503 viewer_joins_busy: joins in flight are capped
         session: Session | None = None
         try:
             session, answer = await self._answer_viewer(relay, offer, started)
         finally:
             if session is None:
-                self._release_handshake(None)
+                self.joins.release()
         return session, answer
-
-    def _admit_handshake(self) -> None:
-        """Take one of the process's viewer-handshake slots or refuse (503 viewer_joins_busy):
-        a join storm must not starve the sessions already up, the publishers' first."""
-        try:
-            check_handshakes(pending=self.pending_handshakes,
-                             limit=self.config.max_pending_handshakes,
-                             spread=secrets.randbelow(1000) / 1000)
-        except HandshakesBusy:
-            self.metrics.sessions.labels("whep", "busy").inc()
-            raise
-        self.pending_handshakes += 1
-        self._gauges()
-
-    def _release_handshake(self, session: Session | None) -> None:
-        """Give the slot back: the viewer connected, closed, or its request failed."""
-        if session is not None:
-            if not session.handshaking:
-                return
-            session.handshaking = False
-        self.pending_handshakes = max(0, self.pending_handshakes - 1)
-        self._gauges()
 
     async def _answer_viewer(self, relay: ShowRelay, offer: str,
                              started: float) -> tuple[Session, str]:
@@ -231,7 +207,7 @@ class StreamingService:
             await pc.close()
             raise ShowNotLive()
         session = self._register(pc, "whep", relay.show_id)
-        session.handshaking = True
+        self.joins.hand_to(session)
         session.tracks = list(tracks.values())
         for kind, track in tracks.items():
             relay.fanouts[kind].add(track)
@@ -249,7 +225,7 @@ class StreamingService:
             state = pc.connectionState
             if state == "connected" and not session.connected:
                 session.connected = True
-                self._release_handshake(session)
+                self.joins.release(session)
                 if role == "whip":
                     self._spawn(self._publisher_connected(session))
             elif state in ("failed", "closed"):
@@ -277,7 +253,7 @@ class StreamingService:
             return
         session.closed = True
         self.sessions.pop(session.id, None)
-        self._release_handshake(session)
+        self.joins.release(session)
         self.metrics.session_ends.labels(session.role, reason).inc()
         relay = self.shows.get(session.show_id)
         for track in session.tracks:

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
 from core.config import Settings
+from streaming.joins import JoinSlots
+from streaming.metrics import StreamingMetrics
+from streaming.records import Session
+from streaming.session import HandshakesBusy
 from tests.conftest import TIMING_FACTOR, Account
 from tests.streaming.clients import (
     accept_answer,
@@ -40,6 +45,27 @@ async def settings(key_dir: Path) -> AsyncIterator[Settings]:
                       streaming_media_timeout_s=3.0 * TIMING_FACTOR)
     yield s
     await drop_isolation(s)
+
+
+def test_join_slots_count_each_session_once_and_count_refusals() -> None:
+    registry = CollectorRegistry()
+    slots = JoinSlots(2, StreamingMetrics(registry))
+    sessions = [Session(str(i), "whep", None, None, 0.0) for i in range(2)]  # type: ignore[arg-type]
+    for session in sessions:
+        slots.admit()
+        slots.hand_to(session)
+    with pytest.raises(HandshakesBusy):
+        slots.admit()
+    assert registry.get_sample_value("souk_stream_sessions_total",
+                                     {"role": "whep", "outcome": "busy"}) == 1
+    assert registry.get_sample_value("souk_stream_pending_handshakes") == 2
+    slots.release(sessions[0])  # connected
+    slots.release(sessions[0])  # then closed: the slot is not given back twice
+    assert slots.pending == 1
+    slots.admit()
+    slots.release()  # that request failed before it had a session
+    slots.release(sessions[1])
+    assert slots.pending == 0 and registry.get_sample_value("souk_stream_pending_handshakes") == 0
 
 
 async def metric(client: httpx.AsyncClient, name: str) -> float:
