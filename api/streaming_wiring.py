@@ -37,6 +37,7 @@ def config_from(rt: Runtime) -> StreamConfig:
         media_timeout_s=s.streaming_media_timeout_s,
         keyframe_interval_s=s.streaming_keyframe_interval_ms / 1000,
         viewer_queue=s.streaming_viewer_queue,
+        max_pending_handshakes=s.streaming_max_pending_handshakes,
         lease_s=s.streaming_lease_s,
         public_url=s.streaming_public_url,
     )

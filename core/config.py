@@ -176,6 +176,7 @@ class Settings:
     streaming_lease_s: float = 10.0  # Redis lease of a show's owner process
     streaming_keyframe_interval_ms: int = 500  # most one keyframe request upstream per interval
     streaming_viewer_queue: int = 512  # media frames queued per viewer before dropping
+    streaming_max_pending_handshakes: int = 16  # viewer joins not yet connected, per process
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.safe_dict().items())
@@ -375,6 +376,8 @@ class Settings:
                                                           low=0, high=60_000),
             streaming_viewer_queue=parser.integer("STREAMING_VIEWER_QUEUE", 512, low=16,
                                                   high=100_000),
+            streaming_max_pending_handshakes=parser.integer(
+                "STREAMING_MAX_PENDING_HANDSHAKES", 16, low=1, high=10_000),
         )
         parser.check(
             settings.database_pool_min <= settings.database_pool_max,

@@ -17,8 +17,13 @@ class StreamingMetrics:
         self.shows = Gauge("souk_stream_shows",
                            "Shows whose relay lives in this process (live or reconnecting).",
                            registry=r)
+        self.pending_handshakes = Gauge(
+            "souk_stream_pending_handshakes",
+            "Viewer joins admitted but not yet connected (answer, ICE, DTLS) in this process.",
+            registry=r)
         self.sessions = Counter("souk_stream_sessions_total",
-                                "WHIP/WHEP session requests, by role and outcome.",
+                                "WHIP/WHEP session requests, by role and outcome (accepted; "
+                                "busy: a WHEP refused by STREAMING_MAX_PENDING_HANDSHAKES).",
                                 ("role", "outcome"), registry=r)
         self.session_ends = Counter("souk_stream_session_ends_total",
                                     "Sessions closed, by role and reason.", ("role", "reason"),

@@ -26,6 +26,7 @@ class StreamConfig:
     media_timeout_s: float = 10.0
     keyframe_interval_s: float = 0.5
     viewer_queue: int = 512
+    max_pending_handshakes: int = 16  # viewer joins answered but not yet connected
     lease_s: float = 10.0
     public_url: str = ""  # STREAMING_PUBLIC_URL; empty: the URL a request came in on
 
@@ -60,6 +61,7 @@ class Session:
     closed: bool = False
     tracks: list[ViewerTrack] = field(default_factory=list)
     receiver: RTCRtpReceiver | None = None
+    handshaking: bool = False  # a viewer holding one of the process's handshake slots
 
 
 @dataclass(eq=False)

@@ -24,6 +24,7 @@ from core.auth import Principal
 from core.errors import NotFound, ServiceUnavailable
 from core.redis_client import REDIS_ERRORS
 from streaming.aiortc_hooks import request_keyframe
+from streaming.joins import JoinSlots
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
 from streaming.peers import accept_publisher, accept_viewer
@@ -72,6 +73,7 @@ class StreamingService:
         self.shows: dict[uuid.UUID, ShowRelay] = {}
         self.sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.joins = JoinSlots(config.max_pending_handshakes, metrics)
         self._closing = False
         self._stop = asyncio.Event()
 
@@ -177,6 +179,17 @@ class StreamingService:
         check_capacity(show_viewers=len(relay.viewers), process_viewers=self.viewer_count,
                        per_show=self.config.max_viewers_per_show,
                        per_process=self.config.max_viewers)
+        self.joins.admit()  # or 503 viewer_joins_busy: joins in flight are capped
+        session: Session | None = None
+        try:
+            session, answer = await self._answer_viewer(relay, offer, started)
+        finally:
+            if session is None:
+                self.joins.release()
+        return session, answer
+
+    async def _answer_viewer(self, relay: ShowRelay, offer: str,
+                             started: float) -> tuple[Session, str]:
         plan = plan_offer(offer, role="whep", max_bytes=self.config.max_sdp_bytes,
                           publisher=relay.codecs)
         tracks: dict[str, ViewerTrack] = {}
@@ -190,10 +203,11 @@ class StreamingService:
             for track in tracks.values():
                 track.stop()
             raise
-        if relay.presence.phase is Phase.ENDED or self.shows.get(show_id) is not relay:
+        if relay.presence.phase is Phase.ENDED or self.shows.get(relay.show_id) is not relay:
             await pc.close()
             raise ShowNotLive()
-        session = self._register(pc, "whep", show_id)
+        session = self._register(pc, "whep", relay.show_id)
+        self.joins.hand_to(session)
         session.tracks = list(tracks.values())
         for kind, track in tracks.items():
             relay.fanouts[kind].add(track)
@@ -211,6 +225,7 @@ class StreamingService:
             state = pc.connectionState
             if state == "connected" and not session.connected:
                 session.connected = True
+                self.joins.release(session)
                 if role == "whip":
                     self._spawn(self._publisher_connected(session))
             elif state in ("failed", "closed"):
@@ -238,6 +253,7 @@ class StreamingService:
             return
         session.closed = True
         self.sessions.pop(session.id, None)
+        self.joins.release(session)
         self.metrics.session_ends.labels(session.role, reason).inc()
         relay = self.shows.get(session.show_id)
         for track in session.tracks:

@@ -89,6 +89,17 @@ class TooManySessions(ServiceUnavailable):
     }
 
 
+class HandshakesBusy(ServiceUnavailable):
+    code = "viewer_joins_busy"
+    titles: ClassVar[dict[str, str]] = {"en": "Too many viewers joining",
+                                        "ar": "عدد كبير من المشاهدين ينضمون الآن"}
+    details: ClassVar[dict[str, str]] = {
+        "en": "{pending} viewers are joining this server right now (limit {limit}); "
+              "retry in a moment.",
+        "ar": "ينضم {pending} مشاهدًا إلى هذا الخادم الآن (الحد {limit})؛ أعد المحاولة بعد قليل.",
+    }
+
+
 class CodecChanged(Conflict):
     code = "codec_changed"
     titles: ClassVar[dict[str, str]] = {"en": "Codec changed", "ar": "تغير الترميز"}
@@ -353,6 +364,23 @@ def check_capacity(*, show_viewers: int, process_viewers: int, per_show: int,
     if process_viewers >= per_process:
         raise TooManySessions(params={"what": "viewers per process", "limit": per_process},
                               headers={"Retry-After": "5"})
+
+
+HANDSHAKE_RETRY_S = (1, 3)  # Retry-After range for a refused join (spread: no retry wave)
+
+
+def check_handshakes(*, pending: int, limit: int, spread: float) -> None:
+    """Admit one more viewer handshake (answer, ICE, DTLS) or raise HandshakesBusy (503).
+
+    Joins in flight are capped per process so a join storm cannot starve the sessions already
+    up (the publisher's consent checks and media first). `spread` in [0, 1) picks the
+    Retry-After inside HANDSHAKE_RETRY_S so refused viewers do not come back all at once."""
+    if pending < limit:
+        return
+    low, high = HANDSHAKE_RETRY_S
+    retry = low + min(high - low, int(max(0.0, spread) * (high - low + 1)))
+    raise HandshakesBusy(params={"pending": pending, "limit": limit},
+                         headers={"Retry-After": str(retry)})
 
 
 @dataclass(slots=True)

@@ -55,6 +55,7 @@ def summarize(viewers: list[dict[str, Any]], window_s: float) -> dict[str, Any]:
         "playing": len(playing),
         "statuses": statuses,
         "errors": sorted({v["error"] for v in viewers if v["error"]})[:5],
+        "busy_retries": sum(v.get("busy_retries", 0) for v in viewers),
         "fps_min": rounded(min(fps, default=0.0)),
         "fps_p5": rounded(percentile(fps, 0.05)),
         "fps_avg": rounded(statistics.fmean(fps) if fps else None),

@@ -33,6 +33,7 @@ from streaming.aiortc_hooks import use_host_addresses
 from streaming.synthetic import latency_us, read_stamp
 
 CONNECT_TIMEOUT_S = 20.0
+MAX_RETRY_AFTER_S = 10.0  # a 503's Retry-After is honoured up to this (then the viewer gives up)
 
 
 @dataclass
@@ -51,6 +52,7 @@ class ViewerResult:
     latencies_ms: list[float] = field(default_factory=list)
     state: str = "new"
     location: str | None = None
+    busy_retries: int = 0  # 503s with Retry-After (the server's join cap) before the answer
 
 
 class Counter:
@@ -149,7 +151,7 @@ async def run_viewer(client: httpx.AsyncClient, url: str, token: str | None,
     headers = {"Content-Type": "application/sdp"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    response = await client.post(url, content=pc.localDescription.sdp, headers=headers)
+    response = await _post(client, url, pc.localDescription.sdp, headers, result)
     result.status = response.status_code
     if "location" in response.headers:
         result.location = str(response.url.join(response.headers["location"]))
@@ -160,6 +162,28 @@ async def run_viewer(client: httpx.AsyncClient, url: str, token: str | None,
         counter = Counter(result, video_payload_types(response.text), started, window)
         tap_rtp(pc.getTransceivers()[0].receiver.transport, counter.handle)
     await pc.setRemoteDescription(RTCSessionDescription(response.text, "answer"))
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """Seconds to wait before POSTing again: a 503 with a usable Retry-After (pure)."""
+    value = response.headers.get("retry-after", "")
+    if response.status_code != 503 or not value.isdigit():
+        return None
+    seconds = float(value)
+    return seconds if seconds <= MAX_RETRY_AFTER_S else None
+
+
+async def _post(client: httpx.AsyncClient, url: str, offer: str, headers: dict[str, str],
+                result: ViewerResult) -> httpx.Response:
+    """POST the offer, honouring a 503's Retry-After as WHEP clients should (the worker
+    cancels the viewer at its window's end, so the retries are bounded)."""
+    while True:
+        response = await client.post(url, content=offer, headers=headers)
+        wait = retry_after_s(response)
+        if wait is None:
+            return response
+        result.busy_retries += 1
+        await asyncio.sleep(wait)
 
 
 async def run_worker(args: argparse.Namespace) -> dict[str, Any]:

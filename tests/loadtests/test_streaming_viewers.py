@@ -7,12 +7,19 @@ import inspect
 import os
 import struct
 
+import httpx
 import pytest
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from loadtests.streaming import load, tap
 from loadtests.streaming.rtp import h264_keyframe, keyframe, parse_header, vp8_keyframe
-from loadtests.streaming.viewers import Counter, ViewerResult, video_payload_types
+from loadtests.streaming.viewers import (
+    MAX_RETRY_AFTER_S,
+    Counter,
+    ViewerResult,
+    retry_after_s,
+    video_payload_types,
+)
 from tests.conftest import TIMING_FACTOR
 from tests.streaming.peer import running_peer
 
@@ -83,16 +90,30 @@ def test_summary_and_sampling_are_pure() -> None:
         {"status": 201, "frames": 290, "ttff_ms": 300.0, "latencies_ms": [], "sampled": False,
          "first_frame_key": True, "error": None, "packets": 580, "bytes": 580_000, "lost": 1},
         {"status": 503, "frames": 0, "ttff_ms": None, "latencies_ms": [], "sampled": False,
-         "first_frame_key": None, "error": "503: full", "packets": 0, "bytes": 0, "lost": 0},
+         "first_frame_key": None, "error": "503: full", "packets": 0, "bytes": 0, "lost": 0,
+         "busy_retries": 2},
     ]
     summary = load.summarize(viewers, 10.0)
     assert summary["playing"] == 2 and summary["statuses"] == {"201": 2, "503": 1}
+    assert summary["busy_retries"] == 2
     assert (summary["fps_min"], summary["fps_avg"]) == (29.0, 29.5)
     assert summary["ttff_p95_ms"] == 300.0 and summary["latency_p95_ms"] == 60.0
     assert summary["first_frame_key"] == "1/2" and summary["packets_per_s"] == 116
     assert load.sampled_indices(100, 4) == [0, 25, 50, 75]
     assert load.sampled_indices(3, 5) == [0, 1, 2]
     assert load.sampled_indices(10, 0) == []
+
+
+def test_a_viewer_retries_only_a_503_with_a_bounded_retry_after() -> None:
+    def response(status: int, retry: str | None) -> httpx.Response:
+        return httpx.Response(status, headers={"Retry-After": retry} if retry else {})
+
+    assert retry_after_s(response(503, "2")) == 2.0
+    assert retry_after_s(response(503, None)) is None
+    assert retry_after_s(response(503, "soon")) is None
+    assert retry_after_s(response(503, str(int(MAX_RETRY_AFTER_S) + 1))) is None
+    assert retry_after_s(response(409, "2")) is None
+    assert retry_after_s(response(201, None)) is None
 
 
 def test_tap_relies_on_aiortc_internals_that_still_exist() -> None:

@@ -169,32 +169,47 @@ async def _consume(viewer: Viewer, track: MediaStreamTrack) -> None:
                 viewer.audio_frames += 1
 
 
-async def watch(http: httpx.AsyncClient, url: str, *, audio: bool = True,
-                follow: bool = True) -> Viewer:
-    """WHEP to `url` (following one 307 when `follow`)."""
-    started = time.monotonic()
+def new_viewer(*, audio: bool = True) -> Viewer:
+    """A WHEP viewer not yet connected: its offer is made by `offer_viewer`."""
     pc = new_pc()
     pc.addTransceiver("video", direction="recvonly")
     if audio:
         pc.addTransceiver("audio", direction="recvonly")
-    viewer = Viewer(pc, "", started)
+    viewer = Viewer(pc, "", time.monotonic())
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
         viewer.tasks.append(asyncio.ensure_future(_consume(viewer, track)))
 
-    await pc.setLocalDescription(await pc.createOffer())
-    headers = {"Content-Type": "application/sdp"}
-    r = await http.post(url, content=pc.localDescription.sdp, headers=headers)
-    if r.status_code == 307 and follow:
-        r = await http.post(r.headers["location"], content=pc.localDescription.sdp,
-                            headers=headers)
-    if r.status_code != 201:
-        await pc.close()
-        raise AssertionError(f"WHEP {r.status_code}: {r.text}")
-    viewer.location = r.headers["location"]
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
     return viewer
+
+
+async def offer_viewer(viewer: Viewer) -> str:
+    await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+    return str(viewer.pc.localDescription.sdp)
+
+
+async def accept_answer(viewer: Viewer, r: httpx.Response) -> Viewer:
+    """Apply a 201's answer (the viewer then connects and plays)."""
+    assert r.status_code == 201, r.text
+    viewer.location = r.headers["location"]
+    await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    return viewer
+
+
+async def watch(http: httpx.AsyncClient, url: str, *, audio: bool = True,
+                follow: bool = True) -> Viewer:
+    """WHEP to `url` (following one 307 when `follow`)."""
+    viewer = new_viewer(audio=audio)
+    offer = await offer_viewer(viewer)
+    headers = {"Content-Type": "application/sdp"}
+    r = await http.post(url, content=offer, headers=headers)
+    if r.status_code == 307 and follow:
+        r = await http.post(r.headers["location"], content=offer, headers=headers)
+    if r.status_code != 201:
+        await viewer.pc.close()
+        raise AssertionError(f"WHEP {r.status_code}: {r.text}")
+    return await accept_answer(viewer, r)
 
 
 def moving(positions: list[int]) -> bool:

@@ -6,8 +6,10 @@ import pytest
 
 from streaming.frames import ParameterSets, is_keyframe, nal_types
 from streaming.session import (
+    HANDSHAKE_RETRY_S,
     BadSdp,
     Codec,
+    HandshakesBusy,
     KeyframeThrottle,
     NoCommonCodec,
     OfferPlan,
@@ -17,6 +19,7 @@ from streaming.session import (
     TooManySessions,
     UnsupportedOffer,
     check_capacity,
+    check_handshakes,
     content_type_ok,
     plan_offer,
     route_viewer,
@@ -153,6 +156,23 @@ def test_capacity() -> None:
         with pytest.raises(TooManySessions) as caught:
             check_capacity(show_viewers=show, process_viewers=proc, per_show=2, per_process=2)
         assert caught.value.status == 503 and "Retry-After" in caught.value.headers
+
+
+def test_viewer_handshakes_are_capped_with_a_spread_retry_after() -> None:
+    for pending in (0, 3):
+        check_handshakes(pending=pending, limit=4, spread=0.5)  # admitted: no error
+    retries = set()
+    for spread in (0.0, 0.34, 0.67, 0.999, 1.0, -1.0):
+        with pytest.raises(HandshakesBusy) as caught:
+            check_handshakes(pending=4, limit=4, spread=spread)
+        error = caught.value
+        assert error.status == 503 and error.code == "viewer_joins_busy"
+        retry = int(error.headers["Retry-After"])
+        assert HANDSHAKE_RETRY_S[0] <= retry <= HANDSHAKE_RETRY_S[1]
+        retries.add(retry)
+    assert retries == set(range(HANDSHAKE_RETRY_S[0], HANDSHAKE_RETRY_S[1] + 1))
+    with pytest.raises(HandshakesBusy):
+        check_handshakes(pending=9, limit=4, spread=0.1)  # over the cap (a lowered setting)
 
 
 def test_keyframe_throttle_coalesces_without_losing() -> None:
