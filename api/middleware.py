@@ -111,8 +111,11 @@ class RequestContext:
 
 
 def _with_security_headers(headers: list[tuple[bytes, bytes]], rid: str) -> list[Any]:
-    out = [*headers, (b"x-request-id", rid.encode()), (b"x-content-type-options", b"nosniff")]
-    if not any(name.lower() == b"cache-control" for name, _ in headers):
+    names = {name.lower() for name, _ in headers}
+    out = [*headers, (b"x-request-id", rid.encode())]
+    if b"x-content-type-options" not in names:  # the pages set their own: never said twice
+        out.append((b"x-content-type-options", b"nosniff"))
+    if b"cache-control" not in names:
         out.append((b"cache-control", b"no-store"))
     return out
 

@@ -15,6 +15,7 @@ from api.orders.machine import OrderState
 from api.paging import CURSOR_RE
 from core.ids import UUID_PATTERN
 from core.text import MULTILINE_FIELDS
+from streaming.session import SESSION_ID_PATTERN
 
 _REFUSED = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 TEXT_PATTERN = f"^[^{_REFUSED}]*$"
@@ -64,7 +65,20 @@ QUERY_BY_PATH: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/auctions/{auction_id}/attempts", "limit"): _limit(500),
     ("/v1/admin/dead-letters", "cursor"): {"type": "string", "pattern": "^[0-9]{1,18}$"},
     ("/v1/wallet/statement", "cursor"): {"type": "integer", "minimum": 1, "maximum": 2**62},
+    ("/v1/tracking/riders/{rider_id}/track", "minutes"): _limit(7 * 24 * 60),
+    ("/v1/tracking/riders/{rider_id}/track", "limit"): _limit(5000),
+    ("/v1/orders/{order_id}/track", "limit"): _limit(5000),
 }
+# OsmAnd (tracking/osmand.py): what the Traccar Client app may send, not narrowed.
+_OSMAND = "/v1/tracking/osmand"
+QUERY_BY_PATH.update({(_OSMAND, name): {"type": "number"} for name in (
+    "lat", "lon", "speed", "bearing", "heading", "accuracy", "altitude")})
+QUERY_BY_PATH.update({
+    (_OSMAND, "id"): {**_TEXT, "maxLength": 128},
+    (_OSMAND, "deviceid"): {**_TEXT, "maxLength": 128},
+    (_OSMAND, "timestamp"): {**_TEXT, "maxLength": 40},
+    (_OSMAND, "location"): {**_TEXT, "maxLength": 81},
+})
 
 
 LEDGER_PATHS = ("/v1/wallet", "/v1/seller/balance", "/v1/seller/payouts", "/v1/admin/wallets")
@@ -99,6 +113,8 @@ def ledger_bodies(components: dict[str, Any], currencies: list[str]) -> None:
 
 
 def path_schema(name: str) -> dict[str, Any]:
+    if name == "session_id":  # WHIP/WHEP sessions: not UUIDs
+        return {"type": "string", "pattern": SESSION_ID_PATTERN}
     if name.endswith("_id"):
         return dict(_UUID)
     if name == "seq":

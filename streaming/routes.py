@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.requests import Request
@@ -26,9 +27,10 @@ from core.http import endpoint, read_body
 from core.ids import parse_uuid
 from streaming.records import Redirect
 from streaming.service import StreamingService
-from streaming.session import BadSdp, content_type_ok
+from streaming.session import SESSION_ID_PATTERN, BadSdp, content_type_ok
 
 SDP = "application/sdp"
+_SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, Retry-After",
@@ -143,8 +145,12 @@ async def patch(request: Request) -> Response:
     )
 
 
-@endpoint("CORS preflight", tags=("streaming",), responses={204: None})
+@endpoint("CORS preflight", tags=("streaming",), responses={204: None}, errors=(404,))
 async def preflight(request: Request) -> Response:
+    _show_id(request)  # a malformed id names nothing: 404, as the request itself would get
+    session_id = request.path_params.get("session_id")
+    if session_id is not None and not _SESSION_ID_RE.fullmatch(session_id):
+        raise NotFound("No such session.")
     return Response(status_code=204, headers=PREFLIGHT)
 
 

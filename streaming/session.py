@@ -17,6 +17,9 @@ from typing import ClassVar, Literal
 
 from core.errors import AppError, Conflict, Forbidden, ServiceUnavailable
 
+# A session id is `secrets.token_urlsafe(18)` (service.py): 24 URL-safe characters.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{24}$"
+
 Role = Literal["whip", "whep"]
 
 # Codecs the relay forwards (and aiortc can packetize), by media kind.

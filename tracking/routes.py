@@ -34,6 +34,7 @@ from tracking.service import Tracking
 
 OSMAND_MAX_BODY = 65_536
 MAX_TRACK = 5_000
+MAX_MINUTES = 7 * 24 * 60
 Lat = Annotated[float, msgspec.Meta(ge=-85.05112878, le=85.05112878)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
@@ -111,15 +112,18 @@ async def create_device(request: Request) -> Response:
 
 @endpoint("Device keys of a rider (never the keys themselves)", tags=("tracking",),
           auth=True, roles=("rider", "admin"), errors=(401, 403, 422),
-          query={"rider_id": "admins: whose"})
+          query={"rider_id": "whose (default: the caller's own); only admins may name another"})
 async def list_devices(request: Request) -> Response:
     who = await require(request, Role.RIDER, Role.ADMIN)
     rider = who.user_id
-    if who.role is Role.ADMIN:
-        rider_q = parse_uuid(request.query_params.get("rider_id", ""))
-        if rider_q is None:
-            raise ValidationFailed([FieldError("rider_id", "required UUID for admins")])
-        rider = rider_q
+    raw = request.query_params.get("rider_id", "")
+    if raw:
+        named = parse_uuid(raw)
+        if named is None:
+            raise ValidationFailed([FieldError("rider_id", "must be a UUID")])
+        if who.role is not Role.ADMIN and named != who.user_id:
+            raise Forbidden()
+        rider = named
     devices = await tracking_of(request).devices.list(rider)
     return JSONResponse({"items": [_device_view(d) for d in devices]})
 
@@ -151,13 +155,38 @@ async def _report(request: Request) -> osmand.Report:
         raise MalformedReport(str(exc)) from None
 
 
-@endpoint("Report a position with the OsmAnd protocol (Traccar Client): query string, form or "
-          "JSON body; 200 for a known device key even when the fix is filtered out",
-          tags=("tracking",), responses={200: None}, errors=(400, 403, 413),
-          query={"id": "the device key", "lat": "degrees", "lon": "degrees",
-                 "timestamp": "unix s/ms or ISO 8601", "speed": "knots", "bearing": "degrees",
-                 "accuracy": "metres"})
-async def osmand_report(request: Request) -> Response:
+OSMAND_QUERY = {
+    "id": "the device key (`deviceid` is an alias); required unless a JSON body carries it",
+    "deviceid": "alias of `id`",
+    "lat": "degrees; with `lon`, required unless `location` (or a body) gives the position",
+    "lon": "degrees",
+    "location": "`lat,lon` in one parameter (replaces lat and lon)",
+    "timestamp": "unix seconds (fractions allowed), unix ms, ISO 8601 or `yyyy-MM-dd HH:mm:ss`"
+                 " (UTC); absent means the server's time",
+    "speed": "knots; negative means unknown", "bearing": "degrees; negative means unknown",
+    "heading": "alias of `bearing`", "accuracy": "metres; negative means unknown",
+    "altitude": "metres",
+}
+_OSMAND = ("Report a position with the OsmAnd protocol (Traccar Client); 200 for a known "
+           "device key even when the fix is filtered out; other fields are ignored")
+
+
+@endpoint(_OSMAND + ": every field in the query string", tags=("tracking",),
+          responses={200: None}, errors=(400, 403), query=OSMAND_QUERY)
+async def osmand_get(request: Request) -> Response:
+    return await _osmand(request)
+
+
+@endpoint(_OSMAND + ": the query string's fields in the query string (Traccar Client up to 8, "
+          "empty body) or in an application/x-www-form-urlencoded body (the media type may be "
+          "missing), or the JSON body of Traccar Client 9+ (`device_id`, `location`: one fix or "
+          "a batch of up to 100) with the key possibly in the query",
+          tags=("tracking",), responses={200: None}, errors=(400, 403, 413), query=OSMAND_QUERY)
+async def osmand_post(request: Request) -> Response:
+    return await _osmand(request)
+
+
+async def _osmand(request: Request) -> Response:
     svc = tracking_of(request)
     try:
         report = await _report(request)
@@ -187,21 +216,26 @@ async def set_availability(request: Request) -> Response:
     return JSONResponse({"status": body.status})
 
 
+def _int_query(request: Request, name: str, default: int, high: int) -> int:
+    """An integer query parameter in 1..high; absent or empty means `default`."""
+    raw = request.query_params.get(name, "")
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= high):
+        raise ValidationFailed([FieldError(name, f"must be an integer in 1..{high}")])
+    return int(raw)
+
+
 def _since(request: Request) -> tuple[datetime, int]:
-    q = request.query_params
-    try:
-        minutes = int(q.get("minutes", "60"))
-        limit = int(q.get("limit", "1000"))
-    except ValueError:
-        raise ValidationFailed([FieldError("minutes", "must be an integer")]) from None
-    if not (1 <= minutes <= 7 * 24 * 60 and 1 <= limit <= MAX_TRACK):
-        raise ValidationFailed([FieldError("minutes", "1..10080; limit 1..5000")])
-    return datetime.now(UTC) - timedelta(minutes=minutes), limit
+    minutes = _int_query(request, "minutes", 60, MAX_MINUTES)
+    return datetime.now(UTC) - timedelta(minutes=minutes), _int_query(request, "limit", 1000,
+                                                                       MAX_TRACK)
 
 
 @endpoint("A rider's recent positions (admins, or the rider)", tags=("tracking",), auth=True,
           roles=("admin", "rider"), errors=(401, 403, 404, 422),
-          query={"minutes": "how far back (default 60)", "limit": "1..5000"})
+          query={"minutes": "how far back, 1..10080 (default 60)",
+                 "limit": "1..5000 (default 1000)"})
 async def rider_track(request: Request) -> Response:
     who = await require(request, Role.ADMIN, Role.RIDER)
     rider = _id(request, "rider_id")
@@ -214,7 +248,8 @@ async def rider_track(request: Request) -> Response:
 
 
 @endpoint("The rider's track during this order's delivery (its buyer, or an admin)",
-          tags=("tracking",), auth=True, errors=(401, 404), query={"limit": "1..5000"})
+          tags=("tracking",), auth=True, errors=(401, 404, 422),
+          query={"limit": "1..5000 (default 1000)"})
 async def order_track(request: Request) -> Response:
     who = await require(request)
     svc = tracking_of(request)
@@ -226,7 +261,7 @@ async def order_track(request: Request) -> Response:
         raise NotFound()  # buyers see the active delivery's segment only
     if segment is None:
         raise NotFound()
-    _, limit = _since(request)
+    limit = _int_query(request, "limit", 1000, MAX_TRACK)
     rows = await history.track(svc.pool, segment.rider_id, since=segment.start,
                                until=segment.end, limit=limit)
     return JSONResponse({"order_id": order_id, "rider_id": segment.rider_id,
@@ -265,7 +300,8 @@ routes = [
     Route("/v1/tracking/devices", create_device, methods=["POST"]),
     Route("/v1/tracking/devices", list_devices, methods=["GET"]),
     Route("/v1/tracking/devices/{device_id}", revoke_device, methods=["DELETE"]),
-    Route("/v1/tracking/osmand", osmand_report, methods=["GET", "POST"]),
+    Route("/v1/tracking/osmand", osmand_get, methods=["GET"]),
+    Route("/v1/tracking/osmand", osmand_post, methods=["POST"]),
     Route("/v1/riders/me/availability", set_availability, methods=["PUT"]),
     Route("/v1/tracking/riders/{rider_id}/track", rider_track, methods=["GET"]),
     Route("/v1/orders/{order_id}/track", order_track, methods=["GET"]),

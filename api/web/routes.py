@@ -17,7 +17,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
+from core.errors import NotFound
 from core.http import endpoint
+from core.ids import parse_uuid
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -51,8 +53,10 @@ PAGES = {  # path -> (the HTML shell, what it is)
 
 
 def page(name: str, summary: str) -> Callable[[Request], Awaitable[Response]]:
-    @endpoint(summary, tags=("pages",), responses={200: None})
+    @endpoint(summary, tags=("pages",), responses={200: None}, errors=(404,))
     async def serve(request: Request) -> Response:
+        if any(parse_uuid(value) is None for value in request.path_params.values()):
+            raise NotFound()  # every id in a page's path is a UUID: anything else names nothing
         return FileResponse(STATIC / name, media_type="text/html; charset=utf-8",
                             headers={**HEADERS, "Cache-Control": "no-cache"})
 

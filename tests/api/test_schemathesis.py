@@ -41,6 +41,19 @@ def run_schemathesis(server: ServerProcess, token: str, report: Path) -> tuple[i
         # auctions/ (another package's rules, not yet stated in its schema): a bid needs bid_id
         # OR an Idempotency-Key header; an increment table has cross-row rules
         "--exclude-path-regex", "^/v1/auctions",
+        # OsmAnd (tracking/osmand.py), documented as the Traccar Client app may send it: the
+        # position is `lat`+`lon` OR `location=lat,lon` (or, in a POST, a form or JSON body), the
+        # key `id` OR `deviceid` (or the JSON body's `device_id`), and an empty value is absent.
+        # Which parameter is required depends on which others (or which body) are present: no
+        # OpenAPI parameter list can say that, and narrowing it would refuse what the app sends.
+        # tests/tracking/test_osmand.py and test_devices.py hold the server to the protocol.
+        "--exclude-path", "/v1/tracking/osmand",
+        # WHIP/WHEP offers are application/sdp: schemathesis has no serializer for it and JSON
+        # Schema cannot state SDP's grammar (tests/streaming/test_http.py drives these with
+        # real offers). PATCH stays in: schemathesis.toml expects its documented 405.
+        # (exact names: the CLI ANDs all its *-regex options into one filter)
+        "--exclude-name", "POST /v1/shows/{show_id}/whip",
+        "--exclude-name", "POST /v1/shows/{show_id}/whep",
         "--report", "junit", "--report-junit-path", str(report),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)

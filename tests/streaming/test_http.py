@@ -87,6 +87,12 @@ async def test_options_patch_delete(client: httpx.AsyncClient, show_id: str) -> 
                                        "Content-Type": "application/trickle-ice-sdpfrag"}),
                 405, "method_not_allowed")
         problem(await client.delete(f"/v1/shows/{show_id}/{role}/nope"), 404, "not_found")
+        # a preflight answers for well-formed ids only (the schema's path patterns)
+        session = "A" * 24
+        assert (await client.options(f"/v1/shows/{show_id}/{role}/{session}")).status_code == 204
+        for bad in (f"/v1/shows/not-a-uuid/{role}", f"/v1/shows/{show_id}/{role}/nope",
+                    f"/v1/shows/{show_id}/{role}/{session}%C2%84"):
+            problem(await client.options(bad), 404, "not_found")
 
 
 @pytest.mark.slow

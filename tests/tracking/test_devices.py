@@ -69,3 +69,22 @@ async def test_keys_are_shown_once_stored_hashed_and_revocable(
     assert r.status_code == 403
     text = (await client.get("/metrics")).text
     assert metric(text, "souk_tracking_requests_refused_total", reason="unknown_device") == 3
+
+
+async def test_listing_devices_defaults_to_the_caller_and_only_admins_name_another(
+    client: httpx.AsyncClient, register: Register
+) -> None:
+    rider, other, admin = await register("rider"), await register("rider"), await register("admin")
+    r = await client.post("/v1/tracking/devices", json={}, headers=rider.headers)
+    made = r.json()["id"]
+    r = await client.get("/v1/tracking/devices", params={"rider_id": rider.id},
+                         headers=rider.headers)
+    assert [d["id"] for d in r.json()["items"]] == [made]
+    r = await client.get("/v1/tracking/devices", params={"rider_id": rider.id},
+                         headers=other.headers)
+    assert r.status_code == 403
+    r = await client.get("/v1/tracking/devices", params={"rider_id": "nope"},
+                         headers=rider.headers)
+    assert r.status_code == 422 and r.json()["code"] == "validation_failed"
+    r = await client.get("/v1/tracking/devices", headers=admin.headers)
+    assert (r.status_code, r.json()["items"]) == (200, [])  # an admin's own: none

@@ -75,3 +75,18 @@ async def test_admin_reads_a_riders_track_and_others_do_not(
     assert r.status_code == 403
     r = await client.get(f"/v1/tracking/riders/{rider.id}/track", headers=rider.headers)
     assert len(r.json()["positions"]) == 5
+
+
+async def test_track_query_parameters_are_typed(client: httpx.AsyncClient,
+                                                register: Register) -> None:
+    rider = await register("rider")
+    url = f"/v1/tracking/riders/{rider.id}/track"
+    for good in ({}, {"minutes": "", "limit": ""}, {"minutes": "10080", "limit": "5000"},
+                 {"minutes": "1", "limit": "1"}):
+        r = await client.get(url, params=good, headers=rider.headers)
+        assert r.status_code == 200, (good, r.text)
+    for bad in ({"minutes": "0"}, {"minutes": "10081"}, {"limit": "5001"}, {"limit": "-1"},
+                {"limit": "1.5"}, {"minutes": "abc"}, {"limit": "\u0661"}):
+        r = await client.get(url, params=bad, headers=rider.headers)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["code"] == "validation_failed"

@@ -20,8 +20,15 @@ async def test_pages_carry_a_strict_csp(client: httpx.AsyncClient, path: str) ->
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     assert "frame-ancestors 'none'" in csp
     assert r.headers["referrer-policy"] == "no-referrer"
-    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers.get_list("x-content-type-options") == ["nosniff"]  # said once
     assert "<script>" not in r.text and " style=" not in r.text  # nothing inline
+
+
+@pytest.mark.parametrize("path", ["/shows/not-a-uuid", "/orders/%C2%84",
+                                  "/shows/0B0F3C573F7A4D399A551D1B1E0F0C11"])
+async def test_a_page_whose_id_is_not_a_uuid_is_404(client: httpx.AsyncClient, path: str) -> None:
+    r = await client.get(path)
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
 
 
 async def test_static_files_carry_the_headers_and_unknown_ones_are_404(
