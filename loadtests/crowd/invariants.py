@@ -23,7 +23,12 @@ def wait_closed(c: httpx.Client, auction_id: str, timeout_s: float) -> dict[str,
     deadline = time.monotonic() + timeout_s
     while True:
         body = check(c.get(f"/v1/auctions/{auction_id}"), 200)
-        if body["state"] in ("closed", "cancelled") or time.monotonic() > deadline:
+        # A sold lot's order is made when the closer settles it, a moment after the close:
+        # wait for that too (`payment_state` is set once it has been tried).
+        settled = body["state"] == "cancelled" or (
+            body["state"] == "closed"
+            and (body.get("leader_id") is None or body.get("payment_state") is not None))
+        if settled or time.monotonic() > deadline:
             return body
         time.sleep(0.5)
 

@@ -34,7 +34,7 @@ def test_show_night_smoke(tmp_path: Path) -> None:
     out = tmp_path / "report"
     cmd = [sys.executable, "-m", "loadtests.shownight", "--seconds", "12", "--warmup", "3",
            "--frenzy", "4", "--soft-close", "3", "--viewers", "4", "--bidders", "3",
-           "--chatters", "2", "--chat-rate", "0.5", "--shoppers", "4", "--shopper-pause", "3",
+           "--chatters", "2", "--chat-rate", "0.15", "--shoppers", "4", "--shopper-pause", "3",
            "--sellers", "1", "--seller-interval", "4", "--riders", "2", "--whep", "1",
            "--flash-units", "2", "--out", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240,
