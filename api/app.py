@@ -23,7 +23,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -41,7 +40,7 @@ from api.ledger import routes as ledger
 from api.ledger.crypto import KeyBox
 from api.ledger.metrics import LedgerMetrics
 from api.ledger.metrics import snapshot as ledger_snapshot
-from api.middleware import RequestContext
+from api.middleware import CorsExceptOwn, RequestContext
 from api.openapi import build_document
 from api.orders import jobs as order_jobs
 from api.orders import routes as orders
@@ -285,8 +284,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
             # connection; the endpoint writes pre-encoded frames to the transport).
             Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
-            # Browser pages of CORS_ORIGINS only (none by default); preflights answered here.
-            Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+            # Browser pages of CORS_ORIGINS only (none by default); preflights answered here,
+            # except WHIP/WHEP's, which take any origin (streaming/routes.py).
+            Middleware(CorsExceptOwn, own=streaming_routes.OWN_CORS_PATHS,
+                       allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
                                       "Accept-Language", "X-Request-ID"],

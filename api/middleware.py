@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import AppError, FieldError, ValidationFailed
@@ -158,3 +159,21 @@ def _route_template(scope: Scope) -> str:
     route: Any = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else "unmatched"
+
+
+class CorsExceptOwn:
+    """Starlette's `CORSMiddleware` (the `CORS_ORIGINS` allow-list) for every route except those
+    that answer CORS themselves: WHIP and WHEP (RFC 9725) take any origin, as publishers and
+    players are served from anywhere and authenticate with Bearer tokens, never cookies. Without
+    this, the allow-list's preflight check would refuse their `OPTIONS` before the route ran."""
+
+    def __init__(self, app: ASGIApp, /, *, own: re.Pattern[str], **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+        self.own = own
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.own.match(scope["path"]):
+            await self.app(scope, receive, send)
+        else:
+            await self.cors(scope, receive, send)

@@ -31,6 +31,9 @@ from streaming.session import SESSION_ID_PATTERN, BadSdp, content_type_ok
 
 SDP = "application/sdp"
 _SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)
+# The paths whose routes answer CORS themselves (any origin), so the API-wide allow-list
+# leaves them alone (api/middleware.py `CorsExceptOwn`).
+OWN_CORS_PATHS = re.compile(r"^/v1/shows/[^/]+/(whip|whep)(/[^/]+)?$")
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, Retry-After",

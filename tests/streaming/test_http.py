@@ -82,6 +82,12 @@ async def test_options_patch_delete(client: httpx.AsyncClient, show_id: str) -> 
         assert "POST" in r.headers["access-control-allow-methods"]
         assert r.headers["accept-post"] == "application/sdp"
         assert "Authorization" in r.headers["access-control-allow-headers"]
+        # as a browser sends it, from a page on another origin: WHIP/WHEP take any origin,
+        # whatever CORS_ORIGINS allows for the rest of the API (none here)
+        preflight = {"Origin": "http://127.0.0.1:9", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "authorization, content-type"}
+        r = await client.options(f"/v1/shows/{show_id}/{role}", headers=preflight)
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "*"
         problem(await client.patch(f"/v1/shows/{show_id}/{role}/nope",
                                    content=b"a=candidate:1", headers={
                                        "Content-Type": "application/trickle-ice-sdpfrag"}),
@@ -90,6 +96,8 @@ async def test_options_patch_delete(client: httpx.AsyncClient, show_id: str) -> 
         # a preflight answers for well-formed ids only (the schema's path patterns)
         session = "A" * 24
         assert (await client.options(f"/v1/shows/{show_id}/{role}/{session}")).status_code == 204
+        r = await client.options("/v1/products", headers=preflight)
+        assert r.status_code == 400 and "access-control-allow-origin" not in r.headers
         for bad in (f"/v1/shows/not-a-uuid/{role}", f"/v1/shows/{show_id}/{role}/nope",
                     f"/v1/shows/{show_id}/{role}/{session}%C2%84"):
             problem(await client.options(bad), 404, "not_found")
