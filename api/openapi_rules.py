@@ -68,6 +68,7 @@ QUERY_BY_PATH: dict[tuple[str, str], dict[str, Any]] = {
     ("/v1/tracking/riders/{rider_id}/track", "minutes"): _limit(7 * 24 * 60),
     ("/v1/tracking/riders/{rider_id}/track", "limit"): _limit(5000),
     ("/v1/orders/{order_id}/track", "limit"): _limit(5000),
+    ("/v1/tracking/riders/online", "limit"): _limit(500),
 }
 # OsmAnd (tracking/osmand.py): what the Traccar Client app may send, not narrowed.
 _OSMAND = "/v1/tracking/osmand"

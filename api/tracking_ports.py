@@ -28,6 +28,13 @@ class TrackedOrders:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    async def display_names(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        if not user_ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT id, display_name FROM users WHERE id = ANY($1::uuid[])", user_ids)
+        return {row["id"]: row["display_name"] for row in rows}
+
     async def assignment(self, rider_id: uuid.UUID) -> Assignment | None:
         row = await delivery.rider_assignment(self.pool, rider_id)
         if row is None:

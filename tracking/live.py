@@ -86,6 +86,16 @@ class RiderState:
     job_known: bool  # False: the assignment cache missed
 
 
+@dataclass(frozen=True, slots=True)
+class OnlineRider:
+    """A rider heard from recently, as the live view has them."""
+
+    rider_id: uuid.UUID
+    last: Fix
+    seen_ms: int  # server time of the last accepted fix
+    available: bool
+
+
 class Live:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self.redis = redis
@@ -220,6 +230,30 @@ class Live:
         seen: list[float | None] = await self.redis.zmscore(self.seen, members)
         return [(uuid.UUID(m.decode()), float(d)) for (m, d), s in zip(found, seen, strict=True)
                 if s is not None and s >= fresh_after_ms]
+
+    async def online(self, fresh_after_ms: int, limit: int) -> tuple[int, list[OnlineRider]]:
+        """Riders heard from at or after `fresh_after_ms`, most recently heard first (at most
+        `limit`), with their last fix; and how many there are in all. Two round trips."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(self.seen, fresh_after_ms, "+inf")
+            pipe.zrevrangebyscore(self.seen, "+inf", fresh_after_ms, start=0, num=limit,
+                                  withscores=True)
+            total, members = await pipe.execute()
+        if not members:
+            return int(total), []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member, _ in members:
+                pipe.hgetall(self.state_key(uuid.UUID(member.decode())))
+            states = await pipe.execute()
+        found = []
+        for (member, seen), raw in zip(members, states, strict=True):
+            if raw.get(b"ts") is None:
+                continue  # the hash expired or was lost: nothing to show until the next fix
+            fix = Fix(float(raw[b"lat"]), float(raw[b"lon"]), int(raw[b"ts"]),
+                      _opt(raw.get(b"speed")), _opt(raw.get(b"heading")))
+            found.append(OnlineRider(uuid.UUID(member.decode()), fix, int(seen),
+                                     raw.get(b"avail") == b"1"))
+        return int(total), found
 
     async def prune(self, stale_before_ms: int) -> int:
         """Take riders silent since `stale_before_ms` off the map; returns riders online."""

@@ -58,3 +58,9 @@ class Limits:
 
 # Redis GEO accepts latitudes within the Web Mercator band only.
 GEO_MAX_LAT = 85.05112878
+
+
+def online_since_ms(now_ms: int, offline_s: int) -> int:
+    """The oldest last-heard time (server ms) of a rider still online: heard from within
+    `offline_s` seconds of `now_ms` (the TRACKING_OFFLINE_S rule)."""
+    return now_ms - offline_s * 1000

@@ -32,6 +32,9 @@ class Segment:
 
 
 class Orders(Protocol):
+    async def display_names(self, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """The display names of these users (accounts domain); unknown ids are left out."""
+
     async def assignment(self, rider_id: uuid.UUID) -> Assignment | None:
         """The order the rider is assigned to and has not delivered (paid, packed or
         out_for_delivery), with its pickup and drop-off when known."""

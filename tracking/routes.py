@@ -5,6 +5,7 @@
     DELETE /v1/tracking/devices/{id}         that rider or an admin: revoke
     GET|POST /v1/tracking/osmand             the phones (OsmAnd: query, form or JSON)
     PUT    /v1/riders/me/availability        rider: available | offline
+    GET    /v1/tracking/riders/online        admin: riders heard from lately, last positions
     GET    /v1/tracking/riders/{id}/track    admin (or that rider): recent positions
     GET    /v1/orders/{id}/track             the order's buyer (or an admin): the delivery
     POST   /v1/orders/{id}/dispatch          the order's seller or an admin
@@ -35,6 +36,7 @@ from tracking.service import Tracking
 OSMAND_MAX_BODY = 65_536
 MAX_TRACK = 5_000
 MAX_MINUTES = 7 * 24 * 60
+MAX_ONLINE = 500
 Lat = Annotated[float, msgspec.Meta(ge=-85.05112878, le=85.05112878)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
@@ -247,6 +249,22 @@ async def rider_track(request: Request) -> Response:
     return JSONResponse({"rider_id": rider, "positions": _track_view(rows)})
 
 
+@endpoint("Riders online: heard from within TRACKING_OFFLINE_S, most recently heard first, "
+          "with their last position (admins)", tags=("tracking",), auth=True, roles=("admin",),
+          errors=(401, 403, 422), query={"limit": f"1..{MAX_ONLINE} (default 200)"})
+async def riders_online(request: Request) -> Response:
+    await require(request, Role.ADMIN)
+    svc = tracking_of(request)
+    limit = _int_query(request, "limit", 200, MAX_ONLINE)
+    total, riders, names = await svc.riders_online(int(time.time() * 1000), limit)
+    return JSONResponse({
+        "offline_after_s": svc.settings.tracking_offline_s, "total": total,
+        "items": [{"rider_id": r.rider_id, "display_name": names.get(r.rider_id),
+                   "available": r.available, "lat": r.last.lat, "lon": r.last.lon,
+                   "ts": r.last.ts_ms, "seen": r.seen_ms, "speed": r.last.speed_mps,
+                   "heading": r.last.heading} for r in riders]})
+
+
 @endpoint("The rider's track during this order's delivery (its buyer, or an admin)",
           tags=("tracking",), auth=True, errors=(401, 404, 422),
           query={"limit": "1..5000 (default 1000)"})
@@ -303,6 +321,7 @@ routes = [
     Route("/v1/tracking/osmand", osmand_get, methods=["GET"]),
     Route("/v1/tracking/osmand", osmand_post, methods=["POST"]),
     Route("/v1/riders/me/availability", set_availability, methods=["PUT"]),
+    Route("/v1/tracking/riders/online", riders_online, methods=["GET"]),
     Route("/v1/tracking/riders/{rider_id}/track", rider_track, methods=["GET"]),
     Route("/v1/orders/{order_id}/track", order_track, methods=["GET"]),
     Route("/v1/orders/{order_id}/dispatch", dispatch, methods=["POST"]),

@@ -30,9 +30,9 @@ from tracking.devices import Devices
 from tracking.dispatch import DispatchConfig, Dispatcher
 from tracking.history import HistoryWriter
 from tracking.ingest import Ingest, IngestConfig, Publish
-from tracking.live import Live
+from tracking.live import Live, OnlineRider
 from tracking.metrics import TrackingMetrics
-from tracking.model import Fix, Limits
+from tracking.model import Fix, Limits, online_since_ms
 from tracking.ports import Orders
 
 log = logging.getLogger("souk.tracking")
@@ -100,6 +100,15 @@ class Tracking:
                 {"accepted": False, "reason": result}
 
         return op
+
+    async def riders_online(self, now_ms: int, limit: int
+                            ) -> tuple[int, list[OnlineRider], dict[uuid.UUID, str]]:
+        """Riders heard from within TRACKING_OFFLINE_S (most recent first, at most `limit`),
+        how many in all, and their display names."""
+        since = online_since_ms(now_ms, self.settings.tracking_offline_s)
+        total, riders = await self.live.online(since, limit)
+        names = await self.orders.display_names([r.rider_id for r in riders])
+        return total, riders, names
 
     async def on_order_event(self, event: OutboxEvent) -> None:
         """Outbox handler: an order changed state or rider, so its rider's cached assignment
