@@ -1,7 +1,8 @@
 """The order page and the operations dashboard in headless Chromium: an admin forces an order
 transition from /admin and the buyer's order page (another window, another session) shows it
-live; rider positions on `order:{id}` move the marker on the offline map with the ETA; axe-core
-finds no serious violation on either page."""
+live; rider positions on `order:{id}` move the marker on the offline map with the ETA; a rider who
+posts a fix shows on the dashboard's riders-online map; axe-core finds no serious violation on
+either page."""
 
 from __future__ import annotations
 
@@ -168,3 +169,47 @@ async def test_admin_refunds_part_of_an_order_and_adjusts_a_wallet(
     assert after == before + 500 + 1000
     events = (await client.get(f"/v1/orders/{order}", headers=buyer.headers)).json()["events"]
     assert [e["reason"] for e in events if e["kind"] == "refund"] == ["scratched"]
+
+
+async def test_admin_sees_a_rider_who_posted_a_fix_on_the_riders_map(
+    browser: Any, web_server: ServerProcess, register: Register, axe_source: str,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    admin = await register("admin")
+    rider = await register("rider", name="Rania Rider")
+    base = web_server.url
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        r = await http.put("/v1/riders/me/availability", headers=rider.headers,
+                           json={"status": "available"})
+        assert r.status_code == 200, r.text
+        r = await http.post("/v1/tracking/devices", headers=rider.headers, json={})
+        assert r.status_code == 201, r.text
+        r = await http.get("/v1/tracking/osmand", params={
+            "id": r.json()["key"], "lat": "25.204800", "lon": "55.270800", "speed": "10"})
+        assert r.status_code == 200, r.text
+
+    sign_in(browser, base, admin, "/admin")
+    dot = f"#riders-map g[data-rider='{rider.id}']"
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, dot), 10, "the rider on the map")
+    assert browser.find_element(By.CSS_SELECTOR, f"{dot} text").text == "Rania Rider"
+    assert browser.find_element(By.CSS_SELECTOR, f"{dot} circle").get_attribute("cx") not in (
+        None, "")
+    listed = text_of(browser, "riders-list")
+    assert "Rania Rider" in listed and "25.20480, 55.27080" in listed
+    assert text_of(browser, "riders-count") == "1 online"  # the test's own Redis prefix
+
+    # Keyboard alone: focus the rider's button, press Enter: the dot is highlighted, focus stays.
+    pick = f"#riders-list li[data-rider='{rider.id}'] button"
+    browser.execute_script("document.querySelector(arguments[0]).focus()", pick)
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(lambda: "selected" in (browser.find_element(By.CSS_SELECTOR, dot)
+                                    .get_attribute("class") or ""), 5, "the rider highlighted")
+    assert browser.find_element(By.CSS_SELECTOR, pick).get_attribute("aria-pressed") == "true"
+    assert browser.execute_script(
+        "return document.activeElement.closest('li')?.dataset.rider") == rider.id
+    screenshot(browser, "admin-riders-online")
+    serious = axe_serious(browser, axe_source)
+    assert serious == [], dump(serious)
+    assert csp_violations(browser) == []

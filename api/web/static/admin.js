@@ -1,11 +1,14 @@
 // The operations dashboard (admins): key figures, live shows and auctions, orders with their
-// history and interventions, dead letters, wallet adjustments. Every action is a /v1 call.
+// history and interventions, riders online on a map, dead letters, wallet adjustments. Every
+// action is a /v1 call.
 import { api, applyLanguage, el, errorText, header, money, session, t, uuid } from "/static/common.js";
+import { fit, mapSvg, svgNode, xy } from "/static/map.js";
 
 const STATES = ["pending_payment", "paid", "packed", "out_for_delivery", "delivered", "cancelled", "refunded"];
 function $(id) { return document.getElementById(id); }
 let lastBids = null;
 let searches = 0;
+let selectedRider = null; // the rider picked in the list, highlighted on the map
 
 function section(id, title, ...children) {
   return el("section", { class: "card", id, "aria-labelledby": `${id}-h` }, el("h2", { id: `${id}-h`, text: title }), ...children);
@@ -41,6 +44,9 @@ function layout() {
       section("live", t("live_shows"), el("ul", { id: "live-shows" })),
       section("auctions", t("open_auctions"), el("ul", { id: "open-auctions" }))),
     section("orders", t("orders"), search, el("div", { id: "order-results" })),
+    section("riders", t("riders_online"),
+      el("p", { id: "riders-count", role: "status" }),
+      el("div", { class: "grid2" }, mapSvg("riders-map", t("riders_map")), el("ul", { id: "riders-list", class: "riders" }))),
     section("dead", t("dead_letters"), el("div", { id: "dead-letters" })),
     section("wallet", t("wallet_adjust"), adjust),
   );
@@ -81,6 +87,38 @@ async function liveLists() {
   $("open-auctions").replaceChildren(...auctions.items.map((a) => el("li", { dir: "auto",
     text: `#${a.id.slice(0, 8)} · ${a.state} · ${money(a.price, a.currency)} · ${a.leader || t("nobody")}` })));
   if (!auctions.items.length) $("open-auctions").replaceChildren(el("li", { text: t("none") }));
+}
+
+async function ridersOnline() {
+  const page = await api("GET", "/v1/tracking/riders/online?limit=200");
+  const riders = page.items;
+  const name = (r) => r.display_name || `#${r.rider_id.slice(0, 8)}`;
+  $("riders-count").textContent = t("riders_count", { n: page.total });
+  const map = $("riders-map");
+  map.replaceChildren();
+  map.dataset.riders = String(riders.length);
+  if (riders.length) {
+    const project = fit(riders);
+    for (const r of riders) {
+      const [x, y] = xy(r, project);
+      const picked = r.rider_id === selectedRider;
+      map.append(svgNode("g", { class: picked ? "rider-dot selected" : "rider-dot", "data-rider": r.rider_id },
+        svgNode("circle", { cx: x, cy: y, r: picked ? "9" : "6", fill: r.available ? "#146c2e" : "#595963" }),
+        svgNode("text", { x: (Number(x) + 9).toFixed(1), y: (Number(y) + 4).toFixed(1), "font-size": "12", fill: "#1b1b1f" }, name(r))));
+    }
+  }
+  const ago = (r) => Math.max(0, Math.round((Date.now() - r.seen) / 1000));
+  const focused = document.activeElement?.closest?.("#riders-list li")?.dataset.rider;
+  $("riders-list").replaceChildren(...riders.map((r) => el("li", { "data-rider": r.rider_id },
+    el("button", { type: "button", class: "rider-pick", "aria-pressed": String(r.rider_id === selectedRider),
+      onclick: () => { selectedRider = selectedRider === r.rider_id ? null : r.rider_id; ridersOnline(); } },
+      el("span", { dir: "auto", text: name(r) })),
+    ` · ${r.available ? t("rider_available") : t("rider_busy")} · `,
+    el("span", { dir: "ltr", text: `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` }),
+    ` · ${t("seen_ago", { s: ago(r) })}`)));
+  if (!riders.length) $("riders-list").replaceChildren(el("li", { text: t("none") }));
+  // A refresh keeps the keyboard where it was.
+  if (focused) $("riders-list").querySelector(`li[data-rider="${focused}"] button`)?.focus();
 }
 
 function orderRow(o) {
@@ -163,8 +201,8 @@ async function main() {
     return;
   }
   layout();
-  await Promise.allSettled([figures(), liveLists(), loadOrders(), deadLetters()]);
-  setInterval(() => { figures(); liveLists(); }, 5000);
+  await Promise.allSettled([figures(), liveLists(), loadOrders(), ridersOnline(), deadLetters()]);
+  setInterval(() => { figures(); liveLists(); ridersOnline().catch(() => {}); }, 5000);
 }
 
 main();

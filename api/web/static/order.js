@@ -1,6 +1,7 @@
 // The order page: status and timeline from the event history, live on `order:{id}`; while out
 // for delivery, the rider's position on a map drawn from coordinates (no tiles: works offline).
 import { Hub, api, applyLanguage, el, errorText, header, money, requireSignIn, statusText, t } from "/static/common.js";
+import { fit, mapSvg, svgNode, xy } from "/static/map.js";
 
 const orderId = location.pathname.split("/")[2];
 const seen = new Set(); // event ids already in the timeline
@@ -24,27 +25,10 @@ function layout() {
       el("section", { class: "card", id: "delivery", "aria-labelledby": "map-h" },
         el("h2", { id: "map-h", text: t("map") }),
         el("p", { id: "eta", "aria-live": "polite", text: t("no_position") }),
-        mapSvg())),
+        mapSvg("map", t("map"),
+          svgNode("polyline", { id: "trail", fill: "none", stroke: "#0b5cad", "stroke-width": "3", points: "" }),
+          svgNode("circle", { id: "rider", r: "8", fill: "#a4161a", cx: "-20", cy: "-20" })))),
   );
-}
-
-function mapSvg() {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", "0 0 400 300");
-  svg.setAttribute("class", "map");
-  svg.setAttribute("id", "map");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", t("map"));
-  for (const [tag, attrs] of [
-    ["polyline", { id: "trail", fill: "none", stroke: "#0b5cad", "stroke-width": "3", points: "" }],
-    ["circle", { id: "rider", r: "8", fill: "#a4161a", cx: "-20", cy: "-20" }],
-  ]) {
-    const node = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-    svg.append(node);
-  }
-  return svg;
 }
 
 function stateLabel(s) { return t(`st_${s}`); }
@@ -100,17 +84,11 @@ function position(p) {
   if (typeof p.lat !== "number" || typeof p.lon !== "number") return;
   trail.push({ lat: p.lat, lon: p.lon });
   while (trail.length > 500) trail.shift();
-  // Fit the trail in the box (equirectangular around the trail's middle latitude).
-  const k = Math.cos((trail.reduce((s, q) => s + q.lat, 0) / trail.length) * Math.PI / 180);
-  const xs = trail.map((q) => q.lon * k), ys = trail.map((q) => q.lat);
-  const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
-  const span = Math.max(maxX - minX, maxY - minY, 0.002);
-  const cx = (minX + maxX) / 2, cy = (minY + maxY) / 2;
-  const toXY = (q) => [200 + ((q.lon * k - cx) / span) * 340, 150 - ((q.lat - cy) / span) * 240];
-  $("trail").setAttribute("points", trail.map((q) => toXY(q).map((v) => v.toFixed(1)).join(",")).join(" "));
-  const [x, y] = toXY(trail[trail.length - 1]);
-  $("rider").setAttribute("cx", x.toFixed(1));
-  $("rider").setAttribute("cy", y.toFixed(1));
+  const project = fit(trail);
+  $("trail").setAttribute("points", trail.map((q) => xy(q, project).join(",")).join(" "));
+  const [x, y] = xy(trail[trail.length - 1], project);
+  $("rider").setAttribute("cx", x);
+  $("rider").setAttribute("cy", y);
   $("map").dataset.points = String(trail.length);
   $("eta").textContent = typeof p.eta_s === "number"
     ? (p.eta_s < 60 ? t("eta_now") : t("eta", { min: Math.round(p.eta_s / 60) }))
