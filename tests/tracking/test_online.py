@@ -75,3 +75,11 @@ async def test_only_admins_see_riders_online(
         assert r.headers["content-type"].startswith("application/problem+json")
     r = await client.get(URL)
     assert r.status_code == 401
+
+
+async def test_the_document_states_the_limit(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    op = doc["paths"][URL]["get"]
+    [limit] = [p for p in op["parameters"] if p["name"] == "limit"]
+    assert limit["schema"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 500}
+    assert {"401", "403", "422"} <= set(op["responses"])

@@ -90,7 +90,9 @@ async function liveLists() {
 }
 
 async function ridersOnline() {
-  const page = await api("GET", "/v1/tracking/riders/online?limit=200");
+  let page;
+  try { page = await api("GET", "/v1/tracking/riders/online?limit=200"); }
+  catch (e) { $("riders-count").textContent = errorText(e.code); return; }
   const riders = page.items;
   const name = (r) => r.display_name || `#${r.rider_id.slice(0, 8)}`;
   $("riders-count").textContent = t("riders_count", { n: page.total });
@@ -202,7 +204,7 @@ async function main() {
   }
   layout();
   await Promise.allSettled([figures(), liveLists(), loadOrders(), ridersOnline(), deadLetters()]);
-  setInterval(() => { figures(); liveLists(); ridersOnline().catch(() => {}); }, 5000);
+  setInterval(() => { figures(); liveLists(); ridersOnline(); }, 5000);
 }
 
 main();
