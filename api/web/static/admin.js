@@ -89,6 +89,18 @@ async function liveLists() {
   if (!auctions.items.length) $("open-auctions").replaceChildren(el("li", { text: t("none") }));
 }
 
+function highlight() {
+  for (const g of $("riders-map").querySelectorAll("g.rider-dot")) {
+    const on = g.dataset.rider === selectedRider;
+    g.classList.toggle("selected", on);
+    g.querySelector("circle").setAttribute("r", on ? "9" : "6");
+    if (on) g.parentNode.append(g); // drawn last: on top of the others
+  }
+  for (const li of $("riders-list").querySelectorAll("li[data-rider]")) {
+    li.querySelector("button").setAttribute("aria-pressed", String(li.dataset.rider === selectedRider));
+  }
+}
+
 async function ridersOnline() {
   let page;
   try { page = await api("GET", "/v1/tracking/riders/online?limit=200"); }
@@ -103,22 +115,22 @@ async function ridersOnline() {
     const project = fit(riders);
     for (const r of riders) {
       const [x, y] = xy(r, project);
-      const picked = r.rider_id === selectedRider;
-      map.append(svgNode("g", { class: picked ? "rider-dot selected" : "rider-dot", "data-rider": r.rider_id },
-        svgNode("circle", { cx: x, cy: y, r: picked ? "9" : "6", fill: r.available ? "#146c2e" : "#595963" }),
+      map.append(svgNode("g", { class: "rider-dot", "data-rider": r.rider_id },
+        svgNode("circle", { cx: x, cy: y, r: "6", fill: r.available ? "#146c2e" : "#595963" }),
         svgNode("text", { x: (Number(x) + 9).toFixed(1), y: (Number(y) + 4).toFixed(1), "font-size": "12", fill: "#1b1b1f" }, name(r))));
     }
   }
   const ago = (r) => Math.max(0, Math.round((Date.now() - r.seen) / 1000));
   const focused = document.activeElement?.closest?.("#riders-list li")?.dataset.rider;
   $("riders-list").replaceChildren(...riders.map((r) => el("li", { "data-rider": r.rider_id },
-    el("button", { type: "button", class: "rider-pick", "aria-pressed": String(r.rider_id === selectedRider),
-      onclick: () => { selectedRider = selectedRider === r.rider_id ? null : r.rider_id; ridersOnline(); } },
+    el("button", { type: "button", class: "rider-pick", "aria-pressed": "false",
+      onclick: () => { selectedRider = selectedRider === r.rider_id ? null : r.rider_id; highlight(); } },
       el("span", { dir: "auto", text: name(r) })),
     ` · ${r.available ? t("rider_available") : t("rider_busy")} · `,
     el("span", { dir: "ltr", text: `${r.lat.toFixed(5)}, ${r.lon.toFixed(5)}` }),
     ` · ${t("seen_ago", { s: ago(r) })}`)));
   if (!riders.length) $("riders-list").replaceChildren(el("li", { text: t("none") }));
+  highlight();
   // A refresh keeps the keyboard where it was.
   if (focused) $("riders-list").querySelector(`li[data-rider="${focused}"] button`)?.focus();
 }
