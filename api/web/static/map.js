@@ -1,5 +1,6 @@
-// A simple map drawn from coordinates in an SVG box (no tiles: the pages work offline). Shared by
-// the order page (one rider's trail) and the operations dashboard (riders online).
+// A simple map drawn from coordinates in an SVG box (no tiles: the pages work offline; east is
+// right in every language: style.css makes .map left-to-right). Shared by the order page (one
+// rider's trail) and the operations dashboard (riders online).
 
 const NS = "http://www.w3.org/2000/svg";
 const WIDTH = 400, HEIGHT = 300;
