@@ -213,3 +213,11 @@ async def test_admin_sees_a_rider_who_posted_a_fix_on_the_riders_map(
     serious = axe_serious(browser, axe_source)
     assert serious == [], dump(serious)
     assert csp_violations(browser) == []
+
+    # In Arabic: the panel's texts, the same map (left-to-right: east stays on the right).
+    browser.get(f"{base}/admin?lang=ar")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, dot), 10, "the rider on the map (ar)")
+    assert text_of(browser, "riders-h") == "المندوبون المتصلون"
+    assert browser.execute_script("return document.documentElement.dir") == "rtl"
+    assert browser.execute_script(
+        "return getComputedStyle(document.getElementById('riders-map')).direction") == "ltr"
