@@ -5,10 +5,11 @@
 const NS = "http://www.w3.org/2000/svg";
 const WIDTH = 400, HEIGHT = 300;
 
-export function svgNode(tag, attrs = {}, text = null) {
+// An SVG element with these attributes and children (nodes, or strings as text).
+export function svgNode(tag, attrs = {}, ...children) {
   const node = document.createElementNS(NS, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  if (text !== null) node.textContent = text;
+  node.append(...children);
   return node;
 }
 
