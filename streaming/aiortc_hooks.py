@@ -15,12 +15,20 @@ sender; a relay wants neither. Four hooks make it a packet relay:
 
 Everything else the relay does goes through aiortc's public API (an `av.Packet` returned by a
 track's `recv()` is only packetized by the sender: `RTCRtpSender._next_encoded_frame`).
+
+The load generators' viewers (loadtests/streaming, loadtests/crowd) count RTP packets without
+decoding them; the two hooks they use live here too, so one module holds every aiortc internal:
+
+5. `tap_rtp`: a DTLS transport hands each decrypted RTP packet to a handler instead of its
+   receivers (no jitter buffer, no decode, no per-receiver thread).
+6. `replace_packet_handler`: one receiver hands its RTP packets to a handler (its NACKs,
+   jitter buffer and decoder stop).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -28,7 +36,9 @@ import aioice.ice
 import aiortc.rtcrtpreceiver
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket
 
 log = logging.getLogger("souk.streaming")
 
@@ -40,11 +50,15 @@ RELIED_ON: tuple[tuple[object, str], ...] = (
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpSender, "_send_keyframe"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCDtlsTransport, "_handle_rtp_data"),
+    (RTCDtlsTransport, "_recv_next"),
 )
 # Name-mangled instance attribute of RTCRtpReceiver set in __init__ (checked on an instance).
 DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 
 FrameSink = Callable[[bytes, int], None]
+RtpDataHandler = Callable[[bytes, int], Coroutine[Any, Any, None]]
+RtpPacketHandler = Callable[[RtpPacket, int], Coroutine[Any, Any, None]]
 
 
 def use_host_addresses(addresses: Iterable[str]) -> None:
@@ -133,3 +147,18 @@ def codec_capability(kind: str, mime_type: str, profile: str | None) -> RTCRtpCo
 def rtx_capability(kind: str) -> list[RTCRtpCodecCapability]:
     caps = RTCRtpSender.getCapabilities(kind)
     return [c for c in caps.codecs if c.mimeType.lower() == f"{kind}/rtx"]
+
+
+def tap_rtp(transport: Any, handler: RtpDataHandler) -> None:
+    """Send every decrypted RTP packet arriving on `transport` (an `RTCDtlsTransport`) to
+    `handler(data, arrival_time_ms)` instead of its receivers: `_recv_next` awaits the
+    instance's `_handle_rtp_data` with each one, after real ICE, DTLS and SRTP."""
+    if not isinstance(transport, RTCDtlsTransport):
+        raise TypeError(f"not an RTCDtlsTransport: {type(transport)!r}")
+    setattr(transport, "_handle_rtp_data", handler)  # noqa: B010 (an instance attribute)
+
+
+def replace_packet_handler(receiver: RTCRtpReceiver, handler: RtpPacketHandler) -> None:
+    """Send each RTP packet of `receiver` to `handler(packet, arrival_time_ms)` (`packet` an
+    aiortc `RtpPacket`: `.payload`, `.payload_type`, ...) instead of its jitter buffer."""
+    setattr(receiver, "_handle_rtp_packet", handler)  # noqa: B010 (an instance attribute)

@@ -10,10 +10,9 @@ process (locust runs on gevent):
         "ms"}` (POST to first RTP packet), `{"sid", "event": "window", "packets", "bytes",
         "max_gap_ms"}` every `WINDOW_S`, `{"sid", "event": "failed", "error"}`.
 
-Viewers count RTP packets and never decode them. The aiortc/aioice internals this relies on are
-all here and listed in `RELIED_ON` (checked by tests/loadtests/test_whep_peer.py): aioice
-skips 127.0.0.1 when gathering host candidates, and a receiver's `_handle_rtp_packet` is
-where packets would be decoded (replaced per receiver by a counter)."""
+Viewers count RTP packets and never decode them. The aiortc/aioice internals this relies on
+(gathering on 127.0.0.1, a receiver's packet handler replaced by a counter) are used through
+streaming/aiortc_hooks.py, the one module that touches them."""
 
 from __future__ import annotations
 
@@ -25,20 +24,20 @@ import sys
 import time
 from typing import Any
 
-import aioice.ice
 import av
 import httpx
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import VideoStreamTrack
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
+from streaming.aiortc_hooks import replace_packet_handler, use_host_addresses
+
 WINDOW_S = 5.0
-RELIED_ON = ((aioice.ice, "get_host_addresses"), (RTCRtpReceiver, "_handle_rtp_packet"))
 
 
 def use_loopback() -> None:
     """Gather ICE host candidates on 127.0.0.1 only (aioice leaves loopback out)."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    use_host_addresses(["127.0.0.1"])
 
 
 class Counter:
@@ -74,7 +73,7 @@ def count_packets(receiver: RTCRtpReceiver, counter: Counter) -> None:
     async def handle(packet: Any, arrival_time_ms: int) -> None:
         counter.add(len(packet.payload), time.monotonic())
 
-    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    replace_packet_handler(receiver, handle)
 
 
 class SmallPicture(VideoStreamTrack):

@@ -1,7 +1,7 @@
 """WHEP viewers that count instead of decode: one worker process's share of a viewer load.
 
 Each viewer is an aiortc peer connection (recvonly video + audio) doing real ICE, DTLS and SRTP
-on 127.0.0.1. A counting viewer taps the decrypted RTP before aiortc's receivers (tap.py) and
+on 127.0.0.1. A counting viewer taps the decrypted RTP before aiortc's receivers (`tap_rtp`) and
 counts packets, bytes, sequence gaps and video frames (marker bits); it tells whether its first
 frame was a keyframe. A sampling viewer keeps aiortc's decode path and reads the painted stamps
 (streaming.synthetic) to measure camera-to-screen latency. Both time the first frame from the
@@ -28,8 +28,7 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
 from loadtests.streaming.rtp import keyframe, parse_header
-from loadtests.streaming.tap import tap_rtp
-from streaming.aiortc_hooks import use_host_addresses
+from streaming.aiortc_hooks import tap_rtp, use_host_addresses
 from streaming.synthetic import latency_us, read_stamp
 
 CONNECT_TIMEOUT_S = 20.0

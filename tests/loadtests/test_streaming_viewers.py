@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import struct
 
 import httpx
 import pytest
-from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-from loadtests.streaming import load, tap
+from loadtests.streaming import load
 from loadtests.streaming.rtp import h264_keyframe, keyframe, parse_header, vp8_keyframe
 from loadtests.streaming.viewers import (
     MAX_RETRY_AFTER_S,
@@ -114,18 +112,6 @@ def test_a_viewer_retries_only_a_503_with_a_bounded_retry_after() -> None:
     assert retry_after_s(response(503, str(int(MAX_RETRY_AFTER_S) + 1))) is None
     assert retry_after_s(response(409, "2")) is None
     assert retry_after_s(response(201, None)) is None
-
-
-def test_tap_relies_on_aiortc_internals_that_still_exist() -> None:
-    for name in tap.RELIED_ON:
-        assert name in vars(RTCDtlsTransport) or name in inspect.getsource(
-            RTCDtlsTransport.__init__), f"RTCDtlsTransport.{name} is gone: the tap breaks"
-    assert list(inspect.signature(RTCDtlsTransport._handle_rtp_data).parameters) == [
-        "self", "data", "arrival_time_ms"]
-    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in inspect.getsource(
-        RTCDtlsTransport._recv_next)
-    with pytest.raises(TypeError):
-        tap.tap_rtp(object(), Counter(ViewerResult(0, False), {}, 0.0, (0.0, 0.0)).handle)
 
 
 def test_only_loopback_targets_and_bounded_runs() -> None:

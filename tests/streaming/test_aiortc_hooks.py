@@ -1,8 +1,10 @@
 """Fails loudly when an aiortc/aioice/av upgrade removes or changes what
-streaming/aiortc_hooks.py relies on (ARCHITECTURE: fence a library's internals, test them)."""
+streaming/aiortc_hooks.py relies on (ARCHITECTURE: fence a library's internals, test them).
+The server's relay and the load generators' counting viewers both go through that module."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from fractions import Fraction
 from importlib.metadata import version
@@ -10,10 +12,11 @@ from importlib.metadata import version
 import aioice.ice
 import aiortc.rtcrtpreceiver
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.codecs import get_encoder
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket
 
 from streaming import aiortc_hooks
 from streaming.aiortc_hooks import RELIED_ON, codec_capability, encoded_packet
@@ -101,3 +104,35 @@ def test_host_addresses_replace_aioice_list() -> None:
         assert aioice.ice.get_host_addresses(True, True) == ["127.0.0.1", "::1"]
     finally:
         aioice.ice.get_host_addresses = original
+
+
+def test_rtp_tap_hooks_where_dtls_hands_over_decrypted_packets() -> None:
+    """`tap_rtp` replaces the instance's `_handle_rtp_data`, which `_recv_next` awaits with each
+    packet after SRTP."""
+    assert list(inspect.signature(RTCDtlsTransport._handle_rtp_data).parameters) == [
+        "self", "data", "arrival_time_ms"]
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._handle_rtp_data)
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in (
+        inspect.getsource(RTCDtlsTransport._recv_next))
+    assert "self._rx_srtp" in inspect.getsource(RTCDtlsTransport._recv_next)
+    with pytest.raises(TypeError):
+        aiortc_hooks.tap_rtp(object(), lambda data, ms: asyncio.sleep(0))
+
+
+async def test_a_receiver_packet_handler_can_be_replaced() -> None:
+    params = list(inspect.signature(RTCRtpReceiver._handle_rtp_packet).parameters)
+    assert params == ["self", "packet", "arrival_time_ms"]
+    assert inspect.iscoroutinefunction(RTCRtpReceiver._handle_rtp_packet)
+    pc = RTCPeerConnection()
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        seen: list[tuple[bytes, int]] = []
+
+        async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+            seen.append((packet.payload, arrival_time_ms))
+
+        aiortc_hooks.replace_packet_handler(receiver, handle)
+        await receiver._handle_rtp_packet(RtpPacket(payload=b"ab"), arrival_time_ms=7)
+        assert seen == [(b"ab", 7)]
+    finally:
+        await pc.close()
