@@ -129,9 +129,13 @@ def studio_goes_live(driver: Any, url: str, world: dict[str, Any]) -> dict[str, 
     wait_for(lambda: driver.execute_script(
         "return document.getElementById('live-state').dataset.connection") == "connected", 20,
         "the WHIP connection")
-    shows = httpx.get(f"{url}/v1/shows?seller_id={world['seller']['id']}&state=live",
-                      timeout=10).json()["items"]
-    camera_show = next(s["id"] for s in shows if s["title"] == "Camera show")
+
+    def live_camera_show() -> str | None:  # the show turns live once the publisher's media flows
+        shows = httpx.get(f"{url}/v1/shows?seller_id={world['seller']['id']}&state=live",
+                          timeout=10).json()["items"]
+        return next((s["id"] for s in shows if s["title"] == "Camera show"), None)
+
+    camera_show = wait_for(live_camera_show, 10, "the camera show listed as live")
     driver.save_screenshot(str(ARTIFACTS / "studio-live-camera.png"))
     driver.switch_to.window(buyer_window)
     driver.get(f"{url}/shows/{camera_show}")
