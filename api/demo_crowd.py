@@ -42,6 +42,7 @@ from auctions.wire import events_of
 SELLER_EMAIL = "seller@demo.souk.dev"
 TOKEN_REFRESH_S = 600  # access tokens live 15 minutes by default: sign in again well before
 TOPUP = 50_000
+SHOW_CHECK_S = 5.0  # the show's state is read this often (a new one goes live once it ends)
 REFRESH_S = 30.0  # the followed auction's view is read again this often (a safety net)
 LIVE = ("open", "scheduled")
 
@@ -135,6 +136,7 @@ class Crowd:
         self.seller = Account(settings.url, SELLER_EMAIL)
         self.bots = [Bot(settings.url, i) for i in range(min(settings.bots, MAX_BOTS))]
         self.show_id = ""
+        self.show_checked = 0.0
         self.auction: dict[str, Any] = {}
         self.refreshed = 0.0
         self.follower: asyncio.Task[None] | None = None
@@ -149,6 +151,7 @@ class Crowd:
             raise SystemExit(f"souk: no demo seller at {self.s.url} ({err}); the crowd runs "
                              "only against a demo (python -m api seed-demo)") from None
         self.show_id = await ensure_live_show(self.seller)
+        self.show_checked = time.monotonic()
         say(f"show live: {self.show_id} ({DEMO_SHOW})")
         await asyncio.gather(*(bot.join() for bot in self.bots))
         for bot in self.bots:
@@ -157,11 +160,30 @@ class Crowd:
         say(f"{len(self.bots)} simulated bidders and chatters joined")
 
     async def tick(self) -> None:
+        await self.keep_show_live()
         await self.keep_auction_open()
         if self.bots and self.rng.random() < self.s.tick_s / self.s.bid_every_s:
             await self.bid(self.rng.choice(self.bots))
         if self.bots and self.rng.random() < self.s.tick_s / self.s.chat_every_s:
             await self.chat(self.rng.choice(self.bots))
+
+    async def keep_show_live(self) -> None:
+        """Every `SHOW_CHECK_S`, read the show; once it has ended (its seller or an operator
+        ended it, or its video publisher stayed away past the grace), put a show live again and
+        move the bots and the auctions there."""
+        if time.monotonic() - self.show_checked < SHOW_CHECK_S:
+            return
+        show = await http("GET", f"{self.s.url}/v1/shows/{self.show_id}")
+        self.show_checked = time.monotonic()
+        if show["state"] != "ended":
+            return
+        await self.unfollow()
+        self.auction = {}
+        self.show_id = await ensure_live_show(self.seller)
+        say(f"the show ended; show live: {self.show_id} ({DEMO_SHOW})")
+        for bot in self.bots:  # subscribed again to the new show's channels on their next call
+            await bot.close()
+            bot.channels = [f"show:{self.show_id}", f"show:{self.show_id}:chat"]
 
     async def keep_auction_open(self) -> None:
         """Follow the show's auction over its channel (re-read over HTTP every `REFRESH_S`, or
@@ -257,11 +279,20 @@ class Crowd:
 
 async def ensure_live_show(seller: Account) -> str:
     """The demo show (the oldest of the seller's shows with its title that has not ended, as
-    the seed picks it; a new one when all have ended), put live. Returns its id."""
+    the seed picks it; a new one when all have ended), put live. Returns its id. The crowd and
+    the video loop both call this: when both create a show at once, both then take the oldest
+    (the other stays scheduled, for the next time)."""
     me = await seller.call("GET", "/v1/me")
-    shows = (await seller.call("GET", f"/v1/shows?seller_id={me['id']}&limit=100"))["items"]
-    mine = [s for s in reversed(shows) if s["title"] == DEMO_SHOW and s["state"] != "ended"]
-    show = mine[0] if mine else await seller.call("POST", "/v1/shows", {"title": DEMO_SHOW})
+
+    async def not_ended() -> list[dict[str, Any]]:
+        shows = (await seller.call("GET", f"/v1/shows?seller_id={me['id']}&limit=100"))["items"]
+        return [s for s in reversed(shows) if s["title"] == DEMO_SHOW and s["state"] != "ended"]
+
+    mine = await not_ended()
+    if not mine:
+        await seller.call("POST", "/v1/shows", {"title": DEMO_SHOW})
+        mine = await not_ended()
+    show = mine[0]
     if show["state"] == "scheduled":
         with contextlib.suppress(ApiError):  # started meanwhile (a publisher, another crowd)
             await seller.call("POST", f"/v1/shows/{show['id']}/start")

@@ -72,10 +72,13 @@ def show_hooks(rt: Runtime, hub: Hub) -> ShowHooks:
     async def ended(show_id: uuid.UUID) -> None:
         await move(show_id, ShowState.LIVE, ShowState.ENDED)
 
+    async def ended_among(show_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        return await store.ended_among(rt.pool, show_ids)
+
     async def announce(show_id: uuid.UUID, data: dict[str, Any]) -> None:
         await hub.publish(f"show:{show_id}", data, key="video")
 
-    return ShowHooks(authorize_publisher, show_exists, went_live, ended, announce)
+    return ShowHooks(authorize_publisher, show_exists, went_live, ended, ended_among, announce)
 
 
 @contextlib.asynccontextmanager

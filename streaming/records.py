@@ -40,6 +40,8 @@ class ShowHooks:
     show_exists: Callable[[uuid.UUID], Awaitable[bool]]
     went_live: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
     ended: Callable[[uuid.UUID], Awaitable[None]]  # idempotent
+    # Which of these shows have ended in the record (their seller or an operator ended them).
+    ended_among: Callable[[list[uuid.UUID]], Awaitable[set[uuid.UUID]]]
     # A latest-value publication on show:{id} (video state and viewer count).
     announce: Callable[[uuid.UUID, dict[str, Any]], Awaitable[None]]
 

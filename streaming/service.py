@@ -45,7 +45,7 @@ from streaming.session import (
 
 log = logging.getLogger("souk.streaming")
 TICK_S = 0.25
-SWEEP_S = 2.0  # how often a process looks for shows whose owner died
+SWEEP_S = 2.0  # how often a process looks for shows whose owner died or that were ended
 
 
 def _nothing() -> None:
@@ -358,6 +358,7 @@ class StreamingService:
                 if now - last_sweep >= SWEEP_S:
                     last_sweep = now
                     await self._end_orphans()
+                    await self._end_ended()
                 if now - last_renew >= renew_every:
                     last_renew = now
                     await self._renew()
@@ -388,6 +389,17 @@ class StreamingService:
             await self.hooks.ended(show_id)
             await self.ownership.unmark(show_id)
             log.info("ended the show of a gone process", extra={"show_id": str(show_id)})
+
+    async def _end_ended(self) -> None:
+        """Close the video of the shows this process relays that were ended through the API
+        (POST /v1/shows/{id}/end by their seller or an operator): publisher and viewers."""
+        if not self.shows:
+            return
+        for show_id in await self.hooks.ended_among(list(self.shows)):
+            relay = self.shows.get(show_id)
+            if relay is not None:
+                log.info("the show was ended: closing its video", extra={"show_id": str(show_id)})
+                await self._end_show(relay)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

@@ -44,6 +44,14 @@ async def get(db: asyncpg.Pool | asyncpg.Connection, show_id: uuid.UUID, *,
     return _show(row) if row else None
 
 
+async def ended_among(db: asyncpg.Pool | asyncpg.Connection,
+                      show_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `show_ids` have ended."""
+    rows = await db.fetch("SELECT id FROM shows WHERE id = ANY($1::uuid[]) AND state = 'ended'",
+                          show_ids)
+    return {row["id"] for row in rows}
+
+
 async def listing(db: asyncpg.Pool, *, states: list[str] | None, seller_id: uuid.UUID | None,
                   limit: int) -> list[Show]:
     """Live shows first (latest started first), then scheduled ones by start time (soonest

@@ -293,3 +293,25 @@ def test_watch_signs_in_when_asked(demo: Demo) -> None:
                                capture_output=True, text=True, timeout=60, check=False)
     assert signed_in.returncode == 0, signed_in.stderr
     assert signed_in.stdout.startswith(f"watching {channel} ")
+
+
+def test_an_ended_show_is_replaced(demo: Demo) -> None:
+    """The seller ends the demo show: the crowd puts a show live again with an open auction
+    (it says so), and the video loop publishes on it. Last in the module: it moves the demo."""
+    _wait_ready(demo)
+    old = demo.get("/v1/shows?state=live")["items"][0]
+    login = httpx.post(demo.url + "/v1/auth/login", timeout=10,
+                       json={"email": "seller@demo.souk.dev", "password": "souk-demo-password"})
+    r = httpx.post(f"{demo.url}/v1/shows/{old['id']}/end", timeout=10,
+                   headers={"authorization": f"Bearer {login.json()['access_token']}"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30 * TIMING_FACTOR
+    while True:
+        live = [s for s in demo.get("/v1/shows?state=live")["items"] if s["id"] != old["id"]]
+        if live and f"show live: {live[0]['id']}" in demo.log.read_text():
+            break
+        assert time.monotonic() < deadline, demo.tail()
+        time.sleep(0.5)
+    assert _open_auction(demo, live[0]["id"], not_id=None)["show_id"] == live[0]["id"]
+    counters = asyncio.run(_watch_video(demo, time.monotonic() + 40 * TIMING_FACTOR, frames=3))
+    assert len(counters) >= 3, demo.tail()

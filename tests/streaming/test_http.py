@@ -180,6 +180,30 @@ async def test_publisher_gone_ends_the_show_after_the_grace_and_a_reconnect_resu
         await pub.pc.close()
 
 
+async def test_ending_the_show_through_the_api_closes_its_video(
+    client: httpx.AsyncClient, seller: Account, show_id: str,
+) -> None:
+    """The seller ends the show with POST /end while publishing: the relay notices within its
+    sweep (2 s) and closes the publisher and the viewers; neither can come back."""
+    pub = await publish(client, "http://souk.test", show_id, seller.access_token)
+    viewer = await watch(client, f"/v1/shows/{show_id}/whep")
+    try:
+        assert moving(await viewer.frames(5, 10 * TIMING_FACTOR))
+        r = await client.post(f"/v1/shows/{show_id}/end", headers=seller.headers)
+        assert r.status_code == 200 and r.json()["state"] == "ended", r.text
+        assert await until(lambda: viewer.pc.connectionState == "closed", 6 * TIMING_FACTOR)
+        assert await until(lambda: pub.pc.connectionState == "closed", 6 * TIMING_FACTOR)
+        problem(await client.post(f"/v1/shows/{show_id}/whep",
+                                  content=viewer.pc.localDescription.sdp, headers=SDP),
+                409, "show_not_live")
+        r = await client.post(f"/v1/shows/{show_id}/whip", content=pub.pc.localDescription.sdp,
+                              headers={**SDP, **seller.headers})
+        problem(r, 409, "show_ended")
+    finally:
+        await viewer.close()
+        await pub.pc.close()
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
