@@ -13,7 +13,7 @@ from starlette.routing import Route
 from api.accounts import store
 from api.accounts.revoke import announce
 from api.accounts.routes import user_view
-from api.accounts.rules import UserView
+from api.accounts.schemas import UserView
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import Conflict, FieldError, NotFound, ValidationFailed

@@ -13,15 +13,14 @@ from starlette.routing import Route
 from api.accounts import store
 from api.accounts.passwords import hash_password, verify_password
 from api.accounts.revoke import announce
-from api.accounts.rules import (
+from api.accounts.rules import normalize_email, validate_registration
+from api.accounts.schemas import (
     LoginBody,
     LogoutBody,
     RefreshBody,
     RegisterBody,
     TokenPair,
     UserView,
-    normalize_email,
-    validate_registration,
 )
 from core.auth import SELF_SERVICE_ROLES, Role
 from core.context import Runtime, authenticate, runtime

@@ -11,16 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.shows import store
-from api.shows.rules import (
-    CreateShow,
-    InvalidTransition,
-    Restriction,
-    ShowList,
-    ShowState,
-    ShowView,
-    Viewers,
-    next_state,
-)
+from api.shows.errors import InvalidTransition
+from api.shows.rules import ShowState, next_state
+from api.shows.schemas import CreateShow, Restriction, ShowList, ShowView, Viewers
 from core.auth import Principal, Role
 from core.context import require, runtime
 from core.db import transaction
