@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -165,9 +165,11 @@ def order_parties_of(rt: Runtime) -> Callable[[uuid.UUID], Awaitable[set[uuid.UU
 class UpgradeRequired(AppError):
     code = "upgrade_required"
     status = 426
-    titles = {"en": "Upgrade required", "ar": "يلزم الترقية"}
-    details = {"en": "This endpoint speaks websocket only (Upgrade: websocket).",
-               "ar": "هذه النقطة تعمل عبر websocket فقط."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Upgrade required", "ar": "يلزم الترقية"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "This endpoint speaks websocket only (Upgrade: websocket).",
+        "ar": "هذه النقطة تعمل عبر websocket فقط.",
+    }
 
     def __init__(self) -> None:
         super().__init__(headers={"Upgrade": "websocket"})

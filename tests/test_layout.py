@@ -105,3 +105,55 @@ def test_packages_resolve_inside_repo(pkg: str) -> None:
     spec = importlib.util.find_spec(pkg)
     assert spec is not None and spec.origin is not None
     assert Path(spec.origin).resolve().is_relative_to(ROOT)
+
+
+ERROR_TEXTS = ("titles", "details")
+ERROR_TEXT_FORM = "ClassVar[Mapping[str, str]]"  # as core.errors.AppError declares them
+
+
+def error_text_problems(path: Path) -> list[str]:
+    """Class attributes `titles`/`details` not in AppError's form: `ClassVar[Mapping[str, str]]`
+    holding a dict literal keyed by language tags, "en" first."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    problems: list[str] = []
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for st in cls.body:
+            if isinstance(st, ast.FunctionDef) and st.name in ("title_for", "detail_for"):
+                if cls.name != "AppError":
+                    problems.append(f"{cls.name}.{st.name}: give `titles`/`details` instead")
+                continue
+            targets = st.targets if isinstance(st, ast.Assign) else (
+                [st.target] if isinstance(st, ast.AnnAssign) else [])
+            for name in (t.id for t in targets if isinstance(t, ast.Name)):
+                if name not in ERROR_TEXTS:
+                    continue
+                where = f"{cls.name}.{name} (line {st.lineno})"
+                if not isinstance(st, ast.AnnAssign) or ast.unparse(st.annotation) != (
+                        ERROR_TEXT_FORM):
+                    problems.append(f"{where}: annotate `{name}: {ERROR_TEXT_FORM}`")
+                    continue
+                keys = [k.value if isinstance(k, ast.Constant) else None
+                        for k in getattr(st.value, "keys", [None])]
+                if not isinstance(st.value, ast.Dict) or not keys or keys[0] != "en" or not all(
+                        isinstance(k, str) for k in keys):
+                    problems.append(f"{where}: a dict literal keyed by language, \"en\" first")
+    return problems
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_error_texts_have_one_form(path: Path) -> None:
+    assert not error_text_problems(path)
+
+
+def test_error_text_check_catches_other_forms(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "class A(AppError):\n"
+        "    titles = {'en': 'x'}\n"
+        "    details: ClassVar[dict[str, str]] = {'en': 'x'}\n"
+        "class B(AppError):\n"
+        "    titles: ClassVar[Mapping[str, str]] = _t('x', 'y')\n"
+        "    def detail_for(self, lang: str) -> str: ...\n",
+        encoding="utf-8",
+    )
+    assert len(error_text_problems(bad)) == 4

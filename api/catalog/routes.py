@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from typing import ClassVar
 
 import msgspec
 from starlette.requests import Request
@@ -25,8 +27,8 @@ from core.ids import parse_uuid
 
 class SkuTaken(Conflict):
     code = "sku_taken"
-    titles = {"en": "SKU already used", "ar": "رمز SKU مستخدم"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "SKU already used", "ar": "رمز SKU مستخدم"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Another variant of this product has this SKU.",
         "ar": "يوجد متغير آخر لهذا المنتج بنفس رمز SKU.",
     }

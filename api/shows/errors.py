@@ -10,11 +10,11 @@ from core.errors import AppError, Conflict, Forbidden
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
-    titles: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {
         "en": "Invalid state change",
         "ar": "تغيير حالة غير صالح",
     }
-    details: ClassVar[dict[str, str]] = {
+    details: ClassVar[Mapping[str, str]] = {
         "en": "A {state} show cannot be {action}.",
         "ar": "لا يمكن {action} عرض حالته {state}.",
     }
@@ -32,8 +32,8 @@ class Muted(AppError):
 
 class Banned(Forbidden):
     code = "banned"
-    titles: ClassVar[dict[str, str]] = {"en": "Banned", "ar": "محظور"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Banned", "ar": "محظور"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "You are banned from this show's chat.",
         "ar": "تم حظرك من دردشة هذا العرض.",
     }
@@ -41,8 +41,8 @@ class Banned(Forbidden):
 
 class ShowNotLive(Conflict):
     code = "show_not_live"
-    titles: ClassVar[dict[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Chat is open while the show is scheduled or live.",
         "ar": "الدردشة متاحة عندما يكون العرض مجدولًا أو مباشرًا.",
     }
