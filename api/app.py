@@ -1,14 +1,17 @@
 """The application factory: `uvicorn --factory api.app:create_app`.
 
-`create_app()` reads settings (failing loudly), and its lifespan opens, in order: the JWT key
-ring, the PostgreSQL pool (applying pending migrations under a lock unless turned off), Redis,
-the rate limiter, the outbox relay, the real-time hub, the commerce jobs and the auctions. It
-exposes them on the request state (`runtime`, `hub`, `ws_gateway`, `presence`, `auctions`) and
-closes everything in reverse order on shutdown.
+`create_app()` reads settings (failing loudly), builds the routes, the OpenAPI document and the
+middleware, and its lifespan (`open_parts`) opens, in order: the JWT key ring, the PostgreSQL
+pool (applying pending migrations under a lock unless turned off), Redis, the rate limiter, the
+/metrics listener (METRICS_PORT), the outbox relay, the real-time hub, rider tracking, the
+commerce jobs, the auctions and live video. It exposes them on the request state (`runtime`,
+`hub`, `ws_gateway`, `presence`, `revocations`, `auctions`, `tracking`, `streaming`) and closes
+everything in reverse order on shutdown.
 
-This is the only place that connects the domains: the hub gets the orders' parties and the
-auctions' `bid` op; the auctions get the hub, the ledger, checkout and the catalog through the
-adapters in `api.auction_ports`.
+This is the only place that connects the domains: the hub gets the orders' parties, tracking's
+`location` op and the auctions' `bid` op; tracking hears the orders' events from the outbox
+relay (`api.tracking_ports`); the auctions get the hub, the ledger, checkout and the catalog
+through the adapters in `api.auction_ports`; live video gets the shows (`api.streaming_wiring`).
 """
 
 from __future__ import annotations

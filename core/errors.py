@@ -10,7 +10,8 @@ language tag (`en` is required, `ar` is supported); `params` fill the templates.
 gives them in `AppError`'s form, `titles: ClassVar[Mapping[str, str]] = {"en": ..., "ar": ...}`
 (tests/test_layout.py checks).
 
-The tree (domain packages add their own subclasses next to their rules):
+The tree (domain packages add their own subclasses, in their `errors.py` or beside the code
+that raises them):
 
     AppError                      500 internal_error
     ├── ValidationFailed          422 validation_failed (+ errors: [{field, message}])
