@@ -1,14 +1,17 @@
 """The application factory: `uvicorn --factory api.app:create_app`.
 
-`create_app()` reads settings (failing loudly), and its lifespan opens, in order: the JWT key
-ring, the PostgreSQL pool (applying pending migrations under a lock unless turned off), Redis,
-the rate limiter, the outbox relay, the real-time hub, the commerce jobs and the auctions. It
-exposes them on the request state (`runtime`, `hub`, `ws_gateway`, `presence`, `auctions`) and
-closes everything in reverse order on shutdown.
+`create_app()` reads settings (failing loudly), builds the routes, the OpenAPI document and the
+middleware, and its lifespan (`open_parts`) opens, in order: the JWT key ring, the PostgreSQL
+pool (applying pending migrations under a lock unless turned off), Redis, the rate limiter, the
+/metrics listener (METRICS_PORT), the outbox relay, the real-time hub, rider tracking, the
+commerce jobs, the auctions and live video. It exposes them on the request state (`runtime`,
+`hub`, `ws_gateway`, `presence`, `revocations`, `auctions`, `tracking`, `streaming`) and closes
+everything in reverse order on shutdown.
 
-This is the only place that connects the domains: the hub gets the orders' parties and the
-auctions' `bid` op; the auctions get the hub, the ledger, checkout and the catalog through the
-adapters in `api.auction_ports`.
+This is the only place that connects the domains: the hub gets the orders' parties, tracking's
+`location` op and the auctions' `bid` op; tracking hears the orders' events from the outbox
+relay (`api.tracking_ports`); the auctions get the hub, the ledger, checkout and the catalog
+through the adapters in `api.auction_ports`; live video gets the shows (`api.streaming_wiring`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -46,7 +50,7 @@ from api.orders import jobs as order_jobs
 from api.orders import routes as orders
 from api.orders.metrics import CommerceMetrics
 from api.orders.store import parties
-from api.realtime_wiring import open_realtime
+from api.realtime_wiring import Realtime, open_realtime
 from api.shows import routes as shows
 from api.streaming_wiring import open_streaming
 from api.tracking_ports import TrackedOrders, hub_publisher, order_events_handler
@@ -54,6 +58,7 @@ from api.web import routes as web_pages
 from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
+from auctions.service import AuctionService
 from core import db
 from core.auth import KeyRing, TokenService
 from core.config import Settings
@@ -76,6 +81,7 @@ from streaming.metrics import StreamingMetrics
 from tracking import routes as tracking_routes
 from tracking import service as tracking_service
 from tracking.metrics import TrackingMetrics
+from tracking.service import Tracking
 
 VERSION = "0.1.0"
 LEDGER_GAUGES = "ledger_gauges"
@@ -165,9 +171,11 @@ def order_parties_of(rt: Runtime) -> Callable[[uuid.UUID], Awaitable[set[uuid.UU
 class UpgradeRequired(AppError):
     code = "upgrade_required"
     status = 426
-    titles = {"en": "Upgrade required", "ar": "يلزم الترقية"}
-    details = {"en": "This endpoint speaks websocket only (Upgrade: websocket).",
-               "ar": "هذه النقطة تعمل عبر websocket فقط."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Upgrade required", "ar": "يلزم الترقية"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "This endpoint speaks websocket only (Upgrade: websocket).",
+        "ar": "هذه النقطة تعمل عبر websocket فقط.",
+    }
 
     def __init__(self) -> None:
         super().__init__(headers={"Upgrade": "websocket"})
@@ -179,77 +187,130 @@ async def websocket_upgrade_required(request: Request) -> Response:
     raise UpgradeRequired()
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI application. Reads the environment when `settings` is None."""
-    settings = settings or Settings.from_env()
+@dataclass(frozen=True, slots=True)
+class AppMetrics:
+    """The metrics of every part of a process, all on the registry of `core`."""
+
+    core: Metrics
+    commerce: CommerceMetrics
+    ledger: LedgerMetrics
+    hub: HubMetrics
+    auctions: AuctionMetrics
+    tracking: TrackingMetrics
+    streaming: StreamingMetrics
+
+    @classmethod
+    def create(cls) -> AppMetrics:
+        core = Metrics()
+        return cls(
+            core=core,
+            commerce=CommerceMetrics(core.registry),
+            ledger=LedgerMetrics(core.registry),
+            hub=HubMetrics(core.registry),
+            auctions=AuctionMetrics(core.registry),
+            tracking=TrackingMetrics(core.registry),
+            streaming=StreamingMetrics(core.registry),
+        )
+
+
+def configure_process(settings: Settings) -> None:
+    """Process-wide switches: log format and level, the HTTP parser's request-header bounds."""
     configure_logging(settings.log_level, json=settings.log_json)
     BoundedHttpToolsProtocol.configure(
         max_header_bytes=settings.http_max_header_bytes, max_headers=settings.http_max_headers,
         header_timeout_s=float(settings.http_header_timeout_s),
     )
-    metrics = Metrics()
-    commerce_metrics = CommerceMetrics(metrics.registry)
-    ledger_metrics = LedgerMetrics(metrics.registry)
-    hub_metrics = HubMetrics(metrics.registry)
-    auction_metrics = AuctionMetrics(metrics.registry)
-    tracking_metrics = TrackingMetrics(metrics.registry)
-    streaming_metrics = StreamingMetrics(metrics.registry)
 
+
+async def open_tracking(
+    stack: AsyncExitStack, settings: Settings, rt: Runtime, relay: OutboxRelay,
+    realtime: Realtime, metrics: TrackingMetrics,
+) -> Tracking:
+    """Rider tracking, fed the orders' events by the relay; the hub's `location` op."""
+    tracking = await stack.enter_async_context(tracking_service.build(
+        settings, rt.pool, rt.redis, TrackedOrders(rt.pool),
+        hub_publisher(realtime.hub), metrics,
+    ).running())
+    relay.add_handler(order_events_handler(tracking))
+    realtime.gateway.add_op("location", tracking.location_op())
+    return tracking
+
+
+async def open_auctions(
+    stack: AsyncExitStack, settings: Settings, rt: Runtime, realtime: Realtime,
+    metrics: AuctionMetrics,
+) -> AuctionService:
+    """The auctions, on the hub, the ledger, checkout and the catalog; the hub's `bid` op."""
+    auctions = await stack.enter_async_context(running_auctions(
+        rt.pool,
+        limiter=rt.limiter,
+        settings=settings_from(settings),
+        publisher=HubPublisher(realtime.hub),
+        funds=LedgerFunds(rt.pool),
+        orders=CommerceOrders(payment_window_s=settings.auction_payment_window_s),
+        variants=CatalogVariants(),
+        run_closer=settings.auction_closer,
+        routing=Routing(rt.redis, settings.redis_prefix,
+                        on_forward=lambda outcome: (
+                            metrics.bids_routed.labels(outcome).inc()))
+        if settings.auction_routing else None,
+        durable=not settings.auction_ack_before_commit,
+        metrics=metrics,
+    ))
+    realtime.gateway.add_op("bid", auctions.bid_op())
+    return auctions
+
+
+async def open_parts(
+    stack: AsyncExitStack, app: Starlette, settings: Settings, metrics: AppMetrics,
+) -> dict[str, Any]:
+    """Open every part in order on `stack` (closed in reverse); the request state they give."""
+    rt = await stack.enter_async_context(open_runtime(settings, metrics.core))
+    stack.enter_context(health.serve_metrics(settings, metrics.core))
+    relay = OutboxRelay(
+        settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics.core
+    )
+    app.state.relay = relay
+    realtime = await stack.enter_async_context(open_realtime(rt, relay, metrics.hub))
+    realtime.gateway.order_parties = order_parties_of(rt)
+    tracking = await open_tracking(stack, settings, rt, relay, realtime, metrics.tracking)
+    await stack.enter_async_context(running(relay.run(), "outbox-relay"))
+    for name, task in commerce_jobs(settings, rt, metrics.commerce, metrics.ledger):
+        await stack.enter_async_context(running(task, name))
+    auctions = await open_auctions(stack, settings, rt, realtime, metrics.auctions)
+    streaming = await stack.enter_async_context(
+        open_streaming(rt, realtime.hub, metrics.streaming))
+    gc_pauses = GcPauses(metrics.core.registry)
+    stack.callback(gc_pauses.close)
+    settle_after_startup(settings.gc_gen0_threshold)
+    return {
+        "runtime": rt,
+        "hub": realtime.hub,
+        "ws_gateway": realtime.gateway,
+        "presence": realtime.presence,
+        "revocations": realtime.revocations,
+        "auctions": auctions,
+        "tracking": tracking,
+        "streaming": streaming,
+    }
+
+
+def lifespan_of(
+    settings: Settings, metrics: AppMetrics,
+) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
-            rt = await stack.enter_async_context(open_runtime(settings, metrics))
-            stack.enter_context(health.serve_metrics(settings, metrics))
-            relay = OutboxRelay(
-                settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
-            )
-            app.state.relay = relay
-            realtime = await stack.enter_async_context(open_realtime(rt, relay, hub_metrics))
-            realtime.gateway.order_parties = order_parties_of(rt)
-            tracking = await stack.enter_async_context(tracking_service.build(
-                settings, rt.pool, rt.redis, TrackedOrders(rt.pool),
-                hub_publisher(realtime.hub), tracking_metrics,
-            ).running())
-            relay.add_handler(order_events_handler(tracking))
-            realtime.gateway.add_op("location", tracking.location_op())
-            await stack.enter_async_context(running(relay.run(), "outbox-relay"))
-            for name, task in commerce_jobs(settings, rt, commerce_metrics, ledger_metrics):
-                await stack.enter_async_context(running(task, name))
-            auctions = await stack.enter_async_context(running_auctions(
-                rt.pool,
-                limiter=rt.limiter,
-                settings=settings_from(settings),
-                publisher=HubPublisher(realtime.hub),
-                funds=LedgerFunds(rt.pool),
-                orders=CommerceOrders(payment_window_s=settings.auction_payment_window_s),
-                variants=CatalogVariants(),
-                run_closer=settings.auction_closer,
-                routing=Routing(rt.redis, settings.redis_prefix,
-                                on_forward=lambda outcome: (
-                                    auction_metrics.bids_routed.labels(outcome).inc()))
-                if settings.auction_routing else None,
-                durable=not settings.auction_ack_before_commit,
-                metrics=auction_metrics,
-            ))
-            realtime.gateway.add_op("bid", auctions.bid_op())
-            streaming = await stack.enter_async_context(
-                open_streaming(rt, realtime.hub, streaming_metrics))
-            gc_pauses = GcPauses(metrics.registry)
-            stack.callback(gc_pauses.close)
-            settle_after_startup(settings.gc_gen0_threshold)
+            state = await open_parts(stack, app, settings, metrics)
             log.info("souk started", extra={"settings": settings.safe_dict()})
-            yield {
-                "runtime": rt,
-                "hub": realtime.hub,
-                "ws_gateway": realtime.gateway,
-                "presence": realtime.presence,
-                "revocations": realtime.revocations,
-                "auctions": auctions,
-                "tracking": tracking,
-                "streaming": streaming,
-            }
+            yield state
             log.info("souk stopping")
 
+    return lifespan
+
+
+def api_routes(commerce_metrics: CommerceMetrics) -> list[BaseRoute]:
+    """Every route but /openapi.json and the web pages, in matching order."""
     routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
     routes += [*ledger.routes, *ledger_admin.routes]
     routes += [
@@ -268,35 +329,51 @@ def create_app(settings: Settings | None = None) -> Starlette:
         WebSocketRoute("/v1/ws", websocket_endpoint),
         Route("/v1/ws", websocket_upgrade_required, methods=["GET"]),  # plain HTTP: 426
     ]
+    return routes
+
+
+def with_openapi(routes: list[BaseRoute], settings: Settings) -> list[BaseRoute]:
+    """`routes`, then /openapi.json and the web pages (api/web/); the document covers them all."""
 
     @endpoint("This OpenAPI document", tags=("ops",), responses={200: None})
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)
 
-    routes.append(Route("/openapi.json", openapi, methods=["GET"]))
-    routes += web_pages.build_routes()  # the web pages (api/web/)
+    routes = [*routes, Route("/openapi.json", openapi, methods=["GET"])]
+    routes += web_pages.build_routes()
     document = build_document(routes, version=VERSION,
                               currencies=sorted(settings.accepted_currencies))
+    return routes
 
+
+def middleware(settings: Settings, metrics: Metrics) -> list[Middleware]:
+    return [
+        # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
+        # connection; the endpoint writes pre-encoded frames to the transport).
+        Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
+        # Browser pages of CORS_ORIGINS only (none by default); preflights answered here,
+        # except WHIP/WHEP's, which take any origin (streaming/routes.py).
+        Middleware(CorsExceptOwn, own=streaming_routes.OWN_CORS_PATHS,
+                   allow_origins=list(settings.cors_origins),
+                   allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                   allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                                  "Accept-Language", "X-Request-ID"],
+                   expose_headers=["Retry-After", "X-Request-ID", "Location",
+                                   "Content-Language"], max_age=600),
+        Middleware(RequestContext, metrics=metrics),
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI application. Reads the environment when `settings` is None."""
+    settings = settings or Settings.from_env()
+    configure_process(settings)
+    metrics = AppMetrics.create()
     app = Starlette(
-        routes=routes,
-        middleware=[
-            # First: websocket upgrades on /v1/ws skip the HTTP middleware (memory per
-            # connection; the endpoint writes pre-encoded frames to the transport).
-            Middleware(WebsocketShortcut, path="/v1/ws", endpoint=websocket_endpoint),
-            # Browser pages of CORS_ORIGINS only (none by default); preflights answered here,
-            # except WHIP/WHEP's, which take any origin (streaming/routes.py).
-            Middleware(CorsExceptOwn, own=streaming_routes.OWN_CORS_PATHS,
-                       allow_origins=list(settings.cors_origins),
-                       allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
-                                      "Accept-Language", "X-Request-ID"],
-                       expose_headers=["Retry-After", "X-Request-ID", "Location",
-                                       "Content-Language"], max_age=600),
-            Middleware(RequestContext, metrics=metrics),
-        ],
+        routes=with_openapi(api_routes(metrics.commerce), settings),
+        middleware=middleware(settings, metrics.core),
         exception_handlers=problems.handlers,
-        lifespan=lifespan,
+        lifespan=lifespan_of(settings, metrics),
     )
     app.state.max_body_bytes = settings.max_body_bytes
     app.state.settings = settings
@@ -304,5 +381,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.payout_keys = KeyBox.from_config(
         settings.encryption_keys, settings.encryption_active_kid
     )
-    app.state.metrics = metrics
+    app.state.metrics = metrics.core
     return app

@@ -1,5 +1,7 @@
 """Builds the real-time hub for a process and connects it to the rest of the system: token
-verification, the outbox relay, order parties, shows' chat rules (composition root only)."""
+verification and revocations, the outbox relay, presence, shows' chat rules, the drain on
+SIGTERM (composition root only; `api.app` adds the orders' parties and the `bid`/`location`
+ops)."""
 
 from __future__ import annotations
 

@@ -16,11 +16,10 @@ Only this module and `core.errors` are imported by the pure engine; nothing here
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from core.errors import AppError, NotFound, ServiceUnavailable
-
-
-def _t(en: str, ar: str) -> dict[str, str]:
-    return {"en": en, "ar": ar}
 
 
 class BidRejected(AppError):
@@ -28,17 +27,20 @@ class BidRejected(AppError):
 
     code = "bid_rejected"
     status = 409
-    titles = _t("Bid rejected", "رُفضت المزايدة")
-    details = _t("The bid was not accepted.", "لم تُقبل المزايدة.")
+    titles: ClassVar[Mapping[str, str]] = {"en": "Bid rejected", "ar": "رُفضت المزايدة"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The bid was not accepted.",
+        "ar": "لم تُقبل المزايدة.",
+    }
 
 
 class BidTooLow(BidRejected):
     code = "bid_too_low"
-    titles = _t("Bid too low", "المزايدة منخفضة جدًا")
-    details = _t(
-        "The lowest acceptable bid is {min_bid}.",
-        "أقل مزايدة مقبولة هي {min_bid}.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {"en": "Bid too low", "ar": "المزايدة منخفضة جدًا"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The lowest acceptable bid is {min_bid}.",
+        "ar": "أقل مزايدة مقبولة هي {min_bid}.",
+    }
 
     def __init__(self, min_bid: int, detail: str | None = None) -> None:
         self.min_bid = min_bid
@@ -47,61 +49,73 @@ class BidTooLow(BidRejected):
 
 class AuctionNotOpen(BidRejected):
     code = "auction_not_open"
-    titles = _t("Auction not open", "المزاد غير مفتوح")
-    details = _t(
-        "This auction is not accepting bids now.",
-        "هذا المزاد لا يقبل المزايدات الآن.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {"en": "Auction not open", "ar": "المزاد غير مفتوح"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "This auction is not accepting bids now.",
+        "ar": "هذا المزاد لا يقبل المزايدات الآن.",
+    }
 
 
 class SellerCannotBid(BidRejected):
     code = "seller_cannot_bid"
     status = 403
-    titles = _t("Sellers cannot bid", "لا يمكن للبائع المزايدة")
-    details = _t(
-        "A seller cannot bid on their own auction.",
-        "لا يمكن للبائع المزايدة على مزاده.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Sellers cannot bid",
+        "ar": "لا يمكن للبائع المزايدة",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "A seller cannot bid on their own auction.",
+        "ar": "لا يمكن للبائع المزايدة على مزاده.",
+    }
 
 
 class BuyNowUnavailable(BidRejected):
     code = "buy_now_unavailable"
-    titles = _t("Buy it now unavailable", "الشراء الفوري غير متاح")
-    details = _t(
-        "Buy it now is not offered on this auction any more.",
-        "لم يعد الشراء الفوري متاحًا في هذا المزاد.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Buy it now unavailable",
+        "ar": "الشراء الفوري غير متاح",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "Buy it now is not offered on this auction any more.",
+        "ar": "لم يعد الشراء الفوري متاحًا في هذا المزاد.",
+    }
 
 
 class InsufficientFunds(AppError):
     code = "insufficient_funds"
     status = 402
-    titles = _t("Insufficient funds", "الرصيد غير كافٍ")
-    details = _t(
-        "Your wallet does not hold enough to cover this bid.",
-        "لا تكفي محفظتك لتغطية هذه المزايدة.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {"en": "Insufficient funds", "ar": "الرصيد غير كافٍ"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "Your wallet does not hold enough to cover this bid.",
+        "ar": "لا تكفي محفظتك لتغطية هذه المزايدة.",
+    }
 
 
 class AuctionNotFound(NotFound):
-    titles = _t("Auction not found", "المزاد غير موجود")
-    details = _t("No such auction.", "لا يوجد مزاد بهذا المعرّف.")
+    titles: ClassVar[Mapping[str, str]] = {"en": "Auction not found", "ar": "المزاد غير موجود"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "No such auction.",
+        "ar": "لا يوجد مزاد بهذا المعرّف.",
+    }
 
 
 class InvalidAuctionAction(AppError):
     code = "invalid_transition"
     status = 409
-    titles = _t("Invalid transition", "انتقال غير مسموح")
-    details = _t(
-        "The auction cannot do that in its current state.",
-        "لا يمكن تنفيذ ذلك في حالة المزاد الحالية.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {"en": "Invalid transition", "ar": "انتقال غير مسموح"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The auction cannot do that in its current state.",
+        "ar": "لا يمكن تنفيذ ذلك في حالة المزاد الحالية.",
+    }
 
 
 class BidQueueFull(ServiceUnavailable):
     code = "bids_overloaded"
-    titles = _t("Too many bids in flight", "مزايدات كثيرة قيد المعالجة")
-    details = _t(
-        "The auction is receiving more bids than it can record; retry shortly.",
-        "يتلقى المزاد مزايدات أكثر مما يمكن تسجيله؛ أعد المحاولة قريبًا.",
-    )
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Too many bids in flight",
+        "ar": "مزايدات كثيرة قيد المعالجة",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The auction is receiving more bids than it can record; retry shortly.",
+        "ar": "يتلقى المزاد مزايدات أكثر مما يمكن تسجيله؛ أعد المحاولة قريبًا.",
+    }

@@ -2,8 +2,9 @@
 
 `api.app` builds one `Runtime` in its lifespan and exposes it as `request.state.runtime` (and
 `websocket.state.runtime`). Domain packages read it through `runtime(conn)`; they never import
-`api`. Domain services (the hub, the auction service) are injected into each package's route
-factory instead of living here.
+`api`. Domain services (the hub, the auction service, tracking, live video) do not live here:
+the lifespan puts them on the request state beside it (`request.state.hub`, `.auctions`, ...),
+where each package's routes read them.
 """
 
 from __future__ import annotations

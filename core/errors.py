@@ -6,9 +6,12 @@ same request later may succeed. The same error renders as RFC 9457 problem+json 
 (`api.problems`) and as `{"code", "message", "temporary"}` in websocket error frames.
 
 People-facing text is per language: each class carries `titles` and `details` templates keyed by
-language tag (`en` is required, `ar` is supported); `params` fill the templates.
+language tag (`en` is required, `ar` is supported); `params` fill the templates. Every subclass
+gives them in `AppError`'s form, `titles: ClassVar[Mapping[str, str]] = {"en": ..., "ar": ...}`
+(tests/test_layout.py checks).
 
-The tree (domain packages add their own subclasses next to their rules):
+The tree (domain packages add their own subclasses, in their `errors.py` or beside the code
+that raises them):
 
     AppError                      500 internal_error
     ├── ValidationFailed          422 validation_failed (+ errors: [{field, message}])
@@ -109,8 +112,11 @@ class _Safe(dict[str, Any]):
 class ValidationFailed(AppError):
     code = "validation_failed"
     status = 422
-    titles = {"en": "Validation failed", "ar": "فشل التحقق من البيانات"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Validation failed",
+        "ar": "فشل التحقق من البيانات",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "One or more fields are invalid.",
         "ar": "حقل واحد أو أكثر غير صالح.",
     }
@@ -126,15 +132,21 @@ class ValidationFailed(AppError):
 class MalformedBody(AppError):
     code = "malformed_body"
     status = 400
-    titles = {"en": "Malformed request body", "ar": "جسم الطلب غير سليم"}
-    details = {"en": "The request body is not valid JSON.", "ar": "جسم الطلب ليس JSON صالحًا."}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Malformed request body",
+        "ar": "جسم الطلب غير سليم",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The request body is not valid JSON.",
+        "ar": "جسم الطلب ليس JSON صالحًا.",
+    }
 
 
 class PayloadTooLarge(AppError):
     code = "payload_too_large"
     status = 413
-    titles = {"en": "Payload too large", "ar": "حجم الطلب كبير جدًا"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Payload too large", "ar": "حجم الطلب كبير جدًا"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The request body exceeds {limit} bytes.",
         "ar": "جسم الطلب يتجاوز {limit} بايت.",
     }
@@ -143,15 +155,18 @@ class PayloadTooLarge(AppError):
 class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
     status = 415
-    titles = {"en": "Unsupported media type", "ar": "نوع محتوى غير مدعوم"}
-    details = {"en": "Send {expected}.", "ar": "أرسل {expected}."}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Unsupported media type",
+        "ar": "نوع محتوى غير مدعوم",
+    }
+    details: ClassVar[Mapping[str, str]] = {"en": "Send {expected}.", "ar": "أرسل {expected}."}
 
 
 class Unauthorized(AppError):
     code = "unauthorized"
     status = 401
-    titles = {"en": "Authentication required", "ar": "المصادقة مطلوبة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Authentication required", "ar": "المصادقة مطلوبة"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Send a valid access token as 'Authorization: Bearer <token>'.",
         "ar": "أرسل رمز وصول صالحًا في ترويسة Authorization.",
     }
@@ -163,20 +178,29 @@ class Unauthorized(AppError):
 
 class TokenExpired(Unauthorized):
     code = "token_expired"
-    titles = {"en": "Token expired", "ar": "انتهت صلاحية الرمز"}
-    details = {"en": "The token has expired.", "ar": "انتهت صلاحية الرمز."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Token expired", "ar": "انتهت صلاحية الرمز"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The token has expired.",
+        "ar": "انتهت صلاحية الرمز.",
+    }
 
 
 class TokenInvalid(Unauthorized):
     code = "token_invalid"
-    titles = {"en": "Invalid token", "ar": "رمز غير صالح"}
-    details = {"en": "The token is not valid.", "ar": "الرمز غير صالح."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Invalid token", "ar": "رمز غير صالح"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "The token is not valid.",
+        "ar": "الرمز غير صالح.",
+    }
 
 
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
-    titles = {"en": "Invalid credentials", "ar": "بيانات الدخول غير صحيحة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Invalid credentials",
+        "ar": "بيانات الدخول غير صحيحة",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The email or password is wrong.",
         "ar": "البريد الإلكتروني أو كلمة المرور غير صحيحة.",
     }
@@ -185,8 +209,8 @@ class InvalidCredentials(Unauthorized):
 class Forbidden(AppError):
     code = "forbidden"
     status = 403
-    titles = {"en": "Forbidden", "ar": "غير مسموح"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Forbidden", "ar": "غير مسموح"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "You are not allowed to do this.",
         "ar": "لا يُسمح لك بهذا الإجراء.",
     }
@@ -195,15 +219,15 @@ class Forbidden(AppError):
 class NotFound(AppError):
     code = "not_found"
     status = 404
-    titles = {"en": "Not found", "ar": "غير موجود"}
-    details = {"en": "Nothing exists here.", "ar": "لا يوجد شيء هنا."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Not found", "ar": "غير موجود"}
+    details: ClassVar[Mapping[str, str]] = {"en": "Nothing exists here.", "ar": "لا يوجد شيء هنا."}
 
 
 class MethodNotAllowed(AppError):
     code = "method_not_allowed"
     status = 405
-    titles = {"en": "Method not allowed", "ar": "الطريقة غير مسموحة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Method not allowed", "ar": "الطريقة غير مسموحة"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This resource does not accept that method.",
         "ar": "هذا المورد لا يقبل هذه الطريقة.",
     }
@@ -212,8 +236,8 @@ class MethodNotAllowed(AppError):
 class Conflict(AppError):
     code = "conflict"
     status = 409
-    titles = {"en": "Conflict", "ar": "تعارض"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Conflict", "ar": "تعارض"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The request conflicts with the current state.",
         "ar": "الطلب يتعارض مع الحالة الحالية.",
     }
@@ -221,8 +245,11 @@ class Conflict(AppError):
 
 class IdempotencyKeyReused(Conflict):
     code = "idempotency_key_reused"
-    titles = {"en": "Idempotency key reused", "ar": "أُعيد استخدام مفتاح عدم التكرار"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Idempotency key reused",
+        "ar": "أُعيد استخدام مفتاح عدم التكرار",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This Idempotency-Key was used with a different request.",
         "ar": "استُخدم مفتاح Idempotency-Key هذا مع طلب مختلف.",
     }
@@ -232,8 +259,8 @@ class RateLimited(AppError):
     code = "rate_limited"
     status = 429
     temporary = True
-    titles = {"en": "Too many requests", "ar": "طلبات كثيرة جدًا"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Too many requests", "ar": "طلبات كثيرة جدًا"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Slow down; retry after {retry_after} seconds.",
         "ar": "تمهّل؛ أعد المحاولة بعد {retry_after} ثانية.",
     }
@@ -253,8 +280,8 @@ class ServiceUnavailable(AppError):
     code = "service_unavailable"
     status = 503
     temporary = True
-    titles = {"en": "Service unavailable", "ar": "الخدمة غير متاحة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Service unavailable", "ar": "الخدمة غير متاحة"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "A dependency is unavailable; retry shortly.",
         "ar": "إحدى الخدمات غير متاحة؛ أعد المحاولة قريبًا.",
     }

@@ -6,7 +6,8 @@ The key row is inserted in the same transaction as the work, keyed by (user, sco
 - a retry after success replays the stored status and body and changes nothing;
 - the same key with a different body is refused with `idempotency_key_reused` (409);
 - if the work fails, the transaction rolls back, no row remains, and the client may retry.
-Rows older than the retention period are pruned by `prune()` (a scheduled job).
+Rows older than the retention period are deleted by `prune()` (24 h by default); no job of the
+server calls it yet, so the rows stay until an operator (or a future job) runs it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line, with the request id of the current request.
+"""Structured logging: one JSON object per line (human-readable lines with LOG_JSON=false),
+with the request id of the current request.
 
 `request_id` is a context variable set by the HTTP middleware (and by websocket sessions), so
 every log line written while handling a request carries it without passing it around.

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from typing import ClassVar
 
 from core.errors import AppError, Unauthorized
 
@@ -146,9 +147,11 @@ def can_publish(who: Subject, channel: Channel) -> bool:
 class ChannelForbidden(AppError):
     code = "forbidden"
     status = 403
-    titles = {"en": "Forbidden", "ar": "غير مسموح"}
-    details = {"en": "You may not do this on this channel.",
-               "ar": "لا يُسمح لك بهذا على هذه القناة."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Forbidden", "ar": "غير مسموح"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "You may not do this on this channel.",
+        "ar": "لا يُسمح لك بهذا على هذه القناة.",
+    }
 
 
 def check_publish(who: Subject, channel: Channel) -> None:

@@ -15,9 +15,9 @@ connection for a flood), then `parse_command(obj, ...)`, then the session guard 
 from __future__ import annotations
 
 import enum
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from core.errors import AppError, Conflict, RateLimited, Unauthorized
 from realtime.channels import (
@@ -39,8 +39,8 @@ BUILTIN_OPS = frozenset({"auth", "subscribe", "unsubscribe", "publish", "ping"})
 class MalformedFrame(AppError):
     code = "malformed_frame"
     status = 400
-    titles = {"en": "Malformed frame", "ar": "إطار غير سليم"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Malformed frame", "ar": "إطار غير سليم"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The frame is not a valid command.",
         "ar": "الإطار ليس أمرًا صالحًا.",
     }
@@ -49,8 +49,8 @@ class MalformedFrame(AppError):
 class UnknownOp(AppError):
     code = "unknown_op"
     status = 400
-    titles = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Unknown operation", "ar": "عملية غير معروفة"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Unknown op {op!r}.",
         "ar": "عملية غير معروفة: {op}.",
     }
@@ -59,8 +59,8 @@ class UnknownOp(AppError):
 class BadChannelName(AppError):
     code = "bad_channel"
     status = 400
-    titles = {"en": "Bad channel", "ar": "قناة غير صالحة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Bad channel", "ar": "قناة غير صالحة"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The channel name is not valid.",
         "ar": "اسم القناة غير صالح.",
     }
@@ -68,8 +68,8 @@ class BadChannelName(AppError):
 
 class AlreadySubscribed(Conflict):
     code = "already_subscribed"
-    titles = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Already subscribed", "ar": "مشترك بالفعل"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This connection is already subscribed to the channel.",
         "ar": "هذا الاتصال مشترك في القناة بالفعل.",
     }
@@ -77,8 +77,8 @@ class AlreadySubscribed(Conflict):
 
 class NotSubscribed(Conflict):
     code = "not_subscribed"
-    titles = {"en": "Not subscribed", "ar": "غير مشترك"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Not subscribed", "ar": "غير مشترك"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This connection is not subscribed to the channel.",
         "ar": "هذا الاتصال غير مشترك في القناة.",
     }
@@ -86,23 +86,27 @@ class NotSubscribed(Conflict):
 
 class AlreadyAuthenticated(Conflict):
     code = "already_authenticated"
-    titles = {
+    titles: ClassVar[Mapping[str, str]] = {
         "en": "Already authenticated",
         "ar": "تمت المصادقة بالفعل",
     }
-    details = {"en": "Authenticate once, before subscribing.",
-               "ar": "تتم المصادقة مرة واحدة قبل الاشتراك."}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "Authenticate once, before subscribing.",
+        "ar": "تتم المصادقة مرة واحدة قبل الاشتراك.",
+    }
 
 
 class TooManySubscriptions(AppError):
     code = "too_many_subscriptions"
     status = 429
-    titles = {
+    titles: ClassVar[Mapping[str, str]] = {
         "en": "Too many subscriptions",
         "ar": "اشتراكات كثيرة جدًا",
     }
-    details = {"en": "At most {limit} subscriptions per connection.",
-               "ar": "الحد الأقصى {limit} اشتراكًا لكل اتصال."}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "At most {limit} subscriptions per connection.",
+        "ar": "الحد الأقصى {limit} اشتراكًا لكل اتصال.",
+    }
 
 
 class State(enum.Enum):

@@ -43,7 +43,8 @@ class UnsupportedOffer(AppError):
     code = "unsupported_offer"
     status = 422
     titles: ClassVar[Mapping[str, str]] = {
-        "en": "Offer cannot be served", "ar": "لا يمكن خدمة العرض",
+        "en": "Offer cannot be served",
+        "ar": "لا يمكن خدمة العرض",
     }
     details: ClassVar[Mapping[str, str]] = {
         "en": "The server cannot serve this offer: {reason}.",
@@ -58,8 +59,8 @@ class NoCommonCodec(UnsupportedOffer):
 
 class ShowNotLive(Conflict):
     code = "show_not_live"
-    titles: ClassVar[dict[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This show has no live video now.",
         "ar": "لا يوجد بث مباشر لهذا العرض الآن.",
     }
@@ -67,8 +68,8 @@ class ShowNotLive(Conflict):
 
 class ShowEnded(Conflict):
     code = "show_ended"
-    titles: ClassVar[dict[str, str]] = {"en": "Show ended", "ar": "انتهى العرض"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Show ended", "ar": "انتهى العرض"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This show has ended; create a new one to go live again.",
         "ar": "انتهى هذا العرض؛ أنشئ عرضًا جديدًا للبث مجددًا.",
     }
@@ -76,8 +77,8 @@ class ShowEnded(Conflict):
 
 class NotTheSeller(Forbidden):
     code = "not_show_seller"
-    titles: ClassVar[dict[str, str]] = {"en": "Not the show's seller", "ar": "لست بائع العرض"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Not the show's seller", "ar": "لست بائع العرض"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Only the show's seller may publish its video.",
         "ar": "يمكن لبائع العرض فقط بث الفيديو الخاص به.",
     }
@@ -85,8 +86,8 @@ class NotTheSeller(Forbidden):
 
 class TooManySessions(ServiceUnavailable):
     code = "too_many_sessions"
-    titles: ClassVar[dict[str, str]] = {"en": "Too many sessions", "ar": "جلسات كثيرة جدًا"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Too many sessions", "ar": "جلسات كثيرة جدًا"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "The {what} limit ({limit}) is reached; retry later.",
         "ar": "تم بلوغ حد {what} ({limit})؛ أعد المحاولة لاحقًا.",
     }
@@ -94,9 +95,11 @@ class TooManySessions(ServiceUnavailable):
 
 class HandshakesBusy(ServiceUnavailable):
     code = "viewer_joins_busy"
-    titles: ClassVar[dict[str, str]] = {"en": "Too many viewers joining",
-                                        "ar": "عدد كبير من المشاهدين ينضمون الآن"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Too many viewers joining",
+        "ar": "عدد كبير من المشاهدين ينضمون الآن",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "{pending} viewers are joining this server right now (limit {limit}); "
               "retry in a moment.",
         "ar": "ينضم {pending} مشاهدًا إلى هذا الخادم الآن (الحد {limit})؛ أعد المحاولة بعد قليل.",
@@ -105,8 +108,8 @@ class HandshakesBusy(ServiceUnavailable):
 
 class CodecChanged(Conflict):
     code = "codec_changed"
-    titles: ClassVar[dict[str, str]] = {"en": "Codec changed", "ar": "تغير الترميز"}
-    details: ClassVar[dict[str, str]] = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Codec changed", "ar": "تغير الترميز"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "A publisher resuming a show must send the codec it started with ({codec}).",
         "ar": "يجب أن يرسل الناشر الذي يستأنف العرض الترميز نفسه ({codec}).",
     }

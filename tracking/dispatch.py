@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -36,24 +37,35 @@ DISPATCHABLE = frozenset({"paid", "packed"})
 
 class OfferTaken(Conflict):
     code = "offer_taken"
-    titles = {"en": "Another rider took this job", "ar": "أخذ مندوب آخر هذه المهمة"}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Another rider took this job",
+        "ar": "أخذ مندوب آخر هذه المهمة",
+    }
 
 
 class OfferExpired(Conflict):
     code = "offer_expired"
-    titles = {"en": "The offer expired", "ar": "انتهت صلاحية العرض"}
+    titles: ClassVar[Mapping[str, str]] = {"en": "The offer expired", "ar": "انتهت صلاحية العرض"}
 
 
 class NoRiderAvailable(Conflict):
     code = "no_rider_available"
-    titles = {"en": "No rider available nearby", "ar": "لا يوجد مندوب متاح بالقرب"}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "No rider available nearby",
+        "ar": "لا يوجد مندوب متاح بالقرب",
+    }
 
 
 class NotDispatchable(Conflict):
     code = "order_not_dispatchable"
-    titles = {"en": "This order cannot be dispatched", "ar": "لا يمكن إرسال هذا الطلب"}
-    details = {"en": "Only a paid or packed order without a rider can be dispatched.",
-               "ar": "يمكن إرسال الطلب المدفوع أو المعبأ فقط إذا لم يكن له مندوب."}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "This order cannot be dispatched",
+        "ar": "لا يمكن إرسال هذا الطلب",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "Only a paid or packed order without a rider can be dispatched.",
+        "ar": "يمكن إرسال الطلب المدفوع أو المعبأ فقط إذا لم يكن له مندوب.",
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 import msgspec
@@ -44,18 +45,24 @@ Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 class DeviceUnknown(AppError):
     status = 403
     code = "device_unknown"
-    titles = {"en": "Unknown or revoked device key", "ar": "مفتاح جهاز غير معروف أو ملغى"}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Unknown or revoked device key",
+        "ar": "مفتاح جهاز غير معروف أو ملغى",
+    }
 
 
 class MalformedReport(AppError):
     status = 400
     code = "malformed_report"
-    titles = {"en": "Not an OsmAnd report", "ar": "ليس تقرير OsmAnd"}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Not an OsmAnd report", "ar": "ليس تقرير OsmAnd"}
 
 
 class TooManyDevices(Conflict):
     code = "too_many_devices"
-    titles = {"en": "Too many device keys", "ar": "مفاتيح أجهزة كثيرة جدًا"}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Too many device keys",
+        "ar": "مفاتيح أجهزة كثيرة جدًا",
+    }
 
 
 class NewDevice(Schema):

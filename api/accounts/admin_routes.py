@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
 import msgspec
 from starlette.requests import Request
@@ -13,7 +14,7 @@ from starlette.routing import Route
 from api.accounts import store
 from api.accounts.revoke import announce
 from api.accounts.routes import user_view
-from api.accounts.rules import UserView
+from api.accounts.schemas import UserView
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -92,9 +93,11 @@ async def search_users(request: Request) -> Response:
 
 class CannotChangeOwnStatus(Conflict):
     code = "own_account"
-    titles = {"en": "Your own account", "ar": "حسابك الخاص"}
-    details = {"en": "An admin cannot suspend or reactivate their own account.",
-               "ar": "لا يمكن للمسؤول إيقاف حسابه أو إعادة تفعيله."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Your own account", "ar": "حسابك الخاص"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "An admin cannot suspend or reactivate their own account.",
+        "ar": "لا يمكن للمسؤول إيقاف حسابه أو إعادة تفعيله.",
+    }
 
 
 async def _set_status(request: Request, status: str) -> Response:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from typing import ClassVar
 
 import asyncpg
 from starlette.requests import Request
@@ -13,15 +15,14 @@ from starlette.routing import Route
 from api.accounts import store
 from api.accounts.passwords import hash_password, verify_password
 from api.accounts.revoke import announce
-from api.accounts.rules import (
+from api.accounts.rules import normalize_email, validate_registration
+from api.accounts.schemas import (
     LoginBody,
     LogoutBody,
     RefreshBody,
     RegisterBody,
     TokenPair,
     UserView,
-    normalize_email,
-    validate_registration,
 )
 from core.auth import SELF_SERVICE_ROLES, Role
 from core.context import Runtime, authenticate, runtime
@@ -40,14 +41,20 @@ from core.http import JSONResponse, endpoint, parse_json
 
 class AccountSuspended(Forbidden):
     code = "account_suspended"
-    titles = {"en": "Account suspended", "ar": "الحساب موقوف"}
-    details = {"en": "This account is suspended.", "ar": "هذا الحساب موقوف."}
+    titles: ClassVar[Mapping[str, str]] = {"en": "Account suspended", "ar": "الحساب موقوف"}
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "This account is suspended.",
+        "ar": "هذا الحساب موقوف.",
+    }
 
 
 class EmailAlreadyRegistered(Conflict):
     code = "email_taken"
-    titles = {"en": "Email already registered", "ar": "البريد الإلكتروني مسجّل مسبقًا"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Email already registered",
+        "ar": "البريد الإلكتروني مسجّل مسبقًا",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "An account with this email exists.",
         "ar": "يوجد حساب بهذا البريد الإلكتروني.",
     }
@@ -55,8 +62,11 @@ class EmailAlreadyRegistered(Conflict):
 
 class RefreshTokenReused(TokenInvalid):
     code = "refresh_token_reused"
-    titles = {"en": "Refresh token reused", "ar": "أُعيد استخدام رمز التحديث"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Refresh token reused",
+        "ar": "أُعيد استخدام رمز التحديث",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "This refresh token was already used; every session of its login was revoked.",
         "ar": "سبق استخدام رمز التحديث هذا؛ أُلغيت كل جلسات هذا الدخول.",
     }

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.cart import rules, store
+from api.cart import rules, schemas, store
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -14,9 +14,9 @@ from core.http import JSONResponse, endpoint, parse_json
 from core.ids import parse_uuid
 
 
-def _view(lines: list[store.CartLine]) -> rules.CartView:
+def _view(lines: list[store.CartLine]) -> schemas.CartView:
     items = [
-        rules.CartLineView(
+        schemas.CartLineView(
             variant_id=str(ln.variant_id), product_id=str(ln.product_id),
             seller_id=str(ln.seller_id), title=ln.title, sku=ln.sku, price=ln.price,
             currency=ln.currency, quantity=ln.quantity, available=max(0, ln.available),
@@ -24,10 +24,10 @@ def _view(lines: list[store.CartLine]) -> rules.CartView:
         )
         for ln in lines
     ]
-    return rules.CartView(items, rules.totals(items))
+    return schemas.CartView(items, rules.totals(items))
 
 
-@endpoint("The buyer's cart", tags=("cart",), responses={200: rules.CartView}, auth=True,
+@endpoint("The buyer's cart", tags=("cart",), responses={200: schemas.CartView}, auth=True,
           roles=("buyer",), errors=(401, 403))
 async def get_cart(request: Request) -> Response:
     who = await require(request, Role.BUYER)
@@ -36,12 +36,12 @@ async def get_cart(request: Request) -> Response:
 
 @endpoint(
     "Add a variant to the cart (adds to the quantity already there, capped at 99)",
-    tags=("cart",), body=rules.AddItemBody, responses={200: rules.CartView}, auth=True,
+    tags=("cart",), body=schemas.AddItemBody, responses={200: schemas.CartView}, auth=True,
     roles=("buyer",), errors=(400, 401, 403, 404, 413, 415, 422),
 )
 async def add_item(request: Request) -> Response:
     who = await require(request, Role.BUYER)
-    body = await parse_json(request, rules.AddItemBody)
+    body = await parse_json(request, schemas.AddItemBody)
     variant_id = parse_uuid(body.variant_id)
     if variant_id is None:
         raise ValidationFailed([FieldError("variant_id", "must be a UUID")])
@@ -55,12 +55,12 @@ async def add_item(request: Request) -> Response:
             raise ValidationFailed([FieldError("variant_id", f"a cart holds at most "
                                                              f"{rules.MAX_LINES} lines")])
         await store.add(conn, who.user_id, variant_id, body.quantity,
-                        max_quantity=rules.MAX_QUANTITY)
+                        max_quantity=schemas.MAX_QUANTITY)
         lines = await store.lines(conn, who.user_id)
     return JSONResponse(_view(lines))
 
 
-@endpoint("Remove a variant from the cart", tags=("cart",), responses={200: rules.CartView},
+@endpoint("Remove a variant from the cart", tags=("cart",), responses={200: schemas.CartView},
           auth=True, roles=("buyer",), errors=(401, 403, 404))
 async def remove_item(request: Request) -> Response:
     who = await require(request, Role.BUYER)

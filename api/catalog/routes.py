@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from typing import ClassVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from api.catalog import rules, store
+from api.catalog import rules, schemas, store
 from api.paging import decode_cursor, encode_cursor, parse_limit
 from core.auth import Principal, Role
 from core.context import authenticate, require, runtime
@@ -25,8 +27,8 @@ from core.ids import parse_uuid
 
 class SkuTaken(Conflict):
     code = "sku_taken"
-    titles = {"en": "SKU already used", "ar": "رمز SKU مستخدم"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "SKU already used", "ar": "رمز SKU مستخدم"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Another variant of this product has this SKU.",
         "ar": "يوجد متغير آخر لهذا المنتج بنفس رمز SKU.",
     }
@@ -37,9 +39,9 @@ def _iso(value: object) -> str:
     return text.replace("+00:00", "Z")
 
 
-def product_view(p: store.Product, *, owner_view: bool) -> rules.ProductView:
+def product_view(p: store.Product, *, owner_view: bool) -> schemas.ProductView:
     variants = [
-        rules.VariantView(
+        schemas.VariantView(
             id=str(v.id), sku=v.sku, price=v.price, stock=v.available,
             on_hand=v.on_hand if owner_view else None,
             reserved=v.reserved if owner_view else None,
@@ -47,7 +49,7 @@ def product_view(p: store.Product, *, owner_view: bool) -> rules.ProductView:
         )
         for v in p.variants
     ]
-    return rules.ProductView(
+    return schemas.ProductView(
         id=str(p.id), seller_id=str(p.seller_id), title=p.title, description=p.description,
         currency=p.currency, status=p.status, images=p.images, min_price=p.min_price,
         variants=variants, created_at=_iso(p.created_at), updated_at=_iso(p.updated_at),
@@ -99,13 +101,13 @@ async def _reply(request: Request, product_id: uuid.UUID, status: int = 200) -> 
 
 @endpoint(
     "Create a product with its variants (sellers). Published at once unless status is draft.",
-    tags=("catalog",), body=rules.CreateProductBody, responses={201: rules.ProductView},
+    tags=("catalog",), body=schemas.CreateProductBody, responses={201: schemas.ProductView},
     auth=True, roles=("seller",), errors=(400, 401, 403, 409, 413, 415, 422),
 )
 async def create_product(request: Request) -> Response:
     rt = runtime(request)
     who = await require(request, Role.SELLER)
-    body = await parse_json(request, rules.CreateProductBody)
+    body = await parse_json(request, schemas.CreateProductBody)
     rules.check_create(body)
     if rules.has_duplicate_sku(body):
         raise SkuTaken()
@@ -121,7 +123,7 @@ async def create_product(request: Request) -> Response:
 @endpoint(
     "Browse and search published products (newest first); sellers add mine=true for their "
     "own, drafts included",
-    tags=("catalog",), responses={200: rules.ProductPage}, errors=(401, 403, 422),
+    tags=("catalog",), responses={200: schemas.ProductPage}, errors=(401, 403, 422),
     query={"q": "text search", "seller_id": "only this seller", "min_price": "cents",
            "max_price": "cents", "currency": "ISO 4217", "mine": "true: my products (sellers)",
            "limit": "1..100 (default 20)", "cursor": "next_cursor of the previous page"},
@@ -154,7 +156,7 @@ async def list_products(request: Request) -> Response:
     more = len(products) > limit
     products = products[:limit]
     cursor = encode_cursor(products[-1].created_at, products[-1].id) if more else None
-    page = rules.ProductPage(
+    page = schemas.ProductPage(
         [product_view(p, owner_view=owner is not None) for p in products], cursor
     )
     return JSONResponse(page)
@@ -162,7 +164,7 @@ async def list_products(request: Request) -> Response:
 
 @endpoint(
     "One product. Drafts are visible to their seller only.",
-    tags=("catalog",), responses={200: rules.ProductView}, errors=(401, 404),
+    tags=("catalog",), responses={200: schemas.ProductView}, errors=(401, 404),
 )
 async def get_product(request: Request) -> Response:
     who = await optional_principal(request)
@@ -175,12 +177,12 @@ async def get_product(request: Request) -> Response:
 
 @endpoint(
     "Edit a product's title, description or images (its seller only)",
-    tags=("catalog",), body=rules.PatchProductBody, responses={200: rules.ProductView},
+    tags=("catalog",), body=schemas.PatchProductBody, responses={200: schemas.ProductView},
     auth=True, roles=("seller",), errors=(400, 401, 403, 404, 415, 422),
 )
 async def patch_product(request: Request) -> Response:
     who, product = await _own_product(request)
-    body = await parse_json(request, rules.PatchProductBody)
+    body = await parse_json(request, schemas.PatchProductBody)
     rules.check_patch(body)
     changes = {
         k: (v.strip() if k == "title" and isinstance(v, str) else v)
@@ -192,7 +194,7 @@ async def patch_product(request: Request) -> Response:
 
 
 def _status_setter(status: str, summary: str) -> object:
-    @endpoint(summary, tags=("catalog",), responses={200: rules.ProductView}, auth=True,
+    @endpoint(summary, tags=("catalog",), responses={200: schemas.ProductView}, auth=True,
               roles=("seller",), errors=(401, 403, 404))
     async def handler(request: Request) -> Response:
         who, product = await _own_product(request)
@@ -206,14 +208,14 @@ def _status_setter(status: str, summary: str) -> object:
 
 @endpoint(
     "Add a variant to a product (its seller only)",
-    tags=("catalog",), body=rules.VariantIn, responses={201: rules.ProductView}, auth=True,
+    tags=("catalog",), body=schemas.VariantIn, responses={201: schemas.ProductView}, auth=True,
     roles=("seller",), errors=(400, 401, 403, 404, 409, 415, 422),
 )
 async def add_variant(request: Request) -> Response:
     _, product = await _own_product(request)
-    body = await parse_json(request, rules.VariantIn)
-    if len(product.variants) >= rules.MAX_VARIANTS:
-        raise ValidationFailed([FieldError("variants", f"at most {rules.MAX_VARIANTS}")])
+    body = await parse_json(request, schemas.VariantIn)
+    if len(product.variants) >= schemas.MAX_VARIANTS:
+        raise ValidationFailed([FieldError("variants", f"at most {schemas.MAX_VARIANTS}")])
     async with runtime(request).pool.acquire() as conn, conn.transaction():
         try:
             await store.add_variant(conn, product.id, body.sku, body.price, body.stock)
@@ -224,13 +226,13 @@ async def add_variant(request: Request) -> Response:
 
 @endpoint(
     "Change a variant's SKU, price or units available for sale (its seller only)",
-    tags=("catalog",), body=rules.PatchVariantBody, responses={200: rules.ProductView},
+    tags=("catalog",), body=schemas.PatchVariantBody, responses={200: schemas.ProductView},
     auth=True, roles=("seller",), errors=(400, 401, 403, 404, 409, 415, 422),
 )
 async def patch_variant(request: Request) -> Response:
     _, product = await _own_product(request)
     variant_id = path_id(request, "variant_id")
-    body = await parse_json(request, rules.PatchVariantBody)
+    body = await parse_json(request, schemas.PatchVariantBody)
 
     def given(value: object) -> int | str | None:
         return None if value is msgspec.UNSET else value  # type: ignore[return-value]

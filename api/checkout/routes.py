@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from api.checkout import service
-from api.checkout.rules import CheckoutBody, CheckoutResult
+from api.checkout.schemas import CheckoutBody, CheckoutResult
 from api.orders import delivery
 from api.orders.metrics import CommerceMetrics
 from core.auth import Role

@@ -18,15 +18,9 @@ import uuid
 import asyncpg
 
 from api.cart import store as cart_store
-from api.checkout.rules import (
-    CartEmpty,
-    Item,
-    OutOfStock,
-    PlacedOrder,
-    PriceChanged,
-    ProductUnavailable,
-    split,
-)
+from api.checkout.errors import CartEmpty, OutOfStock, PriceChanged, ProductUnavailable
+from api.checkout.rules import Item, split
+from api.checkout.schemas import PlacedOrder
 from api.ledger import rules as ledger_rules
 from api.ledger.errors import InsufficientFunds, InvalidAmount
 from api.ledger.rules import TransferKind

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from starlette.requests import Request
@@ -264,8 +265,11 @@ async def get_payout_details(request: Request) -> Response:
 
 class PayoutDetailsMissing(Conflict):
     code = "payout_details_missing"
-    titles = {"en": "Payout details missing", "ar": "بيانات الصرف غير موجودة"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Payout details missing",
+        "ar": "بيانات الصرف غير موجودة",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "Set your payout bank details before requesting a payout.",
         "ar": "أدخل بيانات حسابك البنكي قبل طلب الصرف.",
     }

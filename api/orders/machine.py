@@ -17,8 +17,10 @@ only): the ledger then reverses the seller's payable and the fee share.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from core.errors import Conflict, Forbidden
 
@@ -68,8 +70,11 @@ REFUNDABLE_IN_PART = frozenset(set(S) - TERMINAL - {S.PENDING_PAYMENT})
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
-    titles = {"en": "Invalid order transition", "ar": "انتقال غير صالح لحالة الطلب"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "Invalid order transition",
+        "ar": "انتقال غير صالح لحالة الطلب",
+    }
+    details: ClassVar[Mapping[str, str]] = {
         "en": "An order in state {from_state} cannot move to {to_state}.",
         "ar": "لا يمكن نقل طلب في الحالة {from_state} إلى {to_state}.",
     }
@@ -84,8 +89,8 @@ class InvalidTransition(Conflict):
 
 class TransitionNotAllowed(Forbidden):
     code = "transition_not_allowed"
-    titles = {"en": "Not allowed for you", "ar": "غير مسموح لك"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Not allowed for you", "ar": "غير مسموح لك"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "You may not move this order to {to_state}.",
         "ar": "لا يُسمح لك بنقل هذا الطلب إلى {to_state}.",
     }

@@ -13,8 +13,9 @@ step can never move money twice.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -54,8 +55,8 @@ class By:
 
 class RiderUnavailable(Conflict):
     code = "rider_unavailable"
-    titles = {"en": "Rider unavailable", "ar": "المندوب غير متاح"}
-    details = {
+    titles: ClassVar[Mapping[str, str]] = {"en": "Rider unavailable", "ar": "المندوب غير متاح"}
+    details: ClassVar[Mapping[str, str]] = {
         "en": "That user is not an active rider.",
         "ar": "هذا المستخدم ليس مندوب توصيل نشطًا.",
     }

@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 
 from api.shows import store
-from api.shows.rules import Banned, Muted, ShowNotLive, ShowState, chat_message
+from api.shows.errors import Banned, Muted, ShowNotLive
+from api.shows.rules import ShowState, chat_message
 from core.errors import NotFound, RateLimited
 from core.ratelimit import RateLimiter
 from realtime.channels import Channel, Subject

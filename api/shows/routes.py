@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from api.shows import store
-from api.shows.rules import (
-    CreateShow,
-    InvalidTransition,
-    Restriction,
-    ShowList,
-    ShowState,
-    ShowView,
-    Viewers,
-    next_state,
-)
+from api.shows.errors import InvalidTransition
+from api.shows.rules import ShowState, next_state
+from api.shows.schemas import CreateShow, Restriction, ShowList, ShowView, Viewers
 from core.auth import Principal, Role
 from core.context import require, runtime
 from core.db import transaction
@@ -64,9 +58,14 @@ async def _owned(request: Request, principal: Principal) -> store.Show:
 
 class SellerNotRestrictable(Conflict):
     code = "seller_not_restrictable"
-    titles = {"en": "The seller cannot be restricted", "ar": "لا يمكن تقييد البائع"}
-    details = {"en": "A show's seller cannot be muted or banned in its chat.",
-               "ar": "لا يمكن كتم بائع العرض أو حظره في دردشته."}
+    titles: ClassVar[Mapping[str, str]] = {
+        "en": "The seller cannot be restricted",
+        "ar": "لا يمكن تقييد البائع",
+    }
+    details: ClassVar[Mapping[str, str]] = {
+        "en": "A show's seller cannot be muted or banned in its chat.",
+        "ar": "لا يمكن كتم بائع العرض أو حظره في دردشته.",
+    }
 
 @endpoint("Create a show (sellers)", tags=("shows",), body=CreateShow,
           responses={201: ShowView}, auth=True, roles=("seller",),

@@ -1,20 +1,14 @@
-"""Pure show rules: request bodies, the show state machine, chat message checks. No I/O."""
+"""Pure show rules: the show state machine, chat message checks. No I/O."""
 
 from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, Literal
 
-import msgspec
-
-from core.errors import AppError, Conflict, FieldError, Forbidden, ValidationFailed
-from core.http import Schema
+from api.shows.errors import InvalidTransition
+from core.errors import FieldError, ValidationFailed
 from core.text import MESSAGE, first_refused
-
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ShowState(enum.StrEnum):
@@ -24,75 +18,6 @@ class ShowState(enum.StrEnum):
 
 
 _NEXT = {ShowState.SCHEDULED: ShowState.LIVE, ShowState.LIVE: ShowState.ENDED}
-
-
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-    titles: ClassVar[dict[str, str]] = {
-        "en": "Invalid state change",
-        "ar": "تغيير حالة غير صالح",
-    }
-    details: ClassVar[dict[str, str]] = {
-        "en": "A {state} show cannot be {action}.",
-        "ar": "لا يمكن {action} عرض حالته {state}.",
-    }
-
-
-class Muted(AppError):
-    code = "muted"
-    status = 403
-    titles: ClassVar[Mapping[str, str]] = {"en": "Muted", "ar": "مكتوم"}
-    details: ClassVar[Mapping[str, str]] = {
-        "en": "You are muted in this show's chat.",
-        "ar": "تم كتمك في دردشة هذا العرض.",
-    }
-
-
-class Banned(Forbidden):
-    code = "banned"
-    titles: ClassVar[dict[str, str]] = {"en": "Banned", "ar": "محظور"}
-    details: ClassVar[dict[str, str]] = {
-        "en": "You are banned from this show's chat.",
-        "ar": "تم حظرك من دردشة هذا العرض.",
-    }
-
-
-class ShowNotLive(Conflict):
-    code = "show_not_live"
-    titles: ClassVar[dict[str, str]] = {"en": "Show not live", "ar": "العرض ليس مباشرًا"}
-    details: ClassVar[dict[str, str]] = {
-        "en": "Chat is open while the show is scheduled or live.",
-        "ar": "الدردشة متاحة عندما يكون العرض مجدولًا أو مباشرًا.",
-    }
-
-
-class CreateShow(Schema):
-    title: Title
-    starts_at: datetime | None = None
-
-
-class Restriction(Schema):
-    kind: Literal["mute", "ban"]
-
-
-class ShowView(msgspec.Struct):
-    id: str
-    seller_id: str
-    title: str
-    state: str
-    starts_at: str | None
-    started_at: str | None
-    ended_at: str | None
-    created_at: str
-
-
-class ShowList(msgspec.Struct):
-    items: list[ShowView]
-
-
-class Viewers(msgspec.Struct):
-    count: int
-    chatters: list[str]
 
 
 def next_state(current: ShowState, action: Literal["start", "end"]) -> ShowState:

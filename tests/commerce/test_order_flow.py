@@ -303,7 +303,7 @@ async def test_order_for_an_auction_win(
 ) -> None:
     import pytest
 
-    from api.checkout.rules import OutOfStock
+    from api.checkout.errors import OutOfStock
     from api.checkout.service import place_item_order
 
     seller, buyer = await register("seller"), await register("buyer")

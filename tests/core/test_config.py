@@ -103,3 +103,39 @@ def test_log_formatters_carry_extras_and_request_id() -> None:
     assert data["route"] == "/v1/me"
     assert data["request_id"] == "rid-123"
     assert "route=/v1/me" in TextFormatter().format(record)
+
+
+def test_the_table_fills_every_field_once_with_the_dataclass_defaults() -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from core.config.tables import VARIABLES
+
+    fields = [var.field for var in VARIABLES]
+    assert sorted(fields) == sorted(f.name for f in dataclasses.fields(Settings))
+    assert len({var.name for var in VARIABLES}) == len(VARIABLES)
+    # an empty environment (but the required URLs) gives the dataclass's own defaults
+    built = Settings(
+        database_url=BASE["DATABASE_URL"],
+        redis_url=BASE["REDIS_URL"],
+        jwt_key_dir=Path(".devdata/jwt"),
+    )
+    assert Settings.from_env(BASE) == built
+
+
+def test_every_cross_field_problem_is_reported_together() -> None:
+    env = {
+        **BASE,
+        "SOUK_ENV": "prod",
+        "DATABASE_POOL_MIN": "30",
+        "WS_COMMAND_BURST": "3",
+        "METRICS_TOKEN": "short",
+        "AUCTION_ACK_BEFORE_COMMIT": "true",
+    }
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    text = str(info.value)
+    for name in ("DATABASE_POOL_MIN", "WS_COMMAND_BURST", "METRICS_TOKEN must be at least",
+                 "AUCTION_ACK_BEFORE_COMMIT"):
+        assert name in text
+    assert "short" not in text
