@@ -1,26 +1,21 @@
 """The Redis broker: atomic offsets, bounded history, pub/sub fan-in with reconnects.
 
-Per channel (all keys share the hash tag `{rt:<channel>}`, so one Redis Cluster slot):
-  `<prefix>{rt:<channel>}:meta`    hash {epoch, offset}, expires after `meta_ttl_s` idle
-  `<prefix>{rt:<channel>}:stream`  stream of {o: offset, p: JSON publication}, capped by
-                                   `history_size` entries and `history_ttl_s` age
-  `<prefix>{rt:<channel>}`         the pub/sub channel (SPUBLISH/SSUBSCRIBE when sharded)
-
-One Lua script increments the offset, appends to the stream and publishes, so offsets are
-gapless and pub/sub order is offset order. When the meta hash is gone (Redis restarted or was
-flushed, or the channel idled past its TTL) the next publish or subscribe creates a new epoch
-and deletes stale history: clients holding the old epoch get `recovered: false`, never a gap.
+Keys and Lua scripts per channel: redis_scripts.py. One script increments the offset, appends
+to the stream and publishes, so offsets are gapless and pub/sub order is offset order. When the
+meta hash is gone (Redis restarted or was flushed, or the channel idled past its TTL) the next
+publish or subscribe creates a new epoch and deletes stale history: clients holding the old
+epoch get `recovered: false`, never a gap.
 
 Pub/sub message: `<epoch> <offset> <ms> <key>\\n<JSON publication>` (epoch and offset `-` for
 latest-value publications, key empty for durable ones).
 
-Each process reads pub/sub on one connection (`_Link`, to REDIS_URL); with sharded pub/sub on
-a Redis Cluster, on one per node serving its channels' slots. A reader never dies silently: on
-any error it logs, counts, reconnects with backoff, resubscribes its channels and asks the hub
-to check positions (whatever was published meanwhile was missed). On a cluster, channels follow
-their slots: when a node drops a shard subscription (its slot migrated), answers MOVED, or
-stays unreachable, the slot map is read again and each channel subscribed on the node now
-serving it, then positions are checked.
+Each process reads pub/sub on one connection (`PubSubLink`, redis_link.py, to REDIS_URL); with
+sharded pub/sub on a Redis Cluster, on one per node serving its channels' slots. A reader never
+dies silently: on any error it logs, counts, reconnects with backoff, resubscribes its channels
+and asks the hub to check positions (whatever was published meanwhile was missed). On a
+cluster, channels follow their slots: when a node drops a shard subscription (its slot
+migrated), answers MOVED, or stays unreachable, the slot map is read again and each channel
+subscribed on the node now serving it, then positions are checked.
 """
 
 from __future__ import annotations
@@ -32,105 +27,17 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from core.redis_client import REDIS_ERRORS, is_cluster
-from realtime import wire
+from realtime import redis_scripts, wire
 from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
-from realtime.redis_pubsub import RawPubSub
+from realtime.redis_link import PubSubLink
 
 log = logging.getLogger("souk.realtime.redis")
 
 SUBSCRIBE_TIMEOUT_S = 5.0
-
-_POSITION = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-  redis.call('DEL', KEYS[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0}
-"""
-
-_PUBLISH = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
-  redis.call('DEL', KEYS[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-local order = tonumber(ARGV[8])
-local over_gap = order < 0
-if over_gap then order = -order end
-if order > 0 then
-  local last = tonumber(redis.call('HGET', KEYS[1], 'order'))
-  if last then
-    if order <= last then return {epoch, 0, 1, last} end
-    if order > last + 1 and not over_gap then return {epoch, 0, 2, last} end
-  end
-  redis.call('HSET', KEYS[1], 'order', order)
-end
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local offset = 0
-local head = '{"channel":"' .. ARGV[2] .. '","offset":'
-for i = 9, #ARGV do
-  offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
-  local payload = head .. offset .. ',"data":' .. ARGV[i] .. '}'
-  if tonumber(ARGV[4]) > 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'o', offset, 'p', payload)
-  end
-  local msg = epoch .. ' ' .. offset .. ' ' .. ms .. ' \\n' .. payload
-  if ARGV[7] == '1' then
-    redis.call('SPUBLISH', ARGV[1], msg)
-  else
-    redis.call('PUBLISH', ARGV[1], msg)
-  end
-end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('XTRIM', KEYS[2], 'MINID', '~', ms - tonumber(ARGV[5]))
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return {epoch, offset, 0, order}
-"""
-
-_RECOVER = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-  redis.call('DEL', KEYS[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local offset = tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0
-local since = tonumber(ARGV[4])
-local missing = offset - since
-if epoch ~= ARGV[3] or missing < 0 or missing > tonumber(ARGV[5]) then
-  return {epoch, offset, 0}
-end
-local out = {epoch, offset, 1}
-if missing == 0 then return out end
-local t = redis.call('TIME')
-local oldest = tonumber(t[1]) * 1000 - tonumber(ARGV[6])
-local entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', missing)
-if #entries ~= missing then return {epoch, offset, 0} end
-for i = #entries, 1, -1 do
-  local id = entries[i][1]
-  local f = entries[i][2]
-  if tonumber(f[2]) ~= since + (#entries - i + 1) then return {epoch, offset, 0} end
-  if tonumber(string.match(id, '^(%d+)')) < oldest then return {epoch, offset, 0} end
-  out[#out + 1] = f[4]
-end
-return out
-"""
 
 
 class RedisBroker:
@@ -155,17 +62,17 @@ class RedisBroker:
         self._history_ttl_ms = history_ttl_s * 1000
         self._meta_ttl_s = max(meta_ttl_s, history_ttl_s)
         self._sharded = sharded
-        self._position = redis.register_script(_POSITION)
-        self._publish = redis.register_script(_PUBLISH)
-        self._recover = redis.register_script(_RECOVER)
+        self._position = redis.register_script(redis_scripts.POSITION)
+        self._publish = redis.register_script(redis_scripts.PUBLISH)
+        self._recover = redis.register_script(redis_scripts.RECOVER)
         self._on_message: OnMessage | None = None
         self._on_resync: OnResync | None = None
         self._confirm: dict[str, asyncio.Future[None]] = {}
         # Pub/sub connections by URL: one (REDIS_URL) for classic pub/sub or a single node;
         # on a Redis Cluster with sharded pub/sub, one per node holding the slots of the
         # channels subscribed (`_link_for`). `_home`: which link holds each channel.
-        self._links: dict[str, _Link] = {}
-        self._home: dict[str, _Link] = {}
+        self._links: dict[str, PubSubLink] = {}
+        self._home: dict[str, PubSubLink] = {}
         self._per_node = sharded and is_cluster(redis)
         self._rehoming: asyncio.Task[None] | None = None
         self._rehome_again = False
@@ -215,13 +122,13 @@ class RedisBroker:
                 async with asyncio.timeout(5):
                     await task
 
-    def _link(self, url: str) -> _Link:
+    def _link(self, url: str) -> PubSubLink:
         link = self._links.get(url)
         if link is None:
-            link = self._links[url] = _Link(self, url)
+            link = self._links[url] = PubSubLink(self, url)
         return link
 
-    def _link_for(self, channel: str) -> _Link:
+    def _link_for(self, channel: str) -> PubSubLink:
         """The pub/sub connection that must hold `channel`: REDIS_URL's, or with sharded pub/sub
         on a Redis Cluster the one to the node serving the channel's slot."""
         if not self._per_node:
@@ -395,109 +302,3 @@ def _with_host(url: str, host: str, port: int) -> str:
     auth = parts.netloc.rpartition("@")[0]
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address
     return urlunsplit(parts._replace(netloc=(auth + "@" if auth else "") + where))
-
-
-class _Link:
-    """One pub/sub connection and the channels it should hold. Its reader never dies silently:
-    on any error it logs, counts, reconnects with backoff, resubscribes its channels and asks
-    the hub to check positions (whatever was published meanwhile was missed)."""
-
-    def __init__(self, broker: RedisBroker, url: str) -> None:
-        self.broker = broker
-        self.url = url
-        self.wanted: set[str] = set()
-        self.pubsub: RawPubSub | None = None
-        self.connected = asyncio.Event()
-        self.task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
-
-    async def send_subscribe(self, channels: list[str]) -> None:
-        b = self.broker
-        cmd = "SSUBSCRIBE" if b._sharded else "SUBSCRIBE"
-        for i in range(0, len(channels), 500):
-            names = [b._tag(c) for c in channels[i : i + 500]]
-            if b._sharded:
-                for name in names:  # sharded: one slot per command
-                    await self._live().send(cmd, name)
-            else:
-                await self._live().send(cmd, *names)
-
-    def _live(self) -> RawPubSub:
-        if self.pubsub is None:
-            raise RedisConnectionError("pub/sub is not connected")
-        return self.pubsub
-
-    async def drop(self, channel: str) -> None:
-        self.wanted.discard(channel)
-        if self.pubsub is not None and self.connected.is_set():
-            cmd = "SUNSUBSCRIBE" if self.broker._sharded else "UNSUBSCRIBE"
-            with contextlib.suppress(*REDIS_ERRORS):
-                await self.pubsub.send(cmd, self.broker._tag(channel))
-
-    async def _read_forever(self) -> None:
-        b = self.broker
-        backoff = 0.05
-        first = True
-        failures = 0
-        while not b._closing:
-            client = aioredis.Redis.from_url(
-                self.url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
-                socket_keepalive=True, socket_connect_timeout=5,
-            )
-            try:
-                self.pubsub = RawPubSub(client)
-                await self.pubsub.connect()
-                # Subscribing to nothing real keeps the connection in pub/sub mode.
-                await self.pubsub.send("SUBSCRIBE", b._tag("_"))
-                if self.wanted:
-                    await self.send_subscribe(sorted(self.wanted))
-                self.connected.set()
-                if not first:
-                    b._metrics.bus_reconnects.inc()
-                    log.warning("pub/sub reconnected")
-                    b._resync()
-                first = False
-                backoff = 0.05
-                failures = 0
-                await self._pump()
-            except asyncio.CancelledError:
-                raise
-            except REDIS_ERRORS as exc:
-                failures += 1
-                log.warning("pub/sub connection lost", extra={"error": repr(exc)})
-            except Exception:  # never die silently: log and start over
-                failures += 1
-                log.exception("pub/sub reader failed")
-            finally:
-                self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await self._live().aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-                self.pubsub = None
-            if failures >= 3:  # its node may be gone for good: its slots moved elsewhere
-                b.rehome_soon()
-            first = False
-            await asyncio.sleep(backoff)
-            backoff = min(2.0, backoff * 2)
-
-    async def _pump(self) -> None:
-        b = self.broker
-        ps = self._live()
-        while not b._closing:
-            try:
-                response = await ps.read()
-            except ResponseError as exc:  # a refused (S)SUBSCRIBE: MOVED, its slot moved
-                log.warning("pub/sub command refused", extra={"error": repr(exc)})
-                b.rehome_soon()
-                continue
-            if response is None:
-                continue
-            kind = response[0]
-            if kind in (b"message", b"smessage"):
-                b._handle(response[1], response[2])
-            elif kind in (b"subscribe", b"ssubscribe"):
-                b._confirmed(response[1])
-            elif kind == b"sunsubscribe":
-                channel = b._channel_of(response[1])
-                if channel is not None and channel in self.wanted:
-                    b.rehome_soon()  # dropped by the server, not by us: its slot moved

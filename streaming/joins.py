@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import secrets
 
+from streaming.errors import HandshakesBusy
 from streaming.metrics import StreamingMetrics
 from streaming.records import Session
-from streaming.session import HandshakesBusy, check_handshakes
+from streaming.session import check_handshakes
 
 
 class JoinSlots:

@@ -26,8 +26,9 @@ from streaming.aiortc_hooks import (
     intercept_keyframe_requests,
     rtx_capability,
 )
+from streaming.errors import BadSdp
 from streaming.relay import ViewerTrack
-from streaming.session import BadSdp, Codec, OfferPlan
+from streaming.sdp import Codec, OfferPlan
 
 log = logging.getLogger("souk.streaming")
 

@@ -12,7 +12,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 
 from core.auth import Principal
 from streaming.relay import Fanout, ViewerTrack
-from streaming.session import Codec, KeyframeThrottle, Presence
+from streaming.sdp import Codec
+from streaming.session import KeyframeThrottle, Presence
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from streaming.aiortc_hooks import encoded_packet
 from streaming.frames import ParameterSets, is_keyframe
 from streaming.metrics import StreamingMetrics
-from streaming.session import Codec
+from streaming.sdp import Codec
 
 GOP_MAX_FRAMES = 300  # ~10 s at 30 fps; beyond, the cache is dropped and a keyframe requested
 GOP_STALE_S = 2.0

@@ -25,9 +25,11 @@ from core.context import authenticate
 from core.errors import MethodNotAllowed, NotFound, UnsupportedMediaType
 from core.http import endpoint, read_body
 from core.ids import parse_uuid
+from streaming.errors import BadSdp
 from streaming.records import Redirect
+from streaming.sdp import content_type_ok
 from streaming.service import StreamingService
-from streaming.session import SESSION_ID_PATTERN, BadSdp, content_type_ok
+from streaming.session import SESSION_ID_PATTERN
 
 SDP = "application/sdp"
 _SESSION_ID_RE = re.compile(SESSION_ID_PATTERN)

@@ -1,5 +1,6 @@
 """The live-video service of one process: its shows' relays, WHIP and WHEP sessions, limits,
-timeouts, leases and show life cycle. The HTTP edge is `routes.py`; rules are in `session.py`.
+keyframe requests and show announcements. The HTTP edge is `routes.py`; rules are in
+`session.py` (offers: `sdp.py`); timeouts, grace expiry, leases and sweeps in `timers.py`.
 
 A show's relay (`ShowRelay`) lives in the process that accepted its publisher. It outlives a
 publisher's connection by SHOW_PUBLISHER_GRACE_S: a publisher reconnecting inside the grace
@@ -24,28 +25,18 @@ from core.auth import Principal
 from core.errors import NotFound, ServiceUnavailable
 from core.redis_client import REDIS_ERRORS
 from streaming.aiortc_hooks import request_keyframe
+from streaming.errors import CodecChanged, ShowNotLive, TooManySessions
 from streaming.joins import JoinSlots
 from streaming.metrics import StreamingMetrics
 from streaming.ownership import Ownership
 from streaming.peers import accept_publisher, accept_viewer
 from streaming.records import Redirect, Session, ShowHooks, ShowRelay, StreamConfig
 from streaming.relay import Fanout, ViewerTrack
-from streaming.session import (
-    CodecChanged,
-    KeyframeThrottle,
-    Phase,
-    Route,
-    ShowNotLive,
-    TooManySessions,
-    check_capacity,
-    plan_offer,
-    route_viewer,
-    same_codecs,
-)
+from streaming.sdp import plan_offer, same_codecs
+from streaming.session import KeyframeThrottle, Phase, Route, check_capacity, route_viewer
+from streaming.timers import ShowTimers
 
 log = logging.getLogger("souk.streaming")
-TICK_S = 0.25
-SWEEP_S = 2.0  # how often a process looks for shows whose owner died or that were ended
 
 
 def _nothing() -> None:
@@ -75,7 +66,7 @@ class StreamingService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.joins = JoinSlots(config.max_pending_handshakes, metrics)
         self._closing = False
-        self._stop = asyncio.Event()
+        self.timers = ShowTimers(self)
 
     # --- counts ---------------------------------------------------------------------------
     @property
@@ -86,7 +77,7 @@ class StreamingService:
     def publisher_count(self) -> int:
         return sum(1 for r in self.shows.values() if r.publisher is not None)
 
-    def _gauges(self) -> None:
+    def update_gauges(self) -> None:
         self.metrics.viewers.set(self.viewer_count)
         self.metrics.publishers.set(self.publisher_count)
         self.metrics.shows.set(len(self.shows))
@@ -136,7 +127,7 @@ class StreamingService:
             fanout.new_source()
         if old is not None:
             self._spawn(self.close_session(old, "replaced"))
-        self._gauges()
+        self.update_gauges()
         return session, answer
 
     def _new_relay(self, show_id: uuid.UUID, base_url: str, plan: Any) -> ShowRelay:
@@ -212,7 +203,7 @@ class StreamingService:
         for kind, track in tracks.items():
             relay.fanouts[kind].add(track)
         relay.viewers.add(session)
-        self._gauges()
+        self.update_gauges()
         return session, answer
 
     # --- sessions -------------------------------------------------------------------------
@@ -245,7 +236,7 @@ class StreamingService:
             await self.hooks.went_live(session.show_id)
             await self.ownership.mark_live(session.show_id)
         self._keyframe(relay, "publisher")
-        await self._announce(relay)
+        await self.announce(relay)
 
     async def close_session(self, session: Session, reason: str) -> None:
         """Close one session (idempotent). A publisher's relay enters its grace period."""
@@ -263,13 +254,13 @@ class StreamingService:
             if relay.publisher is session:
                 relay.publisher = None
                 relay.presence.publisher_gone(time.monotonic())
-        self._gauges()
+        self.update_gauges()
         try:
             await session.pc.close()
         except Exception:  # closing must finish whatever aiortc raises
             log.exception("closing a peer connection failed")
         if relay is not None and not self._closing:
-            await self._announce(relay)
+            await self.announce(relay)
 
     def find(self, session_id: str, show_id: uuid.UUID, role: str) -> Session | None:
         session = self.sessions.get(session_id)
@@ -298,7 +289,7 @@ class StreamingService:
             self._spawn(request_keyframe(publisher.receiver))
 
     # --- life cycle -----------------------------------------------------------------------
-    async def _announce(self, relay: ShowRelay) -> None:
+    async def announce(self, relay: ShowRelay) -> None:
         state = relay.presence.phase.value
         current = (state, len(relay.viewers))
         if current == relay.announced or not relay.live_announced:
@@ -310,96 +301,17 @@ class StreamingService:
         except Exception:
             log.exception("announcing a show's video state failed")
 
-    async def _end_show(self, relay: ShowRelay) -> None:
-        relay.presence.end()
-        if relay.live_announced:
-            await self._announce(relay)
-        self.shows.pop(relay.show_id, None)
-        sessions = list(relay.viewers) + ([relay.publisher] if relay.publisher else [])
-        await asyncio.gather(*(self.close_session(s, "show_ended") for s in sessions))
-        for fanout in relay.fanouts.values():
-            fanout.close()
-        with contextlib.suppress(Exception):
-            await self.ownership.release(relay.show_id, relay.base_url)
-        if relay.live_announced:
-            await self.hooks.ended(relay.show_id)
-            await self.ownership.unmark(relay.show_id)
-        self._gauges()
-        log.info("show ended", extra={"show_id": str(relay.show_id)})
-
+    # --- timers (timers.py) ------------------------------------------------------------
     async def tick(self) -> None:
         """One pass of the timers: connection and media timeouts, grace expiry."""
-        now = time.monotonic()
-        c = self.config
-        for session in list(self.sessions.values()):
-            if not session.connected and now - session.created > c.connect_timeout_s:
-                await self.close_session(session, "connect_timeout")
-        for relay in list(self.shows.values()):
-            pub = relay.publisher
-            if pub is not None and pub.connected and now - relay.last_media > c.media_timeout_s:
-                await self.close_session(pub, "media_timeout")
-            if relay.publisher is None and relay.presence.phase is Phase.LIVE:
-                relay.presence.publisher_gone(now)  # accepted but never connected
-            if relay.presence.end_due(now, c.grace_s):
-                await self._end_show(relay)
-            else:
-                await self._announce(relay)
+        await self.timers.tick()
 
     async def run(self) -> None:
-        """Timers, lease renewal and the orphan sweep until `stop()`. (Not stopped by
-        cancellation alone: a library that swallows one CancelledError would leave the loop
-        running; cancel it only after `stop()` if it does not return.)"""
-        renew_every = max(TICK_S, self.config.lease_s / 3)
-        last_renew = last_sweep = 0.0
-        while not self._stop.is_set():
-            try:
-                await self.tick()
-                now = time.monotonic()
-                if now - last_sweep >= SWEEP_S:
-                    last_sweep = now
-                    await self._end_orphans()
-                    await self._end_ended()
-                if now - last_renew >= renew_every:
-                    last_renew = now
-                    await self._renew()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("streaming timers failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(TICK_S):
-                    await self._stop.wait()
+        """Timers, lease renewal and the sweeps until `stop()` (see ShowTimers.run)."""
+        await self.timers.run()
 
     def stop(self) -> None:
-        self._stop.set()
-
-    async def _renew(self) -> None:
-        held = [(r.show_id, r.base_url) for r in self.shows.values()]
-        for show_id in await self.ownership.renew(held):
-            relay = self.shows.get(show_id)
-            if relay and await self.ownership.acquire(show_id, relay.base_url):
-                log.warning("lost a show's lease", extra={"show_id": str(show_id)})
-
-    async def _end_orphans(self) -> None:
-        """End the shows of processes that died (see Ownership.orphans)."""
-        for show_id in await self.ownership.orphans(self.config.grace_s):
-            if show_id in self.shows:
-                continue
-            await self.hooks.announce(show_id, {"type": "video", "state": "ended", "viewers": 0})
-            await self.hooks.ended(show_id)
-            await self.ownership.unmark(show_id)
-            log.info("ended the show of a gone process", extra={"show_id": str(show_id)})
-
-    async def _end_ended(self) -> None:
-        """Close the video of the shows this process relays that were ended through the API
-        (POST /v1/shows/{id}/end by their seller or an operator): publisher and viewers."""
-        if not self.shows:
-            return
-        for show_id in await self.hooks.ended_among(list(self.shows)):
-            relay = self.shows.get(show_id)
-            if relay is not None:
-                log.info("the show was ended: closing its video", extra={"show_id": str(show_id)})
-                await self._end_show(relay)
+        self.timers.stop()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -420,4 +332,4 @@ class StreamingService:
         self.shows.clear()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        self._gauges()
+        self.update_gauges()

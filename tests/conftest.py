@@ -18,13 +18,15 @@ from api.app import create_app
 from core.auth import generate_key
 from core.config import Settings
 from core.context import Runtime
+from testkit import waiting
 from testkit.servers import ServerProcess
 from tests.support.lifespan import lifespan_state
 from tests.support.private_redis import PrivateRedis
 from tests.support.services import drop_isolation, make_settings
 
 # Slow machines (CI on 2 cores) get proportionally more time; see ARCHITECTURE habit 12.
-TIMING_FACTOR = float(os.environ.get("SOUK_TEST_TIMING", "1.0"))
+# Defined in testkit/waiting.py (with `eventually`/`wait_until`); importable from here.
+TIMING_FACTOR = waiting.TIMING_FACTOR
 
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
 hypothesis_settings.register_profile("dev", deadline=None)

@@ -7,6 +7,8 @@ import httpx
 from core.context import Runtime
 from tests.conftest import Register
 
+ACCOUNT_LOCKED = "Too many failed logins for this account."
+
 
 async def test_register_login_me(client: httpx.AsyncClient, register: Register) -> None:
     seller = await register("seller", name="Layla")
@@ -142,8 +144,9 @@ async def test_login_lockout_per_account(
     r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": buyer.password})
     assert r.status_code == 429
     assert r.json()["code"] == "rate_limited"
+    assert r.json()["detail"] == ACCOUNT_LOCKED  # this account's failures, not the address's rate
     assert int(r.headers["retry-after"]) >= 1
-    # Other accounts from another address are not locked out.
+    # Other accounts are not locked out, from this same address either.
     other = await register()
     r = await client.post("/v1/auth/login", json={"email": other.email, "password": other.password})
     assert r.status_code == 200
@@ -159,12 +162,15 @@ async def test_successful_logins_do_not_drain_account_bucket(
             "/v1/auth/login", json={"email": buyer.email, "password": buyer.password}
         )
         assert r.status_code == 200
+        assert r.json()["access_token"]  # each one really signed in
     # The account's bucket is still full: it takes `limit` failures, as on a fresh account,
     # before the account is locked out (the address's own bucket is larger).
     assert limit + 2 + limit + 1 <= rt.settings.login_rate_per_address
     for _ in range(limit):
         r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": "nope-nope"})
         assert r.status_code == 401
+        assert r.json()["code"] == "invalid_credentials"  # counted, not refused
     r = await client.post("/v1/auth/login", json={"email": buyer.email, "password": buyer.password})
     assert r.status_code == 429
     assert r.json()["code"] == "rate_limited"
+    assert r.json()["detail"] == ACCOUNT_LOCKED  # the account's bucket, exactly full before

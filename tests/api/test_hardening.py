@@ -31,9 +31,13 @@ async def test_topups_accept_only_configured_currencies(
     assert r.json()["errors"][0]["field"] == "currency"
     r = await client.get("/v1/wallet", params={"currency": "ZZZ"}, headers=buyer.headers)
     assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "currency"
+    r = await client.get("/v1/wallet", params={"currency": "USD"}, headers=buyer.headers)
+    assert r.json()["available"] == 0  # the refused top-up credited nothing
     r = await client.post("/v1/wallet/topups", json={"amount": 100, "currency": "USD"},
                           headers=buyer.headers)
     assert r.status_code == 201, r.text
+    assert r.json()["wallet"] == {"currency": "USD", "available": 100, "held": 0}
 
 
 async def test_token_responses_are_never_cached_or_sniffed(

@@ -13,6 +13,7 @@ from core.config import Settings
 from core.db import create_pool, migrate_dsn
 from core.metrics import Metrics
 from core.outbox import OutboxEvent, OutboxRelay, add_event, replay
+from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR
 
 
@@ -43,11 +44,7 @@ def make_relay(rt: Db, **kw: object) -> OutboxRelay:
 
 
 async def wait_for(predicate, limit_s: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + limit_s * TIMING_FACTOR
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+    await eventually(predicate, limit_s)
 
 
 async def test_committed_events_only_in_order(rt: Db) -> None:

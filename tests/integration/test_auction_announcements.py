@@ -4,7 +4,6 @@ websocket watcher of that server gets the bid, in order."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from auctions.wire import events_of
 from core.config import Settings
 from core.db import create_pool
 from core.errors import ServiceUnavailable
+from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR
 from tests.integration.test_live_auction import account, fund
 from tests.realtime.wsclient import WsClient
@@ -85,13 +85,13 @@ async def test_a_committed_bid_whose_writer_died_before_publishing_reaches_the_w
         # Nobody bids again; the server's scheduler finds it missing and publishes it.
         assert await bids_seen(watcher, channel, 1) == [2]
         # counted once its publication returns: the watcher may have it a moment earlier
-        for _ in range(50):
+        async def repaired() -> list[str] | None:
             metrics = (await http.get(server.url + "/metrics")).text
-            repaired = [line for line in metrics.splitlines()
-                        if line.startswith("souk_auction_announcements_repaired_total ")]
-            if repaired != ["souk_auction_announcements_repaired_total 0.0"]:
-                break
-            await asyncio.sleep(0.1)
-        assert repaired == ["souk_auction_announcements_repaired_total 1.0"]
+            lines = [line for line in metrics.splitlines()
+                     if line.startswith("souk_auction_announcements_repaired_total ")]
+            return None if lines == ["souk_auction_announcements_repaired_total 0.0"] else lines
+
+        assert await eventually(repaired, 5.0, step=0.1) == [
+            "souk_auction_announcements_repaired_total 1.0"]
         await watcher.close()
         await alice_ws.close()

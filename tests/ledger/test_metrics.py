@@ -3,7 +3,6 @@ the per-currency sum that must stay zero."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
@@ -11,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from api.ledger.metrics import LedgerMetrics, snapshot
 from core.context import Runtime
+from testkit.waiting import eventually
 from tests.commerce.helpers import buy, make_product
 from tests.conftest import Register
 
@@ -18,13 +18,12 @@ from tests.conftest import Register
 async def test_gauges_follow_the_balances_and_the_app_reads_them(
     client: httpx.AsyncClient, register: Register, rt: Runtime,
 ) -> None:
-    for _ in range(100):  # the app's job reads them as it starts
+    async def read_once() -> str | None:  # the app's job reads them as it starts
         exposed = (await client.get("/metrics")).text
-        if "souk_ledger_snapshot_timestamp_seconds 0.0" not in exposed:
-            break
-        await asyncio.sleep(0.05)
+        return None if "souk_ledger_snapshot_timestamp_seconds 0.0" in exposed else exposed
+
+    exposed = await eventually(read_once, 5.0, step=0.05, what="the app's first ledger snapshot")
     assert "souk_ledger_snapshot_timestamp_seconds " in exposed
-    assert "souk_ledger_snapshot_timestamp_seconds 0.0" not in exposed
 
     seller, buyer = await register("seller"), await register("buyer")
     r = await client.post("/v1/wallet/topups", json={"amount": 5_000},

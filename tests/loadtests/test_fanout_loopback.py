@@ -20,15 +20,14 @@ from loadtests.fanout import wsframes as wf
 from loadtests.fanout.client import SUBPROTOCOL, Commander, Endpoint, Fleet
 from loadtests.fanout.publishers import RedisPublisher, WsPublisher, make_payload
 from loadtests.fanout.stats import Recorder, Summary
+from testkit.waiting import eventually
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def wait_for(fleet: Fleet, count: int) -> None:
-    for _ in range(500):
-        if all(t.received >= count for t in fleet.trackers):
-            return
-        await asyncio.sleep(0.01)
+    await eventually(lambda: all(t.received >= count for t in fleet.trackers), 5.0, step=0.01,
+                     what=f"every client receiving {count} frames")
 
 
 def test_blaster_client_frames_roundtrip() -> None:
@@ -92,10 +91,10 @@ async def test_websockets_baseline_over_real_redis() -> None:
         await fleet.open(10, concurrency=10)
         pub = RedisPublisher(REDIS_URL, prefix + "auction:a")
         await pub.start()
-        for _ in range(500):  # the hub's SUBSCRIBE reaches Redis asynchronously
-            if (await redis.pubsub_numsub(prefix + "auction:a"))[0][1] == 1:
-                break
-            await asyncio.sleep(0.01)
+        async def subscribed() -> bool:  # the hub's SUBSCRIBE reaches Redis asynchronously
+            return bool((await redis.pubsub_numsub(prefix + "auction:a"))[0][1] == 1)
+
+        await eventually(subscribed, 5.0, step=0.01)
         for i in range(4):
             await pub.publish([make_payload(i, 1), make_payload(i, 1)])
         await wait_for(fleet, 8)

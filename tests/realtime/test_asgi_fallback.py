@@ -14,6 +14,7 @@ from api.app import create_app
 from core.config import Settings
 from realtime.transport import AsgiSink
 from testkit.servers import free_port
+from testkit.waiting import eventually
 from tests.realtime.wsclient import WsClient
 
 
@@ -25,10 +26,7 @@ async def wsproto_server(settings: Settings) -> AsyncIterator[tuple[str, uvicorn
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.ensure_future(server.serve())
-    for _ in range(600):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(lambda: server.started, 30.0, step=0.05, what="uvicorn (wsproto) started")
     yield f"ws://127.0.0.1:{port}", server
     server.should_exit = True
     await task

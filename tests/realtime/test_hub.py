@@ -18,6 +18,7 @@ from realtime.hub import CLOSE_INSUFFICIENT_STATE, CLOSE_SLOW, Client, Hub, OutF
 from realtime.metrics import HubMetrics
 from realtime.protocol import Position
 from realtime.wire import Codec
+from testkit.waiting import eventually
 
 
 class FakeSink:
@@ -355,13 +356,14 @@ class SteeredBroker(MemoryBroker):
     """The twin, with the timings the hub cannot choose: when a position is read (after
     `before_read` is set), when its reply arrives (after `before_reply` is set; the value was
     read before), and when the bus hands this process a publication (`hold_bus`: queued until
-    `flush_bus`, which may lose some)."""
+    `flush_bus`, which may lose some). `reads`: the positions read so far."""
 
     def __init__(self, bus: MemoryBus) -> None:
         super().__init__(bus)
         self.before_read: asyncio.Event | None = None
         self.before_reply: asyncio.Event | None = None
         self.held: list[Message] | None = None
+        self.reads = 0
 
     def attach(self, on_message: OnMessage, on_resync: OnResync) -> None:
         def receive(msg: Message) -> None:
@@ -377,6 +379,7 @@ class SteeredBroker(MemoryBroker):
         if self.before_read is not None:
             await self.before_read.wait()
         position = await super().position(channel)
+        self.reads += 1
         if self.before_reply is not None:
             await self.before_reply.wait()
         return position
@@ -400,11 +403,7 @@ def steered_hub(bus: MemoryBus, **kw: Any) -> tuple[Hub, SteeredBroker]:
 
 
 async def until(predicate: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached")
+    await eventually(predicate, 1.0, step=0.001)
 
 
 async def test_a_publication_received_but_not_yet_swept_is_not_repeated_after_the_reply() -> None:
@@ -456,7 +455,7 @@ async def test_concurrent_first_subscribers_with_different_results_each_follow_o
     channel = parse_channel(name)
     joining = asyncio.ensure_future(hub.subscribe(slow, channel, None))
     await until(lambda: name in hub.channels and hub.channels[name].reader is not None)
-    await asyncio.sleep(0.01)  # the slow one's position (offset 3) is read; its reply waits
+    await until(lambda: broker.reads == 1)  # the slow one's position (offset 3); its reply waits
     broker.hold_bus()
     await pub.publish(name, {"n": 3})
     await pub.publish(name, {"n": 4})

@@ -10,7 +10,7 @@ import httpx
 
 from core.context import Runtime
 from testkit.servers import ServerProcess
-from tests.conftest import Register
+from tests.conftest import TIMING_FACTOR, Register
 from tests.realtime.wsclient import WsClient
 
 
@@ -116,7 +116,7 @@ async def _poll_viewers(client: httpx.AsyncClient, show_id: str,
                         want: dict[str, object]) -> dict[str, object]:
     """The show's viewers once they are `want` (counts and chatters are written by each
     process every presence interval, not at once), or what they are after 30 s."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 * TIMING_FACTOR
     while True:
         body: dict[str, object] = (await client.get(f"/v1/shows/{show_id}/viewers")).json()
         if body == want or time.monotonic() > deadline:

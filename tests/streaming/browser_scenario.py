@@ -39,6 +39,7 @@ from selenium.webdriver.chrome.service import Service
 
 from loadtests.checkout_bench import free_port, register, wait_ready
 from loadtests.streaming.bench import start_server
+from testkit.waiting import scaled
 from tests.support.services import drop_schema_and_keys
 
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -53,6 +54,7 @@ CHROMIUM_FLAGS = (
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    timeout_s = scaled(timeout_s)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
@@ -131,8 +133,13 @@ def browser_to_browser(driver: webdriver.Chrome, pages: str, url: str, show: str
     wait_for(lambda: state(driver, "whep")["rendered"] >= 10 or state(driver, "whep")["error"],
              15, "the WHEP page rendering frames")
     first = driver.execute_async_script("window.inbound().then(arguments[0]);")
-    time.sleep(2)
-    second = driver.execute_async_script("window.inbound().then(arguments[0]);")
+
+    def still_playing() -> Any:  # ten more frames decoded, and audio still coming
+        now = driver.execute_async_script("window.inbound().then(arguments[0]);")
+        return (now["framesDecoded"] >= first["framesDecoded"] + 10
+                and now["audioPackets"] > first["audioPackets"] and now)
+
+    second = wait_for(still_playing, 15, "the WHEP page still decoding frames")
     whep = state(driver, "whep")
     driver.switch_to.window(publisher)
     encoded = driver.execute_async_script("window.outbound().then(arguments[0]);")

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from streaming.aiortc_hooks import use_host_addresses
 from streaming.publisher import SyntheticAudioTrack, SyntheticVideoTrack
 from streaming.synthetic import Stamp, latency_us, read_stamp
+from testkit.waiting import eventually
 from tests.support.servers import free_port
 
 TOKEN = "seller-token"
@@ -45,6 +46,7 @@ class Peer:
     url: str
     received: Received
     sessions: dict[int, RTCPeerConnection]
+    consumers: set[asyncio.Task[None]]  # reading the tracks of WHIP sessions; end with them
 
 
 async def _consume(track: MediaStreamTrack, received: Received) -> None:
@@ -118,10 +120,12 @@ async def running_peer(size: tuple[int, int] = (640, 480)) -> AsyncIterator[Peer
                             log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     serving = asyncio.ensure_future(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started or serving.done(), 10.0, step=0.01,
+                     what="the test peer serving")  # uvicorn has no started event
+    if serving.done():
+        serving.result()  # raises what stopped it (the port taken, ...)
     try:
-        yield Peer(f"http://127.0.0.1:{port}", received, sessions)
+        yield Peer(f"http://127.0.0.1:{port}", received, sessions, tasks)
     finally:
         for pc in list(sessions.values()):
             await pc.close()

@@ -16,6 +16,7 @@ from asgi_lifespan import LifespanManager
 from api.app import create_app
 from core.config import Settings
 from core.context import Runtime
+from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR, Account, Register
 from tests.streaming.clients import moving, new_pc, post_offer, publish, until, watch
 from tests.streaming.test_session import audio, sdp, video
@@ -228,7 +229,11 @@ async def test_no_leak_after_50_viewer_cycles(client: httpx.AsyncClient, seller:
         assert await first.frames(5, 10 * TIMING_FACTOR)
         await first.close(client)
         del first
-        await asyncio.sleep(0.5)
+
+        async def first_gone() -> bool:  # the server closed its session (the baseline's state)
+            return "souk_stream_viewers 0.0" in (await client.get("/metrics")).text
+
+        await eventually(first_gone, 10.0, step=0.05)
         gc.collect()
         tasks, fds = len(asyncio.all_tasks()), _open_fds()
         threads, pcs = _threads(), _peer_connections()

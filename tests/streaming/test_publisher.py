@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ import sys
 import pytest
 
 from streaming.publisher import WhipError, parse_args, publish
+from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR
 from tests.streaming.peer import TOKEN, running_peer
 
@@ -20,7 +20,9 @@ async def test_publishes_stamped_moving_frames_and_deletes(codec: str) -> None:
     async with running_peer() as peer:
         result = await publish(f"{peer.url}/whip", TOKEN, seconds=2.0 * TIMING_FACTOR,
                                codec=codec)
-        await asyncio.sleep(0.2)
+        # the DELETE closed the session: its track readers end once they read what came in
+        await eventually(lambda: all(t.done() for t in peer.consumers), 5.0,
+                         what="the peer reading the last frames")
     got = peer.received
     assert result.status == 201 and result.ended_by == "time"
     assert result.location == f"{peer.url}/session/1"

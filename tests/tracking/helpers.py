@@ -3,7 +3,6 @@ so the same helpers serve tests against a real uvicorn process."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 import uuid
@@ -12,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TIMING_FACTOR
+from testkit.waiting import eventually
 
 _n = itertools.count()
 PICKUP = (52.5200, 13.4050)  # Berlin Mitte
@@ -100,14 +99,7 @@ def client9_json(key: str, lat: float, lon: float, speed_mps: float = 5.0) -> di
 
 async def poll(check: Any, wait_s: float = 10.0) -> Any:
     """Call `await check()` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + wait_s * TIMING_FACTOR
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
+    return await eventually(check, wait_s, step=0.05)
 
 
 def metric(text: str, name: str, **labels: str) -> float:

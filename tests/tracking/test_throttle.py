@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from prometheus_client import CollectorRegistry
 
+from testkit.waiting import scaled
 from tests.tracking.helpers import poll
 from tracking.ingest import Ingest, IngestConfig
 from tracking.metrics import TrackingMetrics
@@ -40,7 +41,7 @@ async def test_positions_are_throttled_to_the_latest_value() -> None:
     assert sent[1][3] - started >= 0.25 - 0.01  # not before the interval ended
     assert {c for c, _, _, _ in sent} == {f"order:{order}"} and {k for *_, k, _ in sent} == {
         "rider"}
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(scaled(0.3))
     assert len(sent) == 2  # nothing else was waiting
     ingest.order_over(order)
     await ingest._position(order, {"type": "rider.position", "n": 6}, time.perf_counter())

@@ -88,8 +88,8 @@ def watch_and_bid(driver: Any, url: str, world: dict[str, Any]) -> dict[str, Any
     video = "const v = document.getElementById('video'); return [v.videoWidth, v.currentTime];"
     wait_for(lambda: driver.execute_script(video)[0] > 0, 20, "the video playing")
     first = driver.execute_script(video)
-    time.sleep(1.5)  # playback time must move on: frames keep coming
-    second = driver.execute_script(video)
+    second = wait_for(lambda: (now := driver.execute_script(video))[1] > first[1] and now, 10,
+                      "the playback time moving on (frames keep coming)")
     driver.find_element(By.ID, "bid-next").click()
     wait_for(lambda: text(driver, "my-standing") == "You are the highest bidder", 5, "leading")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
