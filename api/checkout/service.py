@@ -18,6 +18,7 @@ import uuid
 import asyncpg
 
 from api.cart import store as cart_store
+from api.catalog import store as catalog_store
 from api.checkout.rules import (
     CartEmpty,
     Item,
@@ -89,18 +90,13 @@ async def place_item_order(
     winner whose wallet may be short gets the order anyway, and a payment window).
     `stock_reserved=True`: the units are reserved already (an auction held its unit while it
     ran) and the order takes them over: paying sells them, cancelling releases them."""
-    row = await conn.fetchrow(
-        """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
-                  p.status = 'published' AS published
-           FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1""",
-        variant_id,
-    )
-    if row is None:
+    variant = await catalog_store.find_variant(conn, variant_id)
+    if variant is None:
         raise NotFound()
     if unit_price <= 0 or quantity <= 0:
         raise ValueError("unit_price and quantity must be positive")
-    item = Item(row["id"], row["product_id"], row["seller_id"], row["currency"], row["title"],
-                row["sku"], unit_price, quantity)
+    item = Item(variant.id, variant.product_id, variant.seller_id, variant.currency,
+                variant.title, variant.sku, unit_price, quantity)
     [placed] = await _place(
         conn, buyer_id, [item], reservation_ttl_s, list_price=False, hold=hold,
         reserve=not stock_reserved,
