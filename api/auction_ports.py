@@ -22,6 +22,7 @@ from api.orders import store as order_store
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By
 from api.shows import store as shows
+from api.stock import store as stock
 from auctions.ports import Announced, VariantInfo
 from realtime.hub import Hub
 
@@ -121,10 +122,10 @@ class CatalogVariants:
         return None if found is None else VariantInfo(variant_id, found.seller_id, found.currency)
 
     async def hold_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
-        return await order_store.reserve_stock(conn, variant_id, 1) is not None
+        return await stock.reserve_stock(conn, variant_id, 1) is not None
 
     async def release_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> None:
-        await order_store.release_units(conn, variant_id, 1)
+        await stock.release_units(conn, variant_id, 1)
 
     async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
         show = await shows.get(conn, show_id)

@@ -31,9 +31,9 @@ from api.checkout.rules import (
 from api.ledger import rules as ledger_rules
 from api.ledger.errors import InsufficientFunds, InvalidAmount
 from api.ledger.rules import TransferKind
-from api.orders import store
 from api.orders.machine import OrderState
 from api.orders.service import transfer_id
+from api.stock import store as stock
 from core.errors import FieldError, NotFound
 
 
@@ -143,7 +143,7 @@ async def _place(
     # Hot rows last, in ascending id: the stock rows of a flash drop stay locked only until
     # the commit that follows.
     for item in sorted(items, key=lambda i: i.variant_id) if reserve else []:
-        price = await store.reserve_stock(conn, item.variant_id, item.quantity)
+        price = await stock.reserve_stock(conn, item.variant_id, item.quantity)
         if price is None:
             raise OutOfStock(params={"sku": item.sku},
                              extra={"variant_id": str(item.variant_id)})
