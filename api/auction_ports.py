@@ -51,25 +51,15 @@ class LedgerFunds:
         order_id: uuid.UUID,
         amount: int,
         currency: str,
-        transfer_id: uuid.UUID,
     ) -> None:
         await ledger.hold_for_order(
             conn, buyer_id=buyer_id, order_id=order_id, amount=amount, currency=currency,
             transfer_id=orders.transfer_id(order_id, "hold"),
         )
 
-    async def capture_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
+    async def capture_hold(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
         await ledger.capture_hold(
             conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "capture")
-        )
-
-    async def release_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        await ledger.release_hold(
-            conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "release")
         )
 
 
@@ -83,12 +73,9 @@ class CommerceOrders:
         self,
         conn: asyncpg.Connection,
         *,
-        auction_id: uuid.UUID,
         buyer_id: uuid.UUID,
-        seller_id: uuid.UUID,
         variant_id: uuid.UUID,
         amount: int,
-        currency: str,
         unit_held: bool,
     ) -> uuid.UUID:
         placed = await place_item_order(

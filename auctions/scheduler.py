@@ -7,11 +7,11 @@ Every process runs `CloseScheduler.run()`. Each pass:
    find it closed and do nothing. A process that dies mid-auction leaves nothing to clean up:
    the next pass of any surviving process (or of the restarted one) closes it.
 2. settles sold auctions (in their own transaction, retried by later passes until done):
-   - the order: `Orders.create_auction_order` in `pending_payment` for the hammer price
-     (idempotent by auction id, and recorded on the auction row in the same transaction, so
-     exactly one order per sold auction);
-   - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (transfer ids derived from
-     the auction id, so retries are idempotent), then `Orders.mark_paid`;
+   - the order: `Orders.create_auction_order` in `pending_payment` for the hammer price,
+     recorded on the auction row in the same transaction (under the auction's row lock), so
+     exactly one order per sold auction;
+   - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (idempotent per order, so
+     retries are too), then `Orders.mark_paid`;
    - payment-window rule (Whatnot): if the wallet cannot pay, the auction is marked
      `awaiting_payment` (`PaymentState.AWAITING`; the rule is `engine.payment_refused`) with
      `payment_due_at = closed_at + payment window`; the winner is told on
@@ -55,15 +55,6 @@ log = logging.getLogger("souk.auctions.scheduler")
 _MAX_BACKOFF_S = 60.0
 _CHECKS_AT_ONCE = 50  # announcement checks in flight at once (one Redis call each)
 _PRUNE_BATCHES = 50  # most deletions of `prune_batch` rows in one pruning pass
-
-_HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
-_CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
-_RELEASE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a03")
-
-
-def transfer_id(kind: uuid.UUID, auction_id: uuid.UUID) -> uuid.UUID:
-    """Deterministic ledger transfer id for one step of one auction's payment."""
-    return uuid.uuid5(kind, str(auction_id))
 
 
 class CloseScheduler:
@@ -264,19 +255,16 @@ class CloseScheduler:
                 return []
             r = a.rules
             order_id = row.order_id or await svc.orders.create_auction_order(
-                conn, auction_id=r.auction_id, buyer_id=a.leader, seller_id=r.seller_id,
-                variant_id=row.variant_id, amount=a.price, currency=r.currency,
+                conn, buyer_id=a.leader, variant_id=row.variant_id, amount=a.price,
                 unit_held=row.unit_held,
             )
             try:
                 async with conn.transaction():  # savepoint: a refused payment undoes only itself
                     await svc.funds.hold_for_order(
                         conn, buyer_id=a.leader, order_id=order_id, amount=a.price,
-                        currency=r.currency, transfer_id=transfer_id(_HOLD, auction_id),
+                        currency=r.currency,
                     )
-                    await svc.funds.capture_hold(
-                        conn, order_id=order_id, transfer_id=transfer_id(_CAPTURE, auction_id)
-                    )
+                    await svc.funds.capture_hold(conn, order_id=order_id)
                     await svc.orders.mark_paid(conn, order_id=order_id)
             except AppError as exc:
                 payment, due = engine.payment_refused(
