@@ -255,9 +255,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes += [
         *catalog.routes,
         *cart.routes,
-        *checkout.make_routes(commerce_metrics),
-        *orders.make_routes(commerce_metrics),
-        *admin.make_routes(commerce_metrics),
+        *checkout.routes,
+        *orders.routes,
+        *admin.routes,
     ]
     routes += [
         *realtime_routes.routes,
@@ -305,4 +305,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.encryption_keys, settings.encryption_active_kid
     )
     app.state.metrics = metrics
+    app.state.commerce_metrics = commerce_metrics  # read by the commerce routes
     return app
