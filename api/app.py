@@ -309,16 +309,16 @@ def lifespan_of(
     return lifespan
 
 
-def api_routes(commerce_metrics: CommerceMetrics) -> list[BaseRoute]:
+def api_routes() -> list[BaseRoute]:
     """Every route but /openapi.json and the web pages, in matching order."""
     routes: list[BaseRoute] = [*health.routes, *accounts.routes, *accounts_admin.routes]
     routes += [*ledger.routes, *ledger_admin.routes]
     routes += [
         *catalog.routes,
         *cart.routes,
-        *checkout.make_routes(commerce_metrics),
-        *orders.make_routes(commerce_metrics),
-        *admin.make_routes(commerce_metrics),
+        *checkout.routes,
+        *orders.routes,
+        *admin.routes,
     ]
     routes += [
         *realtime_routes.routes,
@@ -370,7 +370,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     configure_process(settings)
     metrics = AppMetrics.create()
     app = Starlette(
-        routes=with_openapi(api_routes(metrics.commerce), settings),
+        routes=with_openapi(api_routes(), settings),
         middleware=middleware(settings, metrics.core),
         exception_handlers=problems.handlers,
         lifespan=lifespan_of(settings, metrics),
@@ -382,4 +382,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         settings.encryption_keys, settings.encryption_active_kid
     )
     app.state.metrics = metrics.core
+    app.state.commerce_metrics = metrics.commerce  # read by the commerce routes
     return app

@@ -13,12 +13,16 @@ from typing import Any
 
 import asyncpg
 
+from api.catalog import store as catalog
 from api.checkout.service import place_item_order
+from api.ledger import balances
 from api.ledger import service as ledger
 from api.orders import service as orders
 from api.orders import store as order_store
 from api.orders.machine import Actor, OrderState
 from api.orders.service import By
+from api.shows import store as shows
+from api.stock import store as stock
 from auctions.ports import Announced, VariantInfo
 from realtime.hub import Hub
 
@@ -37,11 +41,7 @@ class LedgerFunds:
         self, conn: asyncpg.Connection | None, user_ids: list[uuid.UUID], currency: str
     ) -> dict[uuid.UUID, int]:
         """Spendable balances of many buyers in one query (a bid batch's funds check)."""
-        rows = await (conn or self._pool).fetch(
-            "SELECT owner_id, sum(balance) AS available FROM ledger_accounts "
-            "WHERE owner_id = ANY($1::uuid[]) AND currency = $2 AND kind = 'buyer_wallet' "
-            "GROUP BY owner_id", user_ids, currency)
-        return {r["owner_id"]: int(r["available"]) for r in rows}
+        return await balances.available_many(conn or self._pool, user_ids, currency)
 
     async def hold_for_order(
         self,
@@ -51,25 +51,15 @@ class LedgerFunds:
         order_id: uuid.UUID,
         amount: int,
         currency: str,
-        transfer_id: uuid.UUID,
     ) -> None:
         await ledger.hold_for_order(
             conn, buyer_id=buyer_id, order_id=order_id, amount=amount, currency=currency,
             transfer_id=orders.transfer_id(order_id, "hold"),
         )
 
-    async def capture_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
+    async def capture_hold(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
         await ledger.capture_hold(
             conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "capture")
-        )
-
-    async def release_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        await ledger.release_hold(
-            conn, order_id=order_id, transfer_id=orders.transfer_id(order_id, "release")
         )
 
 
@@ -83,12 +73,9 @@ class CommerceOrders:
         self,
         conn: asyncpg.Connection,
         *,
-        auction_id: uuid.UUID,
         buyer_id: uuid.UUID,
-        seller_id: uuid.UUID,
         variant_id: uuid.UUID,
         amount: int,
-        currency: str,
         unit_held: bool,
     ) -> uuid.UUID:
         placed = await place_item_order(
@@ -115,28 +102,21 @@ class CommerceOrders:
 
 
 class CatalogVariants:
-    """`auctions.ports.VariantLookup` over the catalog tables."""
+    """`auctions.ports.VariantLookup` over the catalog, stock and shows stores."""
 
     async def variant(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantInfo | None:
-        row = await conn.fetchrow(
-            """SELECT p.seller_id, p.currency FROM variants v JOIN products p ON p.id = v.product_id
-               WHERE v.id = $1""",
-            variant_id,
-        )
-        if row is None:
-            return None
-        return VariantInfo(variant_id, row["seller_id"], row["currency"])
+        found = await catalog.find_variant(conn, variant_id)
+        return None if found is None else VariantInfo(variant_id, found.seller_id, found.currency)
 
     async def hold_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
-        return await order_store.reserve_stock(conn, variant_id, 1) is not None
+        return await stock.reserve_stock(conn, variant_id, 1) is not None
 
     async def release_unit(self, conn: asyncpg.Connection, variant_id: uuid.UUID) -> None:
-        await order_store.release_units(conn, variant_id, 1)
+        await stock.release_units(conn, variant_id, 1)
 
     async def show_seller(self, conn: asyncpg.Connection, show_id: uuid.UUID) -> uuid.UUID | None:
-        seller: uuid.UUID | None = await conn.fetchval(
-            "SELECT seller_id FROM shows WHERE id = $1", show_id)
-        return seller
+        show = await shows.get(conn, show_id)
+        return None if show is None else show.seller_id
 
 
 class HubPublisher:

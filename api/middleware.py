@@ -79,36 +79,47 @@ class RequestContext:
         except Exception:
             log.exception("unhandled error", extra={"path": scope.get("path")})
             if not response_started:
-                lang = pick_language(headers.get(b"accept-language", b"").decode("latin-1"))
-                body = encode_json(problem_body(AppError(), lang, scope.get("path")))
-                await send_wrapper(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [
-                            (b"content-type", PROBLEM_JSON.encode()),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _internal_error(send_wrapper, send, scope, headers)
         finally:
             self.metrics.http_in_flight.dec()
-            elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            method = scope.get("method", "GET")
-            self.metrics.http_requests.labels(route, method, status_class(status)).inc()
-            self.metrics.http_latency.labels(route, method).observe(elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": method,
-                    "path": scope.get("path"),
-                    "route": route,
-                    "status": status,
-                    "ms": round(elapsed * 1000, 2),
-                },
-            )
+            self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+        """The request's metrics and its access-log line."""
+        route = _route_template(scope)
+        method = scope.get("method", "GET")
+        self.metrics.http_requests.labels(route, method, status_class(status)).inc()
+        self.metrics.http_latency.labels(route, method).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": method,
+                "path": scope.get("path"),
+                "route": route,
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+            },
+        )
+
+
+async def _internal_error(
+    send_start: Send, send: Send, scope: Scope, headers: dict[bytes, bytes]
+) -> None:
+    """A 500 problem, for an unhandled error before the response started. The start goes
+    through `send_start` (the wrapper that adds the security headers and records the status)."""
+    lang = pick_language(headers.get(b"accept-language", b"").decode("latin-1"))
+    body = encode_json(problem_body(AppError(), lang, scope.get("path")))
+    await send_start(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _with_security_headers(headers: list[tuple[bytes, bytes]], rid: str) -> list[Any]:

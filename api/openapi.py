@@ -94,20 +94,14 @@ def _ref(type_: Any) -> dict[str, Any]:
     return schema
 
 
-def _operation(path: str, spec: Any, route: BaseRoute, currencies: list[str]) -> dict[str, Any]:
-    template = _PARAM_RE.sub(r"{\1}", path)
-    params = [
+def _parameters(path: str, template: str, spec: Any, currencies: list[str]) -> list[Any]:
+    """The operation's path parameters, then its query parameters and Idempotency-Key."""
+    params: list[Any] = [
         {"name": name, "in": "path", "required": True, "schema": strict.path_schema(name)}
         for name in _PARAM_RE.findall(path)
     ]
     if spec is None:
-        summary = "Websocket endpoint" if isinstance(route, WebSocketRoute) else "Undocumented"
-        return {
-            "summary": summary,
-            "parameters": params,
-            "responses": {"default": {"description": "See README"}},
-        }
-    op: dict[str, Any] = {"summary": spec.summary, "tags": list(spec.tags)}
+        return params
     params += [
         {
             "name": name,
@@ -127,17 +121,11 @@ def _operation(path: str, spec: Any, route: BaseRoute, currencies: list[str]) ->
                 "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
             }
         )
-    if params:
-        op["parameters"] = params
-    if spec.auth:
-        op["security"] = [{"bearer": []}]
-        if spec.roles:
-            op["description"] = "Roles: " + ", ".join(spec.roles)
-    if spec.body is not None:
-        op["requestBody"] = {
-            "required": spec.body_required,
-            "content": {spec.body_media_type: {"schema": _ref(spec.body)}},
-        }
+    return params
+
+
+def _responses(spec: Any, route: BaseRoute, template: str) -> dict[str, Any]:
+    """The documented responses, then a Problem for every error status the route can give."""
     responses: dict[str, Any] = {}
     for status, type_ in spec.responses.items():
         entry: dict[str, Any] = {"description": "Success" if status < 400 else "Failure"}
@@ -151,5 +139,30 @@ def _operation(path: str, spec: Any, route: BaseRoute, currencies: list[str]) ->
                                 method=method)
     for status in sorted({*spec.errors, *extra, 500}):
         responses.setdefault(str(status), {"description": "Problem", "content": problem})
-    op["responses"] = responses
+    return responses
+
+
+def _operation(path: str, spec: Any, route: BaseRoute, currencies: list[str]) -> dict[str, Any]:
+    template = _PARAM_RE.sub(r"{\1}", path)
+    params = _parameters(path, template, spec, currencies)
+    if spec is None:
+        summary = "Websocket endpoint" if isinstance(route, WebSocketRoute) else "Undocumented"
+        return {
+            "summary": summary,
+            "parameters": params,
+            "responses": {"default": {"description": "See README"}},
+        }
+    op: dict[str, Any] = {"summary": spec.summary, "tags": list(spec.tags)}
+    if params:
+        op["parameters"] = params
+    if spec.auth:
+        op["security"] = [{"bearer": []}]
+        if spec.roles:
+            op["description"] = "Roles: " + ", ".join(spec.roles)
+    if spec.body is not None:
+        op["requestBody"] = {
+            "required": spec.body_required,
+            "content": {spec.body_media_type: {"schema": _ref(spec.body)}},
+        }
+    op["responses"] = _responses(spec, route, template)
     return op

@@ -57,22 +57,14 @@ class Funds(Protocol):
         order_id: uuid.UUID,
         amount: int,
         currency: str,
-        transfer_id: uuid.UUID,
     ) -> None:
-        """Hold `amount` of the buyer's wallet for the order; idempotent by `transfer_id`.
-        Raises an AppError with code `insufficient_funds` when the wallet cannot cover it."""
+        """Hold `amount` of the buyer's wallet for the order; idempotent per order (the
+        implementation derives the transfer id from `order_id`). Raises an AppError with code
+        `insufficient_funds` when the wallet cannot cover it."""
         ...
 
-    async def capture_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        """Capture the order's hold into escrow; idempotent by `transfer_id`."""
-        ...
-
-    async def release_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        """Release the order's hold; idempotent by `transfer_id`."""
+    async def capture_hold(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
+        """Capture the order's hold into escrow; idempotent per order."""
         ...
 
 
@@ -83,18 +75,17 @@ class Orders(Protocol):
         self,
         conn: asyncpg.Connection,
         *,
-        auction_id: uuid.UUID,
         buyer_id: uuid.UUID,
-        seller_id: uuid.UUID,
         variant_id: uuid.UUID,
         amount: int,
-        currency: str,
         unit_held: bool,
     ) -> uuid.UUID:
-        """Create (or return, if it exists: idempotent by `auction_id`) the order in
-        `pending_payment` for the hammer price; returns its id. `unit_held`: the auction
-        reserved the unit (`VariantLookup.hold_unit`) and the order takes that reservation
-        over; else the order reserves a unit itself, and raises if none is available."""
+        """Create the order in `pending_payment` for the hammer price (its seller and currency
+        are the variant's); returns its id. Not idempotent: the caller records the id on the
+        auction row in the same transaction and calls it once per sold auction. `unit_held`:
+        the auction reserved the unit (`VariantLookup.hold_unit`) and the order takes that
+        reservation over; else the order reserves a unit itself, and raises if none is
+        available."""
         ...
 
     async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:

@@ -7,11 +7,11 @@ Every process runs `CloseScheduler.run()`. Each pass:
    find it closed and do nothing. A process that dies mid-auction leaves nothing to clean up:
    the next pass of any surviving process (or of the restarted one) closes it.
 2. settles sold auctions (in their own transaction, retried by later passes until done):
-   - the order: `Orders.create_auction_order` in `pending_payment` for the hammer price
-     (idempotent by auction id, and recorded on the auction row in the same transaction, so
-     exactly one order per sold auction);
-   - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (transfer ids derived from
-     the auction id, so retries are idempotent), then `Orders.mark_paid`;
+   - the order: `Orders.create_auction_order` in `pending_payment` for the hammer price,
+     recorded on the auction row in the same transaction (under the auction's row lock), so
+     exactly one order per sold auction;
+   - the payment: `Funds.hold_for_order` then `Funds.capture_hold` (idempotent per order, so
+     retries are too), then `Orders.mark_paid`;
    - payment-window rule (Whatnot): if the wallet cannot pay, the auction is marked
      `awaiting_payment` (`PaymentState.AWAITING`; the rule is `engine.payment_refused`) with
      `payment_due_at = closed_at + payment window`; the winner is told on
@@ -56,14 +56,7 @@ _MAX_BACKOFF_S = 60.0
 _CHECKS_AT_ONCE = 50  # announcement checks in flight at once (one Redis call each)
 _PRUNE_BATCHES = 50  # most deletions of `prune_batch` rows in one pruning pass
 
-_HOLD = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a01")
-_CAPTURE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a02")
-_RELEASE = uuid.UUID("8f0b6c2e-4a51-4c39-9d4c-2f1f6b1e0a03")
-
-
-def transfer_id(kind: uuid.UUID, auction_id: uuid.UUID) -> uuid.UUID:
-    """Deterministic ledger transfer id for one step of one auction's payment."""
-    return uuid.uuid5(kind, str(auction_id))
+Notice = tuple[str, dict[str, object]]  # (channel, data) to publish once the settle commits
 
 
 class CloseScheduler:
@@ -254,64 +247,85 @@ class CloseScheduler:
         """Create the winner's order and take the payment (see module doc). True when this call
         changed something."""
         svc = self._svc
-        notify: list[tuple[str, dict[str, object]]] = []
+        notices: list[Notice] = []
 
         async def work(conn: asyncpg.Connection, row: store.AuctionRow, now: int) -> list[Event]:
-            a = row.auction
-            if a.state is not State.CLOSED or a.outcome is not Outcome.SOLD or a.leader is None:
-                return []
-            if row.order_id is not None and row.payment_state is not PaymentState.AWAITING:
-                return []
-            r = a.rules
-            order_id = row.order_id or await svc.orders.create_auction_order(
-                conn, auction_id=r.auction_id, buyer_id=a.leader, seller_id=r.seller_id,
-                variant_id=row.variant_id, amount=a.price, currency=r.currency,
-                unit_held=row.unit_held,
-            )
-            try:
-                async with conn.transaction():  # savepoint: a refused payment undoes only itself
-                    await svc.funds.hold_for_order(
-                        conn, buyer_id=a.leader, order_id=order_id, amount=a.price,
-                        currency=r.currency, transfer_id=transfer_id(_HOLD, auction_id),
-                    )
-                    await svc.funds.capture_hold(
-                        conn, order_id=order_id, transfer_id=transfer_id(_CAPTURE, auction_id)
-                    )
-                    await svc.orders.mark_paid(conn, order_id=order_id)
-            except AppError as exc:
-                payment, due = engine.payment_refused(
-                    a.closed_at if a.closed_at is not None else now, row.payment_due_at, now,
-                    svc.settings.payment_window_s * 1000)
-                if payment is PaymentState.FAILED:
-                    await svc.orders.cancel_unpaid(conn, order_id=order_id,
-                                                   reason="auction payment window expired")
-                await writes.set_settlement(conn, auction_id, order_id=order_id,
-                                            payment_state=payment, payment_due_at=due)
-                if payment is PaymentState.FAILED:
-                    notify.append((f"auction:{auction_id}", {
-                        "type": "payment_failed", "auction_id": str(auction_id), "seq": a.seq}))
-                elif row.payment_state is None:
-                    notify.append((f"user:{a.leader}", {
-                        "type": "auction_payment_due", "auction_id": str(auction_id),
-                        "order_id": str(order_id), "amount": a.price,
-                        "currency": r.currency, "due_at": due, "reason": exc.code}))
-                return []
-            await writes.set_settlement(conn, auction_id, order_id=order_id,
-                                        payment_state=PaymentState.CAPTURED, payment_due_at=None)
-            notify.append((f"user:{a.leader}", {
-                "type": "auction_won", "auction_id": str(auction_id), "order_id": str(order_id),
-                "amount": a.price, "currency": r.currency}))
+            notices.extend(await self._settle_locked(conn, row, now))
             return []
 
         if not await self._settle_due(auction_id):
             return False
         await exclusive(svc.pool, svc.publisher, auction_id, work)
-        for channel, data in notify:
+        await self._notify(notices)
+        return bool(notices)
+
+    async def _settle_locked(self, conn: asyncpg.Connection, row: store.AuctionRow,
+                             now: int) -> list[Notice]:
+        """The settle step as the auction's single writer: the order (made once, recorded on
+        the row), then the payment or the payment-window rule. Returns who to tell what."""
+        a = row.auction
+        if a.state is not State.CLOSED or a.outcome is not Outcome.SOLD or a.leader is None:
+            return []
+        if row.order_id is not None and row.payment_state is not PaymentState.AWAITING:
+            return []
+        order_id = row.order_id or await self._svc.orders.create_auction_order(
+            conn, buyer_id=a.leader, variant_id=row.variant_id, amount=a.price,
+            unit_held=row.unit_held,
+        )
+        try:
+            async with conn.transaction():  # savepoint: a refused payment undoes only itself
+                await self._pay(conn, row, order_id)
+        except AppError as exc:
+            return await self._payment_refused(conn, row, order_id, now, exc.code)
+        auction_id = a.rules.auction_id
+        await writes.set_settlement(conn, auction_id, order_id=order_id,
+                                    payment_state=PaymentState.CAPTURED, payment_due_at=None)
+        return [(f"user:{a.leader}", {
+            "type": "auction_won", "auction_id": str(auction_id), "order_id": str(order_id),
+            "amount": a.price, "currency": a.rules.currency})]
+
+    async def _pay(self, conn: asyncpg.Connection, row: store.AuctionRow,
+                   order_id: uuid.UUID) -> None:
+        """Hold the hammer price on the winner's wallet, capture it, mark the order paid.
+        Raises an AppError (e.g. `insufficient_funds`) when the wallet cannot pay."""
+        a, svc = row.auction, self._svc
+        assert a.leader is not None
+        await svc.funds.hold_for_order(conn, buyer_id=a.leader, order_id=order_id,
+                                       amount=a.price, currency=a.rules.currency)
+        await svc.funds.capture_hold(conn, order_id=order_id)
+        await svc.orders.mark_paid(conn, order_id=order_id)
+
+    async def _payment_refused(self, conn: asyncpg.Connection, row: store.AuctionRow,
+                               order_id: uuid.UUID, now: int, reason: str) -> list[Notice]:
+        """The payment-window rule (`engine.payment_refused`): still awaiting payment (the
+        winner is told once), or failed (the order is cancelled and the watchers told)."""
+        a, svc = row.auction, self._svc
+        auction_id = a.rules.auction_id
+        payment, due = engine.payment_refused(
+            a.closed_at if a.closed_at is not None else now, row.payment_due_at, now,
+            svc.settings.payment_window_s * 1000)
+        if payment is PaymentState.FAILED:
+            await svc.orders.cancel_unpaid(conn, order_id=order_id,
+                                           reason="auction payment window expired")
+        await writes.set_settlement(conn, auction_id, order_id=order_id,
+                                    payment_state=payment, payment_due_at=due)
+        if payment is PaymentState.FAILED:
+            return [(f"auction:{auction_id}", {
+                "type": "payment_failed", "auction_id": str(auction_id), "seq": a.seq})]
+        if row.payment_state is None:
+            return [(f"user:{a.leader}", {
+                "type": "auction_payment_due", "auction_id": str(auction_id),
+                "order_id": str(order_id), "amount": a.price, "currency": a.rules.currency,
+                "due_at": due, "reason": reason})]
+        return []
+
+    async def _notify(self, notices: list[Notice]) -> None:
+        """Publish after the commit; a failure is logged (the state is durable already)."""
+        for channel, data in notices:
             try:
-                await svc.publisher.publish(channel, data)
+                await self._svc.publisher.publish(channel, data)
             except Exception as exc:
                 log.warning("auction notify failed", extra={"error": repr(exc)})
-        return bool(notify)
 
     async def _settle_due(self, auction_id: uuid.UUID) -> bool:
         """Awaiting-payment auctions are retried every `retry_s`, not on every pass."""

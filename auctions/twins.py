@@ -49,7 +49,7 @@ class MemoryFunds:
     balances: dict[uuid.UUID, int] = field(default_factory=dict)
     holds: dict[uuid.UUID, tuple[uuid.UUID, int]] = field(default_factory=dict)  # order → hold
     captured: dict[uuid.UUID, int] = field(default_factory=dict)
-    transfers: set[uuid.UUID] = field(default_factory=set)
+    transfers: set[tuple[uuid.UUID, str]] = field(default_factory=set)  # (order, step) done
 
     def credit(self, user_id: uuid.UUID, amount: int) -> None:
         self.balances[user_id] = self.balances.get(user_id, 0) + amount
@@ -67,67 +67,48 @@ class MemoryFunds:
 
     async def hold_for_order(
         self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID, order_id: uuid.UUID, amount: int,
-        currency: str, transfer_id: uuid.UUID,
+        currency: str,
     ) -> None:
-        if transfer_id in self.transfers:
+        if (order_id, "hold") in self.transfers:
             return
         if await self.available(conn, buyer_id, currency) < amount:
             raise InsufficientFunds()
-        self.transfers.add(transfer_id)
+        self.transfers.add((order_id, "hold"))
         self.holds[order_id] = (buyer_id, amount)
 
-    async def capture_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        if transfer_id in self.transfers:
+    async def capture_hold(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
+        if (order_id, "capture") in self.transfers:
             return
         buyer, amount = self.holds.pop(order_id)
-        self.transfers.add(transfer_id)
+        self.transfers.add((order_id, "capture"))
         self.balances[buyer] -= amount
         self.captured[order_id] = amount
-
-    async def release_hold(
-        self, conn: asyncpg.Connection, *, order_id: uuid.UUID, transfer_id: uuid.UUID
-    ) -> None:
-        if transfer_id in self.transfers:
-            return
-        self.transfers.add(transfer_id)
-        self.holds.pop(order_id, None)
 
 
 @dataclass
 class MemoryOrders:
-    """Orders by auction (idempotent by auction id)."""
+    """Orders by id."""
 
-    orders: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)  # auction → order
+    orders: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)  # order id → order
 
     async def create_auction_order(
-        self, conn: asyncpg.Connection, *, auction_id: uuid.UUID, buyer_id: uuid.UUID,
-        seller_id: uuid.UUID, variant_id: uuid.UUID, amount: int, currency: str,
-        unit_held: bool,
+        self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID, variant_id: uuid.UUID,
+        amount: int, unit_held: bool,
     ) -> uuid.UUID:
-        existing = self.orders.get(auction_id)
-        if existing is not None:
-            order_id: uuid.UUID = existing["id"]
-            return order_id
         order_id = uuid.uuid4()
-        self.orders[auction_id] = {
-            "id": order_id, "buyer_id": buyer_id, "seller_id": seller_id,
-            "variant_id": variant_id, "amount": amount, "currency": currency,
+        self.orders[order_id] = {
+            "id": order_id, "buyer_id": buyer_id, "variant_id": variant_id, "amount": amount,
             "state": "pending_payment", "unit_held": unit_held,
         }
         return order_id
 
-    def _by_id(self, order_id: uuid.UUID) -> dict[str, Any]:
-        return next(o for o in self.orders.values() if o["id"] == order_id)
-
     async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:
-        self._by_id(order_id)["state"] = "paid"
+        self.orders[order_id]["state"] = "paid"
 
     async def cancel_unpaid(
         self, conn: asyncpg.Connection, *, order_id: uuid.UUID, reason: str
     ) -> None:
-        order = self._by_id(order_id)
+        order = self.orders[order_id]
         if order["state"] == "pending_payment":
             order["state"] = "cancelled"
 

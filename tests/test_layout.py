@@ -252,3 +252,32 @@ def test_no_import_cycles() -> None:
 def test_cycle_finder_finds_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a", "e"}, "e": {"d"}, "f": set()}
     assert sorted(import_cycles(graph)) == [["a", "b", "c"], ["d", "e"]]
+
+
+# api/ packages other api/ packages build on: they import no other api/ package (stock counters
+# are moved by checkout, orders and auctions; none of those may be needed to move them).
+API_LEAVES = ("stock",)
+
+
+def api_subpackages(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("api.") and a.name.count(".") >= 1)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            parts = node.module.split(".")
+            if parts[0] == "api":
+                names.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
+    return names
+
+
+@pytest.mark.parametrize(
+    "path", [p for leaf in API_LEAVES for p in (ROOT / "api" / leaf).rglob("*.py")],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_api_leaf_packages_import_no_other_api_package(path: Path) -> None:
+    leaf = path.relative_to(ROOT / "api").parts[0]
+    others = api_subpackages(path) - {leaf}
+    assert not others, f"api/{leaf} imports {others}: it is a leaf other api packages build on"

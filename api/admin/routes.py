@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.orders import machine, service, store
 from api.orders.machine import Actor, OrderState
-from api.orders.metrics import CommerceMetrics
+from api.orders.metrics import commerce_metrics
 from api.orders.routes import ORDER_ERRORS, order_id_of, order_reply, parse_state
 from api.orders.views import (
     AdminCancelBody,
@@ -137,86 +137,89 @@ async def replay(request: Request) -> Response:
     return JSONResponse({"id": int(raw), "replayed": True}, status_code=202)
 
 
-def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
-    async def force(
-        request: Request,
-        target: OrderState | Callable[[store.Order], OrderState],
-        reason: str,
-    ) -> Response:
-        rt = runtime(request)
-        who = await require(request, Role.ADMIN)
-        order_id = order_id_of(request)
+async def _force(
+    request: Request,
+    target: OrderState | Callable[[store.Order], OrderState],
+    reason: str,
+) -> Response:
+    rt = runtime(request)
+    who = await require(request, Role.ADMIN)
+    order_id = order_id_of(request)
 
-        async def work(conn: asyncpg.Connection) -> store.Order:
-            order = await store.get_order(conn, order_id)
-            if order is None:
-                raise NotFound()
-            to = target if isinstance(target, OrderState) else target(order)
-            return await service.transition(
-                conn, order_id, to, by=service.By(Actor.ADMIN, who.user_id, "admin"),
-                reason=reason,
-            )
-
-        order = await service.in_transaction(rt.pool, work)
-        metrics.transitions.labels(order.state.value, "admin").inc()
-        return await order_reply(rt.pool, order_id)
-
-    @endpoint(
-        "Force an order transition with a reason (recorded as an admin event)",
-        tags=("admin",), body=AdminTransitionBody, auth=True, roles=("admin",),
-        errors=ORDER_ERRORS,
-    )
-    async def force_transition(request: Request) -> Response:
-        await require(request, Role.ADMIN)
-        body = await parse_json(request, AdminTransitionBody)
-        return await force(request, parse_state(body.to), body.reason)
-
-    @endpoint(
-        "Cancel an order with a reason: releases the hold before payment, refunds after",
-        tags=("admin",), body=AdminCancelBody, auth=True, roles=("admin",),
-        errors=ORDER_ERRORS,
-    )
-    async def admin_cancel(request: Request) -> Response:
-        await require(request, Role.ADMIN)
-        body = await parse_json(request, AdminCancelBody)
-        return await force(request, lambda o: machine.cancel_target(o.state), body.reason)
-
-    @endpoint(
-        "Refund part of a paid order to the buyer's wallet, with a reason; the order keeps its "
-        "state (its history records the refund). Idempotency-Key required: a key refunds once",
-        tags=("admin",), body=AdminRefundBody, auth=True, roles=("admin",),
-        errors=ORDER_ERRORS, idempotency_key=True,
-    )
-    async def admin_refund(request: Request) -> Response:
-        rt = runtime(request)
-        who = await require(request, Role.ADMIN)
-        order_id = order_id_of(request)
-        key = check_key(request.headers.get("idempotency-key"))
-        if key is None:
-            raise ValidationFailed(
-                [FieldError("Idempotency-Key", "required: a refund moves money")])
-        raw = await read_body(request, limit=4096)
-        body = decode_json(raw, AdminRefundBody)
-
-        async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
-            rest = await service.refund_in_part(
-                conn, order_id, body.amount, reason=body.reason,
-                by=service.By(Actor.ADMIN, who.user_id, "admin"),
-                transfer_id=uuid.uuid5(order_id, f"refund:{key}"),
-            )
-            return 201, {"refundable": rest}
-
-        outcome = await run_idempotent(
-            rt.pool, user_id=who.user_id, scope="order.refund", key=key,
-            fingerprint=request_hash(str(order_id), raw.strip()), work=work,
+    async def work(conn: asyncpg.Connection) -> store.Order:
+        order = await store.get_order(conn, order_id)
+        if order is None:
+            raise NotFound()
+        to = target if isinstance(target, OrderState) else target(order)
+        return await service.transition(
+            conn, order_id, to, by=service.By(Actor.ADMIN, who.user_id, "admin"),
+            reason=reason,
         )
-        return await order_reply(rt.pool, order_id, status=outcome.status)
 
-    return [
-        Route("/v1/admin/orders", search_orders, methods=["GET"]),
-        Route("/v1/admin/orders/{order_id}/refunds", admin_refund, methods=["POST"]),
-        Route("/v1/admin/orders/{order_id}/transition", force_transition, methods=["POST"]),
-        Route("/v1/admin/orders/{order_id}/cancel", admin_cancel, methods=["POST"]),
-        Route("/v1/admin/dead-letters", dead_letters, methods=["GET"]),
-        Route("/v1/admin/dead-letters/{event_id}/replay", replay, methods=["POST"]),
-    ]
+    order = await service.in_transaction(rt.pool, work)
+    commerce_metrics(request).transitions.labels(order.state.value, "admin").inc()
+    return await order_reply(rt.pool, order_id)
+
+
+@endpoint(
+    "Force an order transition with a reason (recorded as an admin event)",
+    tags=("admin",), body=AdminTransitionBody, auth=True, roles=("admin",),
+    errors=ORDER_ERRORS,
+)
+async def force_transition(request: Request) -> Response:
+    await require(request, Role.ADMIN)
+    body = await parse_json(request, AdminTransitionBody)
+    return await _force(request, parse_state(body.to), body.reason)
+
+
+@endpoint(
+    "Cancel an order with a reason: releases the hold before payment, refunds after",
+    tags=("admin",), body=AdminCancelBody, auth=True, roles=("admin",),
+    errors=ORDER_ERRORS,
+)
+async def admin_cancel(request: Request) -> Response:
+    await require(request, Role.ADMIN)
+    body = await parse_json(request, AdminCancelBody)
+    return await _force(request, lambda o: machine.cancel_target(o.state), body.reason)
+
+
+@endpoint(
+    "Refund part of a paid order to the buyer's wallet, with a reason; the order keeps its "
+    "state (its history records the refund). Idempotency-Key required: a key refunds once",
+    tags=("admin",), body=AdminRefundBody, auth=True, roles=("admin",),
+    errors=ORDER_ERRORS, idempotency_key=True,
+)
+async def admin_refund(request: Request) -> Response:
+    rt = runtime(request)
+    who = await require(request, Role.ADMIN)
+    order_id = order_id_of(request)
+    key = check_key(request.headers.get("idempotency-key"))
+    if key is None:
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", "required: a refund moves money")])
+    raw = await read_body(request, limit=4096)
+    body = decode_json(raw, AdminRefundBody)
+
+    async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
+        rest = await service.refund_in_part(
+            conn, order_id, body.amount, reason=body.reason,
+            by=service.By(Actor.ADMIN, who.user_id, "admin"),
+            transfer_id=uuid.uuid5(order_id, f"refund:{key}"),
+        )
+        return 201, {"refundable": rest}
+
+    outcome = await run_idempotent(
+        rt.pool, user_id=who.user_id, scope="order.refund", key=key,
+        fingerprint=request_hash(str(order_id), raw.strip()), work=work,
+    )
+    return await order_reply(rt.pool, order_id, status=outcome.status)
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/admin/orders", search_orders, methods=["GET"]),
+    Route("/v1/admin/orders/{order_id}/refunds", admin_refund, methods=["POST"]),
+    Route("/v1/admin/orders/{order_id}/transition", force_transition, methods=["POST"]),
+    Route("/v1/admin/orders/{order_id}/cancel", admin_cancel, methods=["POST"]),
+    Route("/v1/admin/dead-letters", dead_letters, methods=["GET"]),
+    Route("/v1/admin/dead-letters/{event_id}/replay", replay, methods=["POST"]),
+]

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.cart import rules, schemas, store
+from api.catalog import store as catalog_store
 from core.auth import Role
 from core.context import require, runtime
 from core.errors import FieldError, NotFound, ValidationFailed
@@ -47,7 +48,8 @@ async def add_item(request: Request) -> Response:
         raise ValidationFailed([FieldError("variant_id", "must be a UUID")])
     pool = runtime(request).pool
     async with pool.acquire() as conn, conn.transaction():
-        if not await store.purchasable(conn, variant_id):
+        variant = await catalog_store.find_variant(conn, variant_id)
+        if variant is None or not variant.published:
             raise NotFound("No published product has this variant.")
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"cart:{who.user_id}")
         lines = await store.lines(conn, who.user_id)

@@ -69,12 +69,3 @@ async def remove(conn: Conn, buyer_id: uuid.UUID, variant_id: uuid.UUID) -> bool
 
 async def clear(conn: Conn, buyer_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM cart_items WHERE buyer_id = $1", buyer_id)
-
-
-async def purchasable(conn: Conn, variant_id: uuid.UUID) -> bool:
-    found = await conn.fetchval(
-        """SELECT true FROM variants v JOIN products p ON p.id = v.product_id
-           WHERE v.id = $1 AND p.status = 'published'""",
-        variant_id,
-    )
-    return bool(found)

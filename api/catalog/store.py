@@ -44,6 +44,20 @@ class Product:
     variants: list[Variant]
 
 
+@dataclass(frozen=True, slots=True)
+class VariantRef:
+    """A variant as other domains see it: who sells it, in which currency, under which title,
+    and whether its product is published."""
+
+    id: uuid.UUID
+    product_id: uuid.UUID
+    seller_id: uuid.UUID
+    currency: str
+    title: str
+    sku: str
+    published: bool
+
+
 class DuplicateSku(Exception):
     pass
 
@@ -123,6 +137,21 @@ async def get_product(conn: Conn, product_id: uuid.UUID) -> Product | None:
     rows = await conn.fetch(f"SELECT {_PRODUCT_COLS} FROM products p WHERE p.id = $1", product_id)
     found = await _with_variants(conn, list(rows))
     return found[0] if found else None
+
+
+async def find_variant(conn: Conn, variant_id: uuid.UUID) -> VariantRef | None:
+    """The variant with its product's seller, currency, title and status; None if unknown.
+    The one variant lookup for checkout, the cart and auctions."""
+    row = await conn.fetchrow(
+        """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
+                  p.status = 'published' AS published
+           FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1""",
+        variant_id,
+    )
+    if row is None:
+        return None
+    return VariantRef(row["id"], row["product_id"], row["seller_id"], row["currency"],
+                      row["title"], row["sku"], row["published"])
 
 
 async def update_product(

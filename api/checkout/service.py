@@ -18,15 +18,16 @@ import uuid
 import asyncpg
 
 from api.cart import store as cart_store
+from api.catalog import store as catalog_store
 from api.checkout.errors import CartEmpty, OutOfStock, PriceChanged, ProductUnavailable
 from api.checkout.rules import Item, split
 from api.checkout.schemas import PlacedOrder
 from api.ledger import rules as ledger_rules
 from api.ledger.errors import InsufficientFunds, InvalidAmount
 from api.ledger.rules import TransferKind
-from api.orders import store
 from api.orders.machine import OrderState
 from api.orders.service import transfer_id
+from api.stock import store as stock
 from core.errors import FieldError, NotFound
 
 
@@ -83,18 +84,13 @@ async def place_item_order(
     winner whose wallet may be short gets the order anyway, and a payment window).
     `stock_reserved=True`: the units are reserved already (an auction held its unit while it
     ran) and the order takes them over: paying sells them, cancelling releases them."""
-    row = await conn.fetchrow(
-        """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
-                  p.status = 'published' AS published
-           FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1""",
-        variant_id,
-    )
-    if row is None:
+    variant = await catalog_store.find_variant(conn, variant_id)
+    if variant is None:
         raise NotFound()
     if unit_price <= 0 or quantity <= 0:
         raise ValueError("unit_price and quantity must be positive")
-    item = Item(row["id"], row["product_id"], row["seller_id"], row["currency"], row["title"],
-                row["sku"], unit_price, quantity)
+    item = Item(variant.id, variant.product_id, variant.seller_id, variant.currency,
+                variant.title, variant.sku, unit_price, quantity)
     [placed] = await _place(
         conn, buyer_id, [item], reservation_ttl_s, list_price=False, hold=hold,
         reserve=not stock_reserved,
@@ -141,7 +137,7 @@ async def _place(
     # Hot rows last, in ascending id: the stock rows of a flash drop stay locked only until
     # the commit that follows.
     for item in sorted(items, key=lambda i: i.variant_id) if reserve else []:
-        price = await store.reserve_stock(conn, item.variant_id, item.quantity)
+        price = await stock.reserve_stock(conn, item.variant_id, item.quantity)
         if price is None:
             raise OutOfStock(params={"sku": item.sku},
                              extra={"variant_id": str(item.variant_id)})

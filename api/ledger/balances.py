@@ -33,6 +33,18 @@ async def wallet(
     return WalletView(currency, int(row["available"]), int(row["held"]))
 
 
+async def available_many(
+    conn: asyncpg.Connection | asyncpg.Pool, user_ids: list[uuid.UUID], currency: str
+) -> dict[uuid.UUID, int]:
+    """Spendable wallet balances of many buyers in one query (`wallet(...).available` each);
+    buyers without a wallet in `currency` are absent."""
+    rows = await conn.fetch(
+        "SELECT owner_id, sum(balance) AS available FROM ledger_accounts "
+        "WHERE owner_id = ANY($1::uuid[]) AND currency = $2 AND kind = 'buyer_wallet' "
+        "GROUP BY owner_id", user_ids, currency)
+    return {r["owner_id"]: int(r["available"]) for r in rows}
+
+
 async def order_escrow(conn: asyncpg.Connection | asyncpg.Pool, order_id: uuid.UUID) -> int:
     """The order's escrow balance (0 when nothing was ever captured)."""
     value = await conn.fetchval(

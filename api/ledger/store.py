@@ -351,6 +351,13 @@ async def audit(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:
         "SELECT (SELECT count(*) FROM ledger_transfers) AS transfers, "
         "(SELECT count(*) FROM ledger_entries) AS entries"
     )
+    return _audit_report(mismatched, unbalanced, currencies, int(negative), counts)
+
+
+def _audit_report(
+    mismatched: list[asyncpg.Record], unbalanced: list[asyncpg.Record],
+    currencies: list[asyncpg.Record], negative: int, counts: asyncpg.Record,
+) -> dict[str, Any]:
     return {
         "ok": not mismatched
         and not unbalanced
@@ -378,5 +385,5 @@ async def audit(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Any]:
              "sum": int(r["total"])}
             for r in unbalanced
         ],
-        "negative_accounts": int(negative),
+        "negative_accounts": negative,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -30,3 +31,9 @@ class CommerceMetrics:
             "souk_commerce_job_seconds", "Duration of one background job pass.", ("job",),
             buckets=_BUCKETS, registry=registry,
         )
+
+
+def commerce_metrics(request: Request) -> CommerceMetrics:
+    """The app's commerce metrics (`app.state.commerce_metrics`, set by `api.app.create_app`)."""
+    metrics: CommerceMetrics = request.app.state.commerce_metrics
+    return metrics

@@ -9,6 +9,7 @@ relation to does not exist for them).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -18,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.orders import machine, service, store
 from api.orders.machine import Actor, OrderState
-from api.orders.metrics import CommerceMetrics
+from api.orders.metrics import commerce_metrics
 from api.orders.views import (
     AssignRiderBody,
     CancelBody,
@@ -108,103 +109,107 @@ async def get_order(request: Request) -> Response:
     return await order_reply(rt.pool, order_id)
 
 
-def make_routes(metrics: CommerceMetrics) -> list[BaseRoute]:
-    async def move(request: Request, to_of: Any, reason: str | None) -> Response:
-        """Transition the path's order for the caller; `to_of(order)` picks the target."""
-        rt = runtime(request)
-        who = await require(request)
-        order_id = order_id_of(request)
+async def _move(request: Request, to_of: Callable[[store.Order], OrderState],
+                reason: str | None) -> Response:
+    """Transition the path's order for the caller; `to_of(order)` picks the target."""
+    rt = runtime(request)
+    who = await require(request)
+    order_id = order_id_of(request)
 
-        async def work(conn: asyncpg.Connection) -> store.Order:
-            order, actor = await related(conn, order_id, who)
-            to = to_of(order)
-            return await service.transition(
-                conn, order_id, to, by=service.By(actor, who.user_id), reason=reason
-            )
+    async def work(conn: asyncpg.Connection) -> store.Order:
+        order, actor = await related(conn, order_id, who)
+        return await service.transition(
+            conn, order_id, to_of(order), by=service.By(actor, who.user_id), reason=reason
+        )
 
-        order = await service.in_transaction(rt.pool, work)
-        metrics.transitions.labels(order.state.value, "transition").inc()
-        return await order_reply(rt.pool, order_id)
+    order = await service.in_transaction(rt.pool, work)
+    commerce_metrics(request).transitions.labels(order.state.value, "transition").inc()
+    return await order_reply(rt.pool, order_id)
 
-    @endpoint(
-        "Pay a pending order: the wallet hold is captured and the reserved units are sold",
-        tags=("orders",), responses={200: OrderView}, auth=True, roles=("buyer",),
-        errors=ORDER_ERRORS, idempotency_key=True,
-    )
-    async def pay(request: Request) -> Response:
-        rt = runtime(request)
-        who = await require(request, Role.BUYER)
-        order_id = order_id_of(request)
-        key = check_key(request.headers.get("idempotency-key"))
-        raw = await read_body(request, limit=4096)
 
-        async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
-            _, actor = await related(conn, order_id, who)
-            order = await service.transition(
-                conn, order_id, OrderState.PAID, by=service.By(actor, who.user_id)
-            )
-            return 200, {"id": str(order.id), "state": order.state.value}
+@endpoint(
+    "Pay a pending order: the wallet hold is captured and the reserved units are sold",
+    tags=("orders",), responses={200: OrderView}, auth=True, roles=("buyer",),
+    errors=ORDER_ERRORS, idempotency_key=True,
+)
+async def pay(request: Request) -> Response:
+    rt = runtime(request)
+    who = await require(request, Role.BUYER)
+    order_id = order_id_of(request)
+    key = check_key(request.headers.get("idempotency-key"))
+    raw = await read_body(request, limit=4096)
 
-        await run_idempotent(rt.pool, user_id=who.user_id, scope=f"pay:{order_id}", key=key,
-                             fingerprint=request_hash(raw.strip() or b"{}"), work=work)
-        metrics.transitions.labels("paid", "transition").inc()
-        return await order_reply(rt.pool, order_id)
+    async def work(conn: asyncpg.Connection) -> tuple[int, Any]:
+        _, actor = await related(conn, order_id, who)
+        order = await service.transition(
+            conn, order_id, OrderState.PAID, by=service.By(actor, who.user_id)
+        )
+        return 200, {"id": str(order.id), "state": order.state.value}
 
-    @endpoint(
-        "Move an order along its life cycle (packed, out_for_delivery, delivered...) as its "
-        "seller, rider or buyer, where the rules allow",
-        tags=("orders",), body=TransitionBody, responses={200: OrderView}, auth=True,
-        errors=ORDER_ERRORS,
-    )
-    async def transition(request: Request) -> Response:
-        await require(request)  # 401 before the body is even read (then 422)
-        body = await parse_json(request, TransitionBody)
-        to = parse_state(body.to)
-        return await move(request, lambda _o: to, body.reason)
+    await run_idempotent(rt.pool, user_id=who.user_id, scope=f"pay:{order_id}", key=key,
+                         fingerprint=request_hash(raw.strip() or b"{}"), work=work)
+    commerce_metrics(request).transitions.labels("paid", "transition").inc()
+    return await order_reply(rt.pool, order_id)
 
-    @endpoint(
-        "Cancel an order: before payment the hold and reservation are released; after "
-        "payment the buyer is refunded",
-        tags=("orders",), body=CancelBody, body_required=False, responses={200: OrderView},
-        auth=True,
-        errors=ORDER_ERRORS,
-    )
-    async def cancel(request: Request) -> Response:
-        await require(request)  # 401 before the body is even read
-        raw = await read_body(request, limit=4096)
-        body = decode_json(raw, CancelBody) if raw.strip() else CancelBody()
-        return await move(request, lambda o: machine.cancel_target(o.state),
-                          body.reason or "cancelled")
 
-    @endpoint(
-        "Assign (or reassign) the rider who delivers a paid order (its seller or an admin)",
-        tags=("orders",), body=AssignRiderBody, responses={200: OrderView}, auth=True,
-        roles=("seller", "admin"), errors=ORDER_ERRORS,
-    )
-    async def assign_rider(request: Request) -> Response:
-        rt = runtime(request)
-        who = await require(request, Role.SELLER, Role.ADMIN)
-        order_id = order_id_of(request)
-        body = await parse_json(request, AssignRiderBody)
-        rider_id = parse_uuid(body.rider_id)
-        if rider_id is None:
-            raise ValidationFailed([FieldError("rider_id", "must be a UUID")])
+@endpoint(
+    "Move an order along its life cycle (packed, out_for_delivery, delivered...) as its "
+    "seller, rider or buyer, where the rules allow",
+    tags=("orders",), body=TransitionBody, responses={200: OrderView}, auth=True,
+    errors=ORDER_ERRORS,
+)
+async def transition(request: Request) -> Response:
+    await require(request)  # 401 before the body is even read (then 422)
+    body = await parse_json(request, TransitionBody)
+    to = parse_state(body.to)
+    return await _move(request, lambda _o: to, body.reason)
 
-        async def work(conn: asyncpg.Connection) -> store.Order:
-            _, actor = await related(conn, order_id, who)
-            if actor not in (Actor.SELLER, Actor.ADMIN):
-                raise Forbidden()
-            return await service.assign_rider(conn, order_id, rider_id,
-                                              by=service.By(actor, who.user_id))
 
-        await service.in_transaction(rt.pool, work)
-        return await order_reply(rt.pool, order_id)
+@endpoint(
+    "Cancel an order: before payment the hold and reservation are released; after "
+    "payment the buyer is refunded",
+    tags=("orders",), body=CancelBody, body_required=False, responses={200: OrderView},
+    auth=True,
+    errors=ORDER_ERRORS,
+)
+async def cancel(request: Request) -> Response:
+    await require(request)  # 401 before the body is even read
+    raw = await read_body(request, limit=4096)
+    body = decode_json(raw, CancelBody) if raw.strip() else CancelBody()
+    return await _move(request, lambda o: machine.cancel_target(o.state),
+                       body.reason or "cancelled")
 
-    return [
-        Route("/v1/orders", list_orders, methods=["GET"]),
-        Route("/v1/orders/{order_id}", get_order, methods=["GET"]),
-        Route("/v1/orders/{order_id}/pay", pay, methods=["POST"]),
-        Route("/v1/orders/{order_id}/transitions", transition, methods=["POST"]),
-        Route("/v1/orders/{order_id}/cancel", cancel, methods=["POST"]),
-        Route("/v1/orders/{order_id}/assign-rider", assign_rider, methods=["POST"]),
-    ]
+
+@endpoint(
+    "Assign (or reassign) the rider who delivers a paid order (its seller or an admin)",
+    tags=("orders",), body=AssignRiderBody, responses={200: OrderView}, auth=True,
+    roles=("seller", "admin"), errors=ORDER_ERRORS,
+)
+async def assign_rider(request: Request) -> Response:
+    rt = runtime(request)
+    who = await require(request, Role.SELLER, Role.ADMIN)
+    order_id = order_id_of(request)
+    body = await parse_json(request, AssignRiderBody)
+    rider_id = parse_uuid(body.rider_id)
+    if rider_id is None:
+        raise ValidationFailed([FieldError("rider_id", "must be a UUID")])
+
+    async def work(conn: asyncpg.Connection) -> store.Order:
+        _, actor = await related(conn, order_id, who)
+        if actor not in (Actor.SELLER, Actor.ADMIN):
+            raise Forbidden()
+        return await service.assign_rider(conn, order_id, rider_id,
+                                          by=service.By(actor, who.user_id))
+
+    await service.in_transaction(rt.pool, work)
+    return await order_reply(rt.pool, order_id)
+
+
+routes: list[BaseRoute] = [
+    Route("/v1/orders", list_orders, methods=["GET"]),
+    Route("/v1/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/v1/orders/{order_id}/pay", pay, methods=["POST"]),
+    Route("/v1/orders/{order_id}/transitions", transition, methods=["POST"]),
+    Route("/v1/orders/{order_id}/cancel", cancel, methods=["POST"]),
+    Route("/v1/orders/{order_id}/assign-rider", assign_rider, methods=["POST"]),
+]

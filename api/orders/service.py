@@ -33,6 +33,7 @@ from api.orders.machine import (
     OrderState,
     decide,
 )
+from api.stock import store as stock
 from core.errors import Conflict, NotFound
 from core.outbox import add_event
 
@@ -153,12 +154,13 @@ async def _apply(conn: asyncpg.Connection, order: store.Order, fx: Effects, *, r
                 conn, order_id=order.id, amount=rest,
                 transfer_id=transfer_id(order.id, "refund"), reason=reason[:200],
             )
+    units = [(line.variant_id, line.quantity) for line in order.lines]
     if fx.sell_stock:
-        await store.sell_stock(conn, order.id)
+        await stock.sell_stock(conn, units)
     if fx.release_stock:
-        await store.release_stock(conn, order.id)
+        await stock.release_stock(conn, units)
     if fx.restock:
-        await store.restock(conn, order.id)
+        await stock.restock(conn, units)
 
 
 async def assign_rider(

@@ -1,8 +1,9 @@
-"""Order, line, event and stock-counter SQL. Callers own the transaction.
+"""Order, line and event SQL. Callers own the transaction.
 
 Lock order, everywhere: the order row, then ledger accounts (inside the ledger calls), then
-variant rows in ascending id. Checkout follows it too (its orders are new rows), which keeps
-transitions, checkouts and the background jobs free of deadlocks against each other.
+variant rows in ascending id (`api.stock.store`). Checkout follows it too (its orders are new
+rows), which keeps transitions, checkouts and the background jobs free of deadlocks against
+each other.
 """
 
 from __future__ import annotations
@@ -207,60 +208,6 @@ async def mark_settled(conn: asyncpg.Connection, order_id: uuid.UUID) -> asyncpg
         order_id,
     )
     return row
-
-
-# --- stock counters --------------------------------------------------------------------------
-
-async def reserve_stock(
-    conn: asyncpg.Connection, variant_id: uuid.UUID, quantity: int
-) -> int | None:
-    """Reserve `quantity` units of a published variant if that many are available. Returns the
-    variant's current price, or None when it cannot (the row lock is held until commit, so two
-    buyers can never both take the last unit)."""
-    price: int | None = await conn.fetchval(
-        """UPDATE variants v SET reserved = v.reserved + $2
-           FROM products p
-           WHERE v.id = $1 AND p.id = v.product_id AND p.status = 'published'
-             AND v.on_hand - v.reserved >= $2
-           RETURNING v.price""",
-        variant_id, quantity,
-    )
-    return price
-
-
-async def _apply_lines(conn: asyncpg.Connection, order_id: uuid.UUID, sql: str) -> None:
-    lines = await conn.fetch(
-        "SELECT variant_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY variant_id",
-        order_id,
-    )
-    for line in lines:  # one statement per row, in id order: a fixed lock order
-        await conn.execute(sql, line["variant_id"], line["quantity"])
-
-
-_RELEASE = "UPDATE variants SET reserved = reserved - $2 WHERE id = $1"
-
-
-async def release_units(conn: asyncpg.Connection, variant_id: uuid.UUID, quantity: int) -> None:
-    """Give back `quantity` units reserved without an order (an auction's unit)."""
-    await conn.execute(_RELEASE, variant_id, quantity)
-
-
-async def release_stock(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
-    await _apply_lines(conn, order_id, _RELEASE)
-
-
-async def sell_stock(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
-    await _apply_lines(
-        conn, order_id,
-        """UPDATE variants SET reserved = reserved - $2, on_hand = on_hand - $2, sold = sold + $2
-           WHERE id = $1""",
-    )
-
-
-async def restock(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
-    await _apply_lines(
-        conn, order_id, "UPDATE variants SET on_hand = on_hand + $2, sold = sold - $2 WHERE id = $1"
-    )
 
 
 # --- listings and job queues -----------------------------------------------------------------

@@ -42,23 +42,18 @@ class NoLedger:
     async def capture_hold(self, conn: Any, **kw: Any) -> None:
         return None
 
-    async def release_hold(self, conn: Any, **kw: Any) -> None:
-        return None
-
 
 class SqlOrders:
     """Orders in a plain table of the test's schema (created by the test), so that "exactly one
-    order" can be checked across processes."""
+    order" can be checked across processes (no unique key: a second order would show)."""
 
-    async def create_auction_order(self, conn: asyncpg.Connection, *, auction_id: uuid.UUID,
-                                   buyer_id: uuid.UUID, seller_id: uuid.UUID,
+    async def create_auction_order(self, conn: asyncpg.Connection, *, buyer_id: uuid.UUID,
                                    variant_id: uuid.UUID, amount: int,
-                                   currency: str, unit_held: bool) -> uuid.UUID:
+                                   unit_held: bool) -> uuid.UUID:
         order_id: uuid.UUID = await conn.fetchval(
-            """INSERT INTO race_orders (auction_id, buyer_id, amount, state)
-               VALUES ($1, $2, $3, 'pending_payment')
-               ON CONFLICT (auction_id) DO UPDATE SET auction_id = EXCLUDED.auction_id
-               RETURNING id""", auction_id, buyer_id, amount)
+            """INSERT INTO race_orders (variant_id, buyer_id, amount, state)
+               VALUES ($1, $2, $3, 'pending_payment') RETURNING id""",
+            variant_id, buyer_id, amount)
         return order_id
 
     async def mark_paid(self, conn: asyncpg.Connection, *, order_id: uuid.UUID) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from auctions import store
 from auctions.routes import build_routes
 from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings, NewAuction
@@ -63,6 +64,12 @@ class Env:
             for r in rows:
                 self.funds.credit(r["id"], funds)
         return [Account(str(r["id"]), "", "", "buyer", "", "") for r in rows]
+
+    async def order_of(self, auction_id: uuid.UUID) -> dict[str, Any]:
+        """The (in-memory) order recorded on the auction's row."""
+        row = await store.get(self.rt.pool, auction_id)
+        assert row is not None and row.order_id is not None
+        return self.orders.orders[row.order_id]
 
     async def expire(self, auction_id: uuid.UUID) -> None:
         """Move the end into the past (stands in for waiting)."""

@@ -111,7 +111,7 @@ async def test_two_processes_race_to_a_single_winner(
     bidders = await env.buyers(40)
     await env.rt.pool.execute(
         """CREATE TABLE race_orders (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-               auction_id uuid NOT NULL UNIQUE, buyer_id uuid NOT NULL, amount bigint NOT NULL,
+               variant_id uuid NOT NULL, buyer_id uuid NOT NULL, amount bigint NOT NULL,
                state text NOT NULL)""")
     row = await env.auction(seller, duration_s=5, soft_close_s=2)
     aid = row.auction.rules.auction_id

@@ -460,7 +460,7 @@ async def test_close_exactly_once_with_order_and_capture(env: Env, register: Reg
     await asyncio.gather(env.scheduler.settle(aid), other.scheduler.settle(aid))
     await env.scheduler.run_once()
     assert len(env.orders.orders) == 1
-    order = env.orders.orders[aid]
+    order = await env.order_of(aid)
     assert (order["amount"], order["buyer_id"], order["state"]) == (4_200, uuid.UUID(a.id),
                                                                     "paid")
     assert env.funds.balances[uuid.UUID(a.id)] == 100_000 - 4_200
@@ -513,8 +513,8 @@ async def test_an_auction_holds_its_unit_until_it_ends_without_a_sale(
     assert await env.scheduler.close(sold) is True
     await env.scheduler.settle(sold)
     assert env.variants.available[variant] == 0
-    assert (env.orders.orders[sold]["unit_held"], env.orders.orders[sold]["state"]) == (
-        True, "paid")
+    order = await env.order_of(sold)
+    assert (order["unit_held"], order["state"]) == (True, "paid")
 
 
 async def test_below_reserve_is_no_sale(env: Env, register: Register) -> None:
@@ -541,7 +541,7 @@ async def test_payment_window_then_failure(env: Env, register: Register) -> None
     row = await store.get(env.rt.pool, aid)
     assert row is not None
     assert row.payment_state == "awaiting_payment"
-    assert env.orders.orders[aid]["state"] == "pending_payment"
+    assert (await env.order_of(aid))["state"] == "pending_payment"
     due = env.publisher.published[f"user:{buyer.id}"]
     assert due[0]["type"] == "auction_payment_due"
     # Still inside the window: the buyer tops up and the retry captures.
@@ -550,7 +550,7 @@ async def test_payment_window_then_failure(env: Env, register: Register) -> None
     row = await store.get(env.rt.pool, aid)
     assert row is not None
     assert row.payment_state == "captured"
-    assert env.orders.orders[aid]["state"] == "paid"
+    assert (await env.order_of(aid))["state"] == "paid"
 
 
 async def test_payment_window_expiry_cancels_order(env: Env, register: Register) -> None:
@@ -568,7 +568,7 @@ async def test_payment_window_expiry_cancels_order(env: Env, register: Register)
     row = await store.get(env.rt.pool, aid)
     assert row is not None
     assert row.payment_state == "failed"
-    assert env.orders.orders[aid]["state"] == "cancelled"
+    assert (await env.order_of(aid))["state"] == "cancelled"
     assert env.published(aid)[-1]["type"] == "payment_failed"
     await env.scheduler.run_once()  # nothing more happens
     assert len(env.orders.orders) == 1
@@ -583,7 +583,7 @@ async def test_buy_now_closes_and_settles(env: Env, register: Register) -> None:
     assert (ack.seq, ack.price) == (1, 30_000)
     assert [e["type"] for e in env.published(aid)] == ["bid", "closed"]
     assert await env.scheduler.run_once() == (0, 1)
-    assert env.orders.orders[aid]["state"] == "paid"
+    assert (await env.order_of(aid))["state"] == "paid"
 
 
 async def test_admin_cancel_and_void(env: Env, register: Register) -> None:
@@ -673,10 +673,10 @@ async def test_running_auctions_closes_in_the_background(rt: object, register: R
         await svc.place_bid(e.principal(buyer), aid, amount=0, kind=BidKind.BUY_NOW,
                             bid_id=uuid.uuid4())
         for _ in range(int(500 * TIMING_FACTOR)):  # the scheduler settles it (woken by the close)
-            if aid in orders.orders and orders.orders[aid]["state"] == "paid":
+            if [o["state"] for o in orders.orders.values()] == ["paid"]:  # the one order
                 break
             await asyncio.sleep(0.01)
-    assert orders.orders[aid]["state"] == "paid"
+    assert [o["state"] for o in orders.orders.values()] == ["paid"]
 
 
 async def test_a_lost_last_announcement_is_published_by_the_schedulers_check(

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from api.checkout import service
-from api.orders import store
+from api.stock import store
 from core import db
 
 
@@ -25,7 +25,7 @@ async def main(dsn: str, schema: str, buyer_id: str) -> None:
         await asyncio.sleep(3600)
         return await real_reserve(*args, **kwargs)
 
-    service.store.reserve_stock = reserve_then_freeze  # type: ignore[assignment]
+    service.stock.reserve_stock = reserve_then_freeze  # type: ignore[assignment]
     pool = await db.create_pool(dsn, schema=schema, min_size=1, max_size=1)
     async with pool.acquire() as conn, conn.transaction():
         await service.place_orders(conn, buyer_id=uuid.UUID(buyer_id), reservation_ttl_s=600)

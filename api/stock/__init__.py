@@ -1,0 +1,2 @@
+"""Stock: the variants' on_hand / reserved / sold counters, moved by checkout, orders and
+auctions."""
