@@ -79,10 +79,8 @@ class Realtime:
     revocations: Revocations
 
 
-@contextlib.asynccontextmanager
-async def open_realtime(
-    rt: Runtime, relay: OutboxRelay, metrics: HubMetrics
-) -> AsyncIterator[Realtime]:
+def _build(rt: Runtime, relay: OutboxRelay, metrics: HubMetrics) -> Realtime:
+    """The real-time pieces of a process, connected (nothing started yet)."""
     s = rt.settings
     broker = RedisBroker(
         rt.redis, s.redis_url, prefix=s.redis_prefix, metrics=metrics,
@@ -119,12 +117,25 @@ async def open_realtime(
     gateway.guard = revocations
     gateway.origins = frozenset(o.rstrip("/").lower() for o in s.ws_origins)
     relay.add_handler(outbox_publisher(hub))
+    return Realtime(hub, gateway, broker, presence, revocations)
+
+
+@contextlib.asynccontextmanager
+async def open_realtime(
+    rt: Runtime, relay: OutboxRelay, metrics: HubMetrics
+) -> AsyncIterator[Realtime]:
+    """The process's real-time pieces, running: the broker, the revocation checks and the
+    presence task; on exit the hub drains its clients and everything closes."""
+    s = rt.settings
+    built = _build(rt, relay, metrics)
+    hub, broker, presence, revocations = (built.hub, built.broker, built.presence,
+                                          built.revocations)
     await broker.start()
     await revocations.start()
     presence_task = asyncio.create_task(presence.run(), name="realtime-presence")
     try:
         with drain_on_sigterm(hub, s.ws_drain_s):
-            yield Realtime(hub, gateway, broker, presence, revocations)
+            yield built
     finally:
         await revocations.close()
         await hub.drain(s.ws_drain_s)
