@@ -56,6 +56,7 @@ from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
 from core import db
 from core.auth import KeyRing, TokenService
+from core.authcache import RevocationVerdicts
 from core.config import Settings
 from core.context import Runtime
 from core.errors import AppError
@@ -110,6 +111,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
             ),
             metrics=metrics,
             limiter=RateLimiter(redis, prefix=settings.redis_prefix, metrics=metrics),
+            verdicts=RevocationVerdicts(settings.auth_revocation_recheck_s),
         )
 
 

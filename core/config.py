@@ -146,6 +146,7 @@ class Settings:
     # bounds, login and registration limits, trusted proxies, who may read /metrics, browser
     # origins (CORS, websocket), the currencies top-ups accept.
     ws_revocation_recheck_s: int = 30
+    auth_revocation_recheck_s: int = 5  # "not revoked" kept this long while on the bus; 0: off
     http_max_header_bytes: int = 32_768  # request line + headers; more: 431
     http_max_headers: int = 100  # more: 431
     http_header_timeout_s: int = 10  # a connection must send a request's headers within this
@@ -338,6 +339,8 @@ class Settings:
             dispatch_on_packed=parser.boolean("DISPATCH_ON_PACKED", False),
             ws_revocation_recheck_s=parser.integer("WS_REVOCATION_RECHECK_S", 30, low=1,
                                                    high=3600),
+            auth_revocation_recheck_s=parser.integer("AUTH_REVOCATION_RECHECK_S", 5, low=0,
+                                                     high=60),
             http_max_header_bytes=parser.integer("HTTP_MAX_HEADER_BYTES", 32_768, low=1024,
                                                  high=1 << 20),
             http_max_headers=parser.integer("HTTP_MAX_HEADERS", 100, low=8, high=10_000),

@@ -316,6 +316,15 @@ class RedisBroker:
             if self._confirm.get(channel) is fut and fut.done():
                 del self._confirm[channel]
 
+    def subscription(self, channel: str) -> object | None:
+        """The live subscription holding `channel` (an identity that changes whenever the
+        pub/sub connection is replaced), or None while it is not confirmed on a connected
+        link: whatever is published meanwhile may be missed."""
+        link = self._home.get(channel)
+        if link is None or link.pubsub is None or not link.connected.is_set():
+            return None
+        return link.pubsub if channel in link.confirmed else None
+
     async def unsubscribe(self, channel: str) -> None:
         link = self._home.pop(channel, None)
         if link is not None:
@@ -406,6 +415,7 @@ class _Link:
         self.broker = broker
         self.url = url
         self.wanted: set[str] = set()
+        self.confirmed: set[str] = set()  # subscriptions Redis confirmed on this connection
         self.pubsub: RawPubSub | None = None
         self.connected = asyncio.Event()
         self.task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
@@ -428,6 +438,7 @@ class _Link:
 
     async def drop(self, channel: str) -> None:
         self.wanted.discard(channel)
+        self.confirmed.discard(channel)
         if self.pubsub is not None and self.connected.is_set():
             cmd = "SUNSUBSCRIBE" if self.broker._sharded else "UNSUBSCRIBE"
             with contextlib.suppress(*REDIS_ERRORS):
@@ -443,6 +454,7 @@ class _Link:
                 self.url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
                 socket_keepalive=True, socket_connect_timeout=5,
             )
+            self.confirmed = set()
             try:
                 self.pubsub = RawPubSub(client)
                 await self.pubsub.connect()
@@ -496,8 +508,13 @@ class _Link:
             if kind in (b"message", b"smessage"):
                 b._handle(response[1], response[2])
             elif kind in (b"subscribe", b"ssubscribe"):
+                channel = b._channel_of(response[1])
+                if channel is not None:
+                    self.confirmed.add(channel)
                 b._confirmed(response[1])
             elif kind == b"sunsubscribe":
                 channel = b._channel_of(response[1])
+                if channel is not None:
+                    self.confirmed.discard(channel)
                 if channel is not None and channel in self.wanted:
                     b.rehome_soon()  # dropped by the server, not by us: its slot moved
