@@ -37,6 +37,7 @@ from api.catalog import routes as catalog
 from api.checkout import routes as checkout
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
+from api.ledger.batcher import LedgerBatcher
 from api.ledger.crypto import KeyBox
 from api.ledger.metrics import LedgerMetrics
 from api.ledger.metrics import snapshot as ledger_snapshot
@@ -201,6 +202,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with AsyncExitStack() as stack:
             rt = await stack.enter_async_context(open_runtime(settings, metrics))
+            # HTTP top-ups post through the ledger's group commit (api/ledger/batcher.py)
+            ledger_batcher = LedgerBatcher(rt.pool)
+            stack.push_async_callback(ledger_batcher.aclose)
             stack.enter_context(health.serve_metrics(settings, metrics))
             relay = OutboxRelay(
                 settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics
@@ -246,6 +250,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 "ws_gateway": realtime.gateway,
                 "presence": realtime.presence,
                 "revocations": realtime.revocations,
+                "ledger_batcher": ledger_batcher,
                 "auctions": auctions,
                 "tracking": tracking,
                 "streaming": streaming,
