@@ -41,6 +41,7 @@ from api.catalog import routes as catalog
 from api.checkout import routes as checkout
 from api.ledger import admin_routes as ledger_admin
 from api.ledger import routes as ledger
+from api.ledger.batcher import LedgerBatcher
 from api.ledger.crypto import KeyBox
 from api.ledger.metrics import LedgerMetrics
 from api.ledger.metrics import snapshot as ledger_snapshot
@@ -61,6 +62,7 @@ from auctions.runtime import Routing, running_auctions, settings_from
 from auctions.service import AuctionService
 from core import db
 from core.auth import KeyRing, TokenService
+from core.authcache import RevocationVerdicts
 from core.config import Settings
 from core.context import Runtime
 from core.errors import AppError
@@ -116,6 +118,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
             ),
             metrics=metrics,
             limiter=RateLimiter(redis, prefix=settings.redis_prefix, metrics=metrics),
+            verdicts=RevocationVerdicts(settings.auth_revocation_recheck_s),
         )
 
 
@@ -266,6 +269,9 @@ async def open_parts(
 ) -> dict[str, Any]:
     """Open every part in order on `stack` (closed in reverse); the request state they give."""
     rt = await stack.enter_async_context(open_runtime(settings, metrics.core))
+    # HTTP top-ups post through the ledger's group commit (api/ledger/batcher.py)
+    ledger_batcher = LedgerBatcher(rt.pool)
+    stack.push_async_callback(ledger_batcher.aclose)
     stack.enter_context(health.serve_metrics(settings, metrics.core))
     relay = OutboxRelay(
         settings.database_url, rt.pool, schema=settings.database_schema, metrics=metrics.core
@@ -289,6 +295,7 @@ async def open_parts(
         "ws_gateway": realtime.gateway,
         "presence": realtime.presence,
         "revocations": realtime.revocations,
+        "ledger_batcher": ledger_batcher,
         "auctions": auctions,
         "tracking": tracking,
         "streaming": streaming,

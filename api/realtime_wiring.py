@@ -28,6 +28,7 @@ from realtime.outbox import outbox_publisher
 from realtime.presence import RedisPresence
 from realtime.protocol import Limits
 from realtime.redis_broker import RedisBroker
+from realtime.revocation import CHANNEL as REVOCATIONS_CHANNEL
 from realtime.revocation import Revocations
 
 log = logging.getLogger("souk.realtime")
@@ -113,7 +114,8 @@ def _build(rt: Runtime, relay: OutboxRelay, metrics: HubMetrics) -> Realtime:
         presence=presence,
     )
     revocations = Revocations(hub, lambda principals: revoked_among(rt, principals),
-                              recheck_s=s.ws_revocation_recheck_s)
+                              recheck_s=s.ws_revocation_recheck_s,
+                              on_notice=rt.verdicts.forget_user)
     gateway.guard = revocations
     gateway.origins = frozenset(o.rstrip("/").lower() for o in s.ws_origins)
     relay.add_handler(outbox_publisher(hub))
@@ -132,11 +134,14 @@ async def open_realtime(
                                           built.revocations)
     await broker.start()
     await revocations.start()
+    # Revocation verdicts are cached only while this subscription is live (core/authcache.py).
+    rt.verdicts.subscribed(lambda: broker.subscription(REVOCATIONS_CHANNEL))
     presence_task = asyncio.create_task(presence.run(), name="realtime-presence")
     try:
         with drain_on_sigterm(hub, s.ws_drain_s):
             yield built
     finally:
+        rt.verdicts.unsubscribed()
         await revocations.close()
         await hub.drain(s.ws_drain_s)
         presence.stop()

@@ -19,7 +19,7 @@ import orjson
 from auctions.batch import Attempt
 from auctions.model import Auction, BidRecord, PaymentState, Rules
 from auctions.store import COLUMNS, EPOCH, AuctionRow, auction_row, bid_record, from_ms
-from core.db import DATABASE_ERRORS, rows_affected
+from core.db import DATABASE_ERRORS, keeps_session_state, rows_affected
 
 
 def advisory_key(auction_id: uuid.UUID) -> int:
@@ -51,6 +51,7 @@ async def advisory_lock(conn: asyncpg.Connection, advisory_key: int) -> None:
     until `advisory_unlock` or the connection's release): the single-writer point across
     processes. Every writer takes it before any row lock, so writers never deadlock, and a
     writer holding it sees every earlier writer's commit in the statements that follow."""
+    keeps_session_state(conn)  # the pool's reset releases it should the caller not
     await conn.execute("SELECT pg_advisory_lock($1)", int(advisory_key))
 
 
@@ -90,6 +91,7 @@ async def lock_and_read(
     either way (also if this raises after the lock was granted): release it. `rules`: the
     auction's rules from an earlier read, reused (see `_row`)."""
     pairs = list(keys)
+    keeps_session_state(conn)  # the session advisory lock (see `advisory_lock`)
     row = await conn.fetchrow(
         "SELECT (r.auction).*, r.now_ms, r.known FROM auction_lock_and_read($1, $2, $3, $4) r",
         int(advisory_key), auction_id, [p[0] for p in pairs], [p[1] for p in pairs])

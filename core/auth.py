@@ -19,13 +19,14 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from core.authcache import VerifiedTokens
 from core.errors import TokenExpired, TokenInvalid
 
 ALGORITHM = "EdDSA"
@@ -126,12 +127,15 @@ def generate_key(directory: Path, kid: str) -> Path:
 
 @dataclass(frozen=True)
 class TokenService:
-    """Issues and verifies access tokens. Build one per process in the lifespan."""
+    """Issues and verifies access tokens. Build one per process in the lifespan. Tokens that
+    verified are remembered until they expire (`verified`, core/authcache.py), so a client's
+    next requests with the same token skip the parsing and the signature check."""
 
     keys: KeyRing
     issuer: str
     audience: str
     ttl_s: int
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, compare=False, repr=False)
 
     def issue(self, user_id: uuid.UUID, role: Role, *, now: float | None = None,
               session: str | None = None) -> str:
@@ -157,6 +161,13 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         """The principal in `token`. Raises `TokenExpired` or `TokenInvalid`."""
+        principal = self.verified.get(token)
+        if principal is None:
+            principal = self._verify(token)
+            self.verified.put(token, principal)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

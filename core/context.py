@@ -10,13 +10,14 @@ where each package's routes read them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
 from starlette.requests import HTTPConnection
 
 from core.auth import Principal, Role, TokenService, bearer_token
+from core.authcache import RevocationVerdicts
 from core.config import Settings
 from core.errors import Forbidden, TokenInvalid, Unauthorized
 from core.metrics import Metrics
@@ -35,6 +36,9 @@ class Runtime:
     tokens: TokenService
     metrics: Metrics
     limiter: RateLimiter
+    # "not revoked" answers kept for AUTH_REVOCATION_RECHECK_S while subscribed to the
+    # revocation broadcast (core/authcache.py); off (window 0) unless the app sets it
+    verdicts: RevocationVerdicts = field(default_factory=lambda: RevocationVerdicts(0))
 
     def revoked_key(self, jti: str) -> str:
         return self.keys.key("revoked-jti", jti)
@@ -76,14 +80,21 @@ async def authenticate(conn: HTTPConnection) -> Principal:
 
 async def is_revoked(rt: Runtime, principal: Principal) -> bool:
     """Whether an access token was revoked by logout, its refresh-token family revoked, or its
-    user suspended (one Redis round trip). Fails open if Redis does not answer: a revoked token
+    user suspended (one Redis round trip, or none when a "not revoked" answer is cached:
+    `rt.verdicts`, core/authcache.py). Fails open if Redis does not answer: a revoked token
     then lives at most until its expiry."""
+    verdicts = rt.verdicts
+    if verdicts.is_known_good(principal):
+        return False
+    epoch = verdicts.begin()
     try:
         found = await rt.redis.exists(*rt.revocation_keys(principal))
-        return bool(found)
     except REDIS_ERRORS as exc:
         log.warning("revocation check unavailable", extra={"error": repr(exc)})
         return False
+    if not found:
+        verdicts.not_revoked(principal, epoch)
+    return bool(found)
 
 
 async def revoked_among(rt: Runtime, principals: list[Principal]) -> list[bool]:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -69,6 +70,55 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+class SoukConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """A pooled connection that knows whether it may carry session state.
+
+    asyncpg's pool resets every connection it takes back with one more round trip
+    (`SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;`): 8 % of a checkout
+    server's CPU, one round trip per request. The application leaves no session state on
+    pooled connections except where it says so: session advisory locks (the auctions' single
+    writer, `auctions/writes.py`) and LISTEN (`add_listener`, marked here by itself) call
+    `keeps_session_state(conn)`, and only such connections get the reset on release
+    (`_reset_if_needed`). `search_path` is a startup parameter, not a SET. Everything else is
+    per transaction (`SET LOCAL`, `pg_advisory_xact_lock`, cursors). An open transaction is
+    still rolled back on release by asyncpg itself (`Connection._reset`, which the pool runs
+    before a custom `reset`). tests/core/test_pool_reset.py checks both asyncpg behaviours
+    (fails loudly on an upgrade that changes them) and that no module takes session state
+    without marking the connection."""
+
+    __slots__ = ("_session_state",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._session_state = False
+
+    def keep_session_state(self) -> None:
+        self._session_state = True
+
+    async def add_listener(self, channel: str, callback: Any) -> None:
+        self._session_state = True  # LISTEN: the reset's UNLISTEN * is needed
+        await super().add_listener(channel, callback)
+
+
+def keeps_session_state(conn: asyncpg.Connection) -> None:
+    """Say that `conn` now holds session state (a session advisory lock, a LISTEN, a session
+    SET): if it is a pooled connection, the pool runs its full reset when it is released.
+    Call it BEFORE the statement that creates the state (it may fail after creating it)."""
+    mark = getattr(conn, "keep_session_state", None)  # through a pool's connection proxy too
+    if mark is not None:
+        mark()
+
+
+async def _reset_if_needed(conn: asyncpg.Connection) -> None:
+    """The pool's `reset` hook (after asyncpg's own rollback of an open transaction)."""
+    if not isinstance(conn, SoukConnection) or conn._session_state:
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+        if isinstance(conn, SoukConnection):
+            conn._session_state = False
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -90,13 +140,16 @@ async def create_pool(
     """Open a pool whose connections use `schema` and decode json/jsonb to Python values.
     The caller closes it (`await pool.close()`)."""
 
-    # search_path is a startup parameter, not a SET: the pool's RESET ALL on release would
-    # undo a SET, but resets to startup parameters.
+    # search_path is a startup parameter, not a SET: a session SET would outlive the request
+    # (the pool resets only connections marked by `keeps_session_state`), and RESET ALL
+    # resets to startup parameters.
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_if_needed,
+        connection_class=SoukConnection,
         command_timeout=60,
         server_settings={"search_path": f'"{schema}"'},
     )
@@ -120,6 +173,7 @@ async def migrate(
     """Apply pending migrations into `schema` (created if missing). Returns the versions applied
     by this call. Safe to call from several processes at once."""
     migrations = load_migrations(directory)
+    keeps_session_state(conn)  # the lock and the SET below, should `conn` be a pooled one
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
     try:
         # Under the lock: CREATE SCHEMA IF NOT EXISTS itself races between sessions.

@@ -118,6 +118,53 @@ async def run_idempotent(
         return Outcome(status, body, False)
 
 
+_STORED = """SELECT request_hash, status_code, response FROM idempotency_keys
+              WHERE user_id = $1 AND scope = $2 AND key = $3"""
+
+
+async def run_then_store(
+    pool: asyncpg.Pool,
+    *,
+    user_id: uuid.UUID,
+    scope: str,
+    key: str | None,
+    fingerprint: bytes,
+    work: Callable[[], Awaitable[tuple[int, Any]]],
+) -> Outcome:
+    """`run_idempotent` for work that commits by itself and is idempotent by itself (its
+    writes are keyed by an id derived from the key, e.g. a ledger transfer posted through the
+    group commit, api.ledger.batcher), so it need not share a transaction with the key row:
+
+    - an answer already stored for (user, scope, key) is replayed (another body: reused);
+    - otherwise `work()` runs (committed when it returns), then its answer is stored; if a
+      concurrent duplicate stored one first, that one is returned (the work itself replayed);
+    - a crash between the work's commit and the key row leaves no row: the retry runs the work
+      again, which replays (the same transfer), and stores the answer.
+
+    Two round trips (read the key, store the answer) and no connection held during the work."""
+    if key is None:
+        status, body = await work()
+        return Outcome(status, body, False)
+    row = await pool.fetchrow(_STORED, user_id, scope, key)
+    if row is None:
+        status, body = await work()
+        claimed = await pool.fetchval(
+            """INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code,
+                                             response)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT DO NOTHING RETURNING true""",
+            user_id, scope, key, fingerprint, status, body,
+        )
+        if claimed:
+            return Outcome(status, body, False)
+        row = await pool.fetchrow(_STORED, user_id, scope, key)
+        if row is None:  # stored and pruned meanwhile: the work's answer stands
+            return Outcome(status, body, False)
+    if bytes(row["request_hash"]) != fingerprint:
+        raise IdempotencyKeyReused()
+    return Outcome(row["status_code"], row["response"], True)
+
+
 async def prune(conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: int = 86_400) -> int:
     """Delete key rows older than `older_than_s`; returns how many."""
     result: str = await conn.execute(

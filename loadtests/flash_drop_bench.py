@@ -98,11 +98,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             latencies: list[float] = []
             codes: dict[str, int] = {}
 
+            retried = 0
+
             async def buy(i: int) -> None:
+                nonlocal retried
                 async with gate:
                     t0 = time.perf_counter()
-                    r = await clients[i % len(clients)].post("/v1/checkout", json={},
-                                                             headers=headers[i])
+                    for attempt in range(3):
+                        try:
+                            r = await clients[i % len(clients)].post(
+                                "/v1/checkout", json={}, headers=headers[i])
+                            break
+                        except httpx.TransportError:
+                            # a kept-alive connection the server closed as it was reused (a
+                            # loaded box): the same Idempotency-Key makes the retry safe
+                            if attempt == 2:
+                                raise
+                            retried += 1
                     latencies.append(time.perf_counter() - t0)
                 key = str(r.status_code) if r.status_code == 201 else \
                     f"{r.status_code} {r.json().get('code')}"
@@ -123,7 +135,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for p in procs:
             p.terminate()
         for p in procs:
-            p.wait(15)
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(15)
         await pool.close()
         await drop_schema_and_keys(dsn, redis_url, schema, f"{schema}:")
     expected = min(args.buyers, args.units)
@@ -132,6 +148,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "buyers": args.buyers, "units": args.units, "servers": args.servers,
         "in_flight": args.in_flight, "exact": exact, "answers": codes, "orders": orders,
+        "transport_retries": retried,
         "reserved": reserved, "ledger_audit_ok": audit["ok"], "duration_s": round(wall, 2),
         "checkouts_per_s": round(args.buyers / wall, 1),
         "p50_ms": round(pct(latencies, 0.50), 1), "p95_ms": round(pct(latencies, 0.95), 1),

@@ -170,6 +170,7 @@ def server_env(dsn: str, redis_url: str, schema: str, key_dir: Path) -> dict[str
         "LOG_LEVEL": "WARNING",
         "DATABASE_POOL_MAX": "20",
         "TOPUP_RATE": "1000000",  # each worker tops up back to back: no per-buyer limit here
+        "REGISTER_RATE_PER_ADDRESS": "100000",  # --concurrency registrations from 127.0.0.1
     }
 
 

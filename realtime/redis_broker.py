@@ -223,6 +223,15 @@ class RedisBroker:
             if self._confirm.get(channel) is fut and fut.done():
                 del self._confirm[channel]
 
+    def subscription(self, channel: str) -> object | None:
+        """The live subscription holding `channel` (an identity that changes whenever the
+        pub/sub connection is replaced), or None while it is not confirmed on a connected
+        link: whatever is published meanwhile may be missed."""
+        link = self._home.get(channel)
+        if link is None or link.pubsub is None or not link.connected.is_set():
+            return None
+        return link.pubsub if channel in link.confirmed else None
+
     async def unsubscribe(self, channel: str) -> None:
         link = self._home.pop(channel, None)
         if link is not None:

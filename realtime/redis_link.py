@@ -37,6 +37,7 @@ class PubSubLink:
         self.broker = broker
         self.url = url
         self.wanted: set[str] = set()
+        self.confirmed: set[str] = set()  # subscriptions Redis confirmed on this connection
         self.pubsub: RawPubSub | None = None
         self.connected = asyncio.Event()
         self.task = asyncio.create_task(self._read_forever(), name="realtime-bus-reader")
@@ -59,6 +60,7 @@ class PubSubLink:
 
     async def drop(self, channel: str) -> None:
         self.wanted.discard(channel)
+        self.confirmed.discard(channel)
         if self.pubsub is not None and self.connected.is_set():
             cmd = "SUNSUBSCRIBE" if self.broker._sharded else "UNSUBSCRIBE"
             with contextlib.suppress(*REDIS_ERRORS):
@@ -74,6 +76,7 @@ class PubSubLink:
                 self.url, retry=Retry(NoBackoff(), 0), health_check_interval=0,
                 socket_keepalive=True, socket_connect_timeout=5,
             )
+            self.confirmed = set()
             try:
                 self.pubsub = RawPubSub(client)
                 await self.pubsub.connect()
@@ -127,8 +130,13 @@ class PubSubLink:
             if kind in (b"message", b"smessage"):
                 b._handle(response[1], response[2])
             elif kind in (b"subscribe", b"ssubscribe"):
+                channel = b._channel_of(response[1])
+                if channel is not None:
+                    self.confirmed.add(channel)
                 b._confirmed(response[1])
             elif kind == b"sunsubscribe":
                 channel = b._channel_of(response[1])
+                if channel is not None:
+                    self.confirmed.discard(channel)
                 if channel is not None and channel in self.wanted:
                     b.rehome_soon()  # dropped by the server, not by us: its slot moved

@@ -80,8 +80,10 @@ def matches(principal: Principal, notice: dict[str, Any]) -> bool:
 class Revocations(Guard):
     """Closes this process's connections whose token was revoked anywhere, or expired."""
 
-    def __init__(self, hub: Hub, revoked_among: RevokedAmong, *, recheck_s: float) -> None:
+    def __init__(self, hub: Hub, revoked_among: RevokedAmong, *, recheck_s: float,
+                 on_notice: Callable[[uuid.UUID], None] | None = None) -> None:
         self._hub = hub
+        self._on_notice = on_notice  # told the user of every notice heard (the auth caches)
         self._revoked_among = revoked_among
         self._recheck_s = recheck_s
         self._principals: dict[Client, Principal] = {}
@@ -133,6 +135,8 @@ class Revocations(Guard):
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("malformed revocation notice ignored")
             return
+        if self._on_notice is not None:
+            self._on_notice(user)
         for client in list(self._by_user.get(user, ())):
             principal = self._principals.get(client)
             if principal is not None and matches(principal, notice):

@@ -22,7 +22,13 @@ log = logging.getLogger("souk.auth")
 async def announce(conn: HTTPConnection, user_id: uuid.UUID, *, jti: str | None = None,
                    session: str | None = None) -> None:
     """Close `user_id`'s live connections holding token `jti`, or of sign-in `session`, or all
-    of them (neither given). Never raises for a bus failure (the re-check covers it)."""
+    of them (neither given). Never raises for a bus failure (the re-check covers it).
+
+    This process's cached "not revoked" verdicts of the user are dropped first, so the
+    revoking request's own process refuses the token at once, before the answer."""
+    rt = getattr(conn.state, "runtime", None)
+    if rt is not None:
+        rt.verdicts.forget_user(user_id)
     revocations = getattr(conn.state, "revocations", None)
     if revocations is None:
         return

@@ -15,18 +15,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api.ledger import payout_details, rules, service, store
+from api.ledger.batcher import LedgerBatcher
 from api.ledger.crypto import DecryptionFailed, KeyBox
 from api.ledger.errors import (
     EncryptionUnavailable,
     PaymentProviderUnavailable,
     PayoutDetailsUnreadable,
 )
-from api.ledger.payments import provider_for
+from api.ledger.payments import PaymentProvider, provider_for
 from core.auth import Role
-from core.context import require, runtime
+from core.context import Runtime, require, runtime
 from core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from core.http import JSONResponse, Schema, endpoint, parse_json
-from core.idempotency import check_key, request_hash, run_idempotent
+from core.idempotency import Outcome, check_key, request_hash, run_idempotent, run_then_store
 
 log = logging.getLogger("souk.ledger")
 KEY_NAMESPACE = uuid.UUID("6f1c2b52-3d4e-4c8a-9a57-2f5b8f0e7a10")
@@ -143,6 +144,11 @@ async def topup(request: Request) -> Response:
         raise PaymentProviderUnavailable()
     key = check_key(request.headers.get("idempotency-key"))
     transfer_id = transfer_id_for(principal.user_id, "wallet.topup", key)
+    batcher: LedgerBatcher | None = getattr(request.state, "ledger_batcher", None)
+    if batcher is not None:
+        outcome = await _topup_batched(rt, batcher, principal.user_id, body.amount, currency,
+                                       provider, key, transfer_id)
+        return JSONResponse(outcome.body, status_code=outcome.status)
 
     async def work(conn: Any) -> tuple[int, Any]:
         s = rt.settings  # a new top-up (a replay never gets here) takes a token
@@ -165,6 +171,33 @@ async def topup(request: Request) -> Response:
         fingerprint=request_hash(str(body.amount), currency), work=work,
     )
     return JSONResponse(outcome.body, status_code=outcome.status)
+
+
+async def _topup_batched(rt: Runtime, batcher: LedgerBatcher, user_id: uuid.UUID, amount: int,
+                         currency: str, provider: PaymentProvider, key: str | None,
+                         transfer_id: uuid.UUID) -> Outcome:
+    """The top-up through the ledger's group commit (api/ledger/batcher.py): the transfer is
+    committed in a batch with other requests' before the answer, and its id is derived from
+    the Idempotency-Key, so the key row is written after it (`run_then_store`): a replay still
+    never charges or credits twice. The wallet in the answer is read after the commit."""
+
+    async def work() -> tuple[int, Any]:
+        s = rt.settings  # a new top-up (a stored answer never gets here) takes a token
+        await rt.limiter.enforce("wallet-topup", str(user_id), capacity=s.topup_rate,
+                                 window_s=s.topup_rate_window_s)
+        charge = await provider.charge(user_id=user_id, amount=amount, currency=currency,
+                                       idempotency_id=transfer_id)
+        transfer = await batcher.topup(
+            user_id=user_id, amount=amount, currency=currency, transfer_id=transfer_id,
+            metadata={"provider": charge.provider, "provider_ref": charge.reference},
+        )
+        view = await service.wallet(rt.pool, user_id, currency)
+        return 201, {"transfer": transfer_out(transfer), "wallet": wallet_out(view)}
+
+    return await run_then_store(
+        rt.pool, user_id=user_id, scope="wallet.topup", key=key,
+        fingerprint=request_hash(str(amount), currency), work=work,
+    )
 
 
 def wallet_out(view: service.WalletView) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class Settings:
     # bounds, login and registration limits, trusted proxies, who may read /metrics, browser
     # origins (CORS, websocket), the currencies top-ups accept.
     ws_revocation_recheck_s: int = 30
+    auth_revocation_recheck_s: int = 5  # "not revoked" kept this long while on the bus; 0: off
     http_max_header_bytes: int = 32_768  # request line + headers; more: 431
     http_max_headers: int = 100  # more: 431
     http_header_timeout_s: int = 10  # a connection must send a request's headers within this

@@ -143,6 +143,7 @@ VARIABLES: tuple[Var, ...] = (
 
     # Security (SECURITY.md)
     Var("WS_REVOCATION_RECHECK_S", "ws_revocation_recheck_s", INTEGER, 30, 1, 3600),
+    Var("AUTH_REVOCATION_RECHECK_S", "auth_revocation_recheck_s", INTEGER, 5, 0, 60),
     Var("HTTP_MAX_HEADER_BYTES", "http_max_header_bytes", INTEGER, 32_768, 1024, 1 << 20),
     Var("HTTP_MAX_HEADERS", "http_max_headers", INTEGER, 100, 8, 10_000),
     Var("HTTP_HEADER_TIMEOUT_S", "http_header_timeout_s", INTEGER, 10, 1, 300),
