@@ -36,8 +36,8 @@ import asyncpg
 from api.ledger import batch_store, rules, store
 from api.ledger.batching import Decision, Outcome, Request, accounts_to_lock, decide
 from api.ledger.errors import InsufficientFunds, InvalidAmount
+from api.ledger.posting import Transfer
 from api.ledger.rules import LedgerRuleError, TransferKind
-from api.ledger.service import Transfer
 from core.errors import FieldError, IdempotencyKeyReused
 
 log = logging.getLogger("souk.ledger.batcher")

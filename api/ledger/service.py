@@ -24,9 +24,7 @@ Call contract, for every function that moves money:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -41,9 +39,17 @@ from api.ledger.errors import (
     RefundExceedsCaptured,
     UnknownOrderFunds,
 )
-from api.ledger.rules import AccountKey, AccountKind, LedgerRuleError, Leg, TransferKind
-from core.errors import FieldError, IdempotencyKeyReused
-from core.outbox import add_event
+from api.ledger.posting import (
+    Transfer,
+    TransferLeg,
+    amount_of,
+    currency_of,
+    post,
+    reason_of,
+    replay,
+)
+from api.ledger.rules import AccountKind, TransferKind
+from core.errors import FieldError
 
 __all__ = [
     "DEFAULT_FEE_BPS",
@@ -68,143 +74,6 @@ __all__ = [
 ]
 
 DEFAULT_FEE_BPS = 800  # the default of Settings.platform_fee_bps
-TransferLeg = store.StoredLeg
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    id: uuid.UUID
-    kind: TransferKind
-    order_id: uuid.UUID | None
-    reference_id: uuid.UUID | None
-    metadata: dict[str, Any]
-    created_at: datetime
-    legs: tuple[TransferLeg, ...]
-    replayed: bool
-
-    @property
-    def amount(self) -> int:
-        """Total moved: the sum of the positive legs."""
-        return sum(leg.amount for leg in self.legs if leg.amount > 0)
-
-    def leg(self, kind: AccountKind) -> TransferLeg | None:
-        return next((leg for leg in self.legs if leg.account.kind is kind), None)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "kind": self.kind.value,
-            "amount": self.amount,
-            "order_id": str(self.order_id) if self.order_id else None,
-            "reference_id": str(self.reference_id) if self.reference_id else None,
-            "created_at": self.created_at.isoformat().replace("+00:00", "Z"),
-        }
-
-
-def _view(t: store.StoredTransfer, *, replayed: bool) -> Transfer:
-    return Transfer(t.id, t.kind, t.order_id, t.reference_id, t.metadata, t.created_at, t.legs,
-                    replayed)
-
-
-def _amount(value: object, *, field: str = "amount", allow_negative: bool = False) -> int:
-    try:
-        return rules.check_amount(value, allow_negative=allow_negative)
-    except LedgerRuleError as exc:
-        raise InvalidAmount([FieldError(field, str(exc))]) from None
-
-
-def _currency(value: object) -> str:
-    try:
-        return rules.check_currency(value)
-    except LedgerRuleError as exc:
-        raise InvalidAmount([FieldError("currency", str(exc))]) from None
-
-
-def _reason(value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > rules.MAX_REASON:
-        raise InvalidAmount(
-            [FieldError("reason", f"must be 1 to {rules.MAX_REASON} characters")]
-        )
-    return value.strip()
-
-
-async def _replay(
-    conn: asyncpg.Connection, transfer_id: uuid.UUID, kind: TransferKind, digest: bytes
-) -> Transfer | None:
-    """Take the transfer id's lock; return the stored transfer if this id was already used with
-    the same content, raise IdempotencyKeyReused if with other content, else None."""
-    if not isinstance(transfer_id, uuid.UUID):
-        raise InvalidAmount([FieldError("transfer_id", "must be a UUID")])
-    await store.lock_transfer_id(conn, transfer_id)
-    existing = await store.get_transfer(conn, transfer_id)
-    if existing is None:
-        return None
-    if existing.kind is not kind or existing.request_hash != digest:
-        raise IdempotencyKeyReused()
-    return _view(existing, replayed=True)
-
-
-async def _post(
-    conn: asyncpg.Connection,
-    *,
-    transfer_id: uuid.UUID,
-    kind: TransferKind,
-    digest: bytes,
-    legs: Sequence[Leg],
-    order_id: uuid.UUID | None = None,
-    reference_id: uuid.UUID | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    must_cover: AccountKey | None = None,
-) -> Transfer:
-    """Lock the legs' accounts (ascending id), refuse overdrafts, write the transfer."""
-    rules.check_legs(legs)
-    accounts = await store.lock_accounts(conn, [leg.account for leg in legs])
-    balances = {key: acc.balance for key, acc in accounts.items()}
-    short = rules.overdrawn(legs, balances)
-    if must_cover is not None:
-        debit = sum(-leg.amount for leg in legs if leg.account == must_cover and leg.amount < 0)
-        if balances.get(must_cover, 0) < debit:
-            short.append(must_cover)
-    if short:
-        raise InsufficientFunds()
-    stored = await store.write_transfer(
-        conn,
-        transfer_id=transfer_id,
-        kind=kind,
-        request_hash=digest,
-        order_id=order_id,
-        reference_id=reference_id,
-        metadata=dict(metadata or {}),
-        legs=legs,
-        accounts=accounts,
-    )
-    await _announce(conn, stored)
-    return _view(stored, replayed=False)
-
-
-async def _announce(conn: asyncpg.Connection, t: store.StoredTransfer) -> None:
-    """Publish the new wallet balances of every buyer the transfer touched on `user:{id}`
-    (through the outbox: sent only if the caller commits)."""
-    touched = {
-        (leg.account.owner, leg.account.currency)
-        for leg in t.legs
-        if leg.account.kind in (AccountKind.BUYER_WALLET, AccountKind.BUYER_HELD)
-    }
-    for owner, currency in sorted(touched):
-        view = await wallet(conn, owner, currency)
-        await add_event(
-            conn,
-            "wallet.changed",
-            {
-                "user_id": str(owner),
-                "transfer_id": str(t.id),
-                "kind": t.kind.value,
-                "currency": currency,
-                "available": view.available,
-                "held": view.held,
-            },
-            channels=[f"user:{owner}"],
-        )
 
 
 # --- flows ----------------------------------------------------------------------------------
@@ -220,13 +89,13 @@ async def topup(
     metadata: Mapping[str, Any] | None = None,
 ) -> Transfer:
     """Top-up clearing → the user's wallet (after the payment provider accepted the charge)."""
-    amount, currency = _amount(amount), _currency(currency)
+    amount, currency = amount_of(amount), currency_of(currency)
     digest = rules.fingerprint(
         TransferKind.TOPUP, {"user": user_id, "amount": amount, "currency": currency}
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.TOPUP, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.TOPUP, digest)) is not None:
         return done
-    return await _post(
+    return await post(
         conn, transfer_id=transfer_id, kind=TransferKind.TOPUP, digest=digest,
         legs=rules.topup_legs(user_id, amount, currency), metadata=metadata,
     )
@@ -243,17 +112,17 @@ async def hold_for_order(
 ) -> Transfer:
     """Wallet → held funds, earmarked for `order_id`. Raises InsufficientFunds when the wallet
     holds less than `amount`, HoldConflict when the order already has a hold."""
-    amount, currency = _amount(amount), _currency(currency)
+    amount, currency = amount_of(amount), currency_of(currency)
     digest = rules.fingerprint(
         TransferKind.HOLD,
         {"buyer": buyer_id, "order": order_id, "amount": amount, "currency": currency},
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.HOLD, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.HOLD, digest)) is not None:
         return done
     existing = await store.lock_order_funds(conn, order_id)
     if existing is not None:
         raise HoldConflict(params={"state": existing["state"]})
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.HOLD, digest=digest,
         legs=rules.hold_legs(buyer_id, amount, currency), order_id=order_id,
     )
@@ -272,12 +141,12 @@ async def release_hold(
     """Held funds of `order_id` → the buyer's wallet (cancellation, expiry). Returns None when
     nothing is held for the order (never held, already released or captured)."""
     digest = rules.fingerprint(TransferKind.RELEASE, {"order": order_id})
-    if (done := await _replay(conn, transfer_id, TransferKind.RELEASE, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.RELEASE, digest)) is not None:
         return done
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None or funds["state"] != "held":
         return None
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.RELEASE, digest=digest,
         legs=rules.release_legs(funds["buyer_id"], funds["held"], funds["currency"]),
         order_id=order_id, reference_id=funds["hold_transfer"],
@@ -292,14 +161,14 @@ async def capture_hold(
     """Held funds of `order_id` → the order's escrow (payment). Raises UnknownOrderFunds or
     HoldConflict (already released or captured)."""
     digest = rules.fingerprint(TransferKind.CAPTURE, {"order": order_id})
-    if (done := await _replay(conn, transfer_id, TransferKind.CAPTURE, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.CAPTURE, digest)) is not None:
         return done
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
         raise UnknownOrderFunds()
     if funds["state"] != "held":
         raise HoldConflict(params={"state": funds["state"]})
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.CAPTURE, digest=digest,
         legs=rules.capture_legs(funds["buyer_id"], order_id, funds["held"], funds["currency"]),
         order_id=order_id, reference_id=funds["hold_transfer"],
@@ -321,11 +190,11 @@ async def refund_order(
     """`amount` back to the buyer's wallet: from escrow before settlement; after settlement by
     reversing the seller payable and the fee share. Never more than captured minus refunded
     (RefundExceedsCaptured). Refunding an order that was only held is `release_hold`."""
-    amount, reason = _amount(amount), _reason(reason)
+    amount, reason = amount_of(amount), reason_of(reason)
     digest = rules.fingerprint(
         TransferKind.REFUND, {"order": order_id, "amount": amount, "reason": reason}
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.REFUND, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.REFUND, digest)) is not None:
         return done
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
@@ -346,7 +215,7 @@ async def refund_order(
         legs = rules.reversal_legs(order_id, funds["seller_id"], buyer, amount, fee_part, currency)
         reference = funds["settle_transfer"]
         changes["refunded_after_settle"] = funds["refunded_after_settle"] + amount
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.REFUND, digest=digest, legs=legs,
         order_id=order_id, reference_id=reference, metadata={"reason": reason},
     )
@@ -381,7 +250,7 @@ async def settle_order(
     digest = rules.fingerprint(
         TransferKind.SETTLE, {"order": order_id, "seller": seller_id, "bps": fee_bps}
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.SETTLE, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.SETTLE, digest)) is not None:
         return done
     funds = await store.lock_order_funds(conn, order_id)
     if funds is None:
@@ -391,7 +260,7 @@ async def settle_order(
         state = "refunded" if funds["state"] == "captured" else funds["state"]
         raise HoldConflict(params={"state": state})
     fee = rules.fee_for(remaining, fee_bps)
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.SETTLE, digest=digest,
         legs=rules.settle_legs(order_id, seller_id, remaining, fee, funds["currency"]),
         order_id=order_id, reference_id=funds["capture_transfer"],
@@ -414,14 +283,14 @@ async def request_payout(
 ) -> Transfer:
     """Seller payable → payout clearing (money on its way to the seller's bank). Raises
     InsufficientFunds when the payable is smaller than `amount`."""
-    amount, currency = _amount(amount), _currency(currency)
+    amount, currency = amount_of(amount), currency_of(currency)
     digest = rules.fingerprint(
         TransferKind.PAYOUT, {"seller": seller_id, "amount": amount, "currency": currency}
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.PAYOUT, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.PAYOUT, digest)) is not None:
         return done
     payable = rules.user_account(AccountKind.SELLER_PAYABLE, seller_id, currency)
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.PAYOUT, digest=digest,
         legs=rules.payout_legs(seller_id, amount, currency), must_cover=payable,
     )
@@ -447,11 +316,11 @@ async def fail_payout(
 ) -> Transfer:
     """The bank refused the payout: a payout_reversal transfer (referencing it) returns the
     amount to the seller's payable. Raises PayoutNotPending if it already resolved."""
-    reason = _reason(reason)
+    reason = reason_of(reason)
     digest = rules.fingerprint(
         TransferKind.PAYOUT_REVERSAL, {"payout": payout_id, "reason": reason}
     )
-    done = await _replay(conn, transfer_id, TransferKind.PAYOUT_REVERSAL, digest)
+    done = await replay(conn, transfer_id, TransferKind.PAYOUT_REVERSAL, digest)
     if done is not None:
         return done
     payout = await store.lock_payout(conn, payout_id)
@@ -459,7 +328,7 @@ async def fail_payout(
         raise PayoutNotPending(params={"state": "unknown"})
     if payout["state"] != "requested":
         raise PayoutNotPending(params={"state": payout["state"]})
-    transfer = await _post(
+    transfer = await post(
         conn, transfer_id=transfer_id, kind=TransferKind.PAYOUT_REVERSAL, digest=digest,
         legs=rules.payout_reversal_legs(payout["seller_id"], payout["amount"],
                                         payout["currency"]),
@@ -481,16 +350,16 @@ async def adjust_wallet(
 ) -> Transfer:
     """Admin correction of a wallet by signed `amount` against the adjustments account, with
     the admin and reason recorded. A debit beyond the wallet raises InsufficientFunds."""
-    amount = _amount(amount, allow_negative=True)
-    currency, reason = _currency(currency), _reason(reason)
+    amount = amount_of(amount, allow_negative=True)
+    currency, reason = currency_of(currency), reason_of(reason)
     digest = rules.fingerprint(
         TransferKind.ADJUSTMENT,
         {"user": user_id, "amount": amount, "currency": currency, "reason": reason,
          "admin": admin_id},
     )
-    if (done := await _replay(conn, transfer_id, TransferKind.ADJUSTMENT, digest)) is not None:
+    if (done := await replay(conn, transfer_id, TransferKind.ADJUSTMENT, digest)) is not None:
         return done
-    return await _post(
+    return await post(
         conn, transfer_id=transfer_id, kind=TransferKind.ADJUSTMENT, digest=digest,
         legs=rules.adjustment_legs(user_id, amount, currency),
         metadata={"reason": reason, "admin_id": str(admin_id)},
