@@ -60,7 +60,7 @@ from auctions import routes as auction_routes
 from auctions.metrics import AuctionMetrics
 from auctions.runtime import Routing, running_auctions, settings_from
 from auctions.service import AuctionService
-from core import db
+from core import db, idempotency
 from core.auth import KeyRing, TokenService
 from core.authcache import RevocationVerdicts
 from core.config import Settings
@@ -87,6 +87,7 @@ from tracking.service import Tracking
 
 VERSION = "0.1.0"
 LEDGER_GAUGES = "ledger_gauges"
+IDEMPOTENCY_PRUNE = "idempotency_prune"
 log = logging.getLogger("souk.app")
 
 
@@ -138,7 +139,7 @@ def commerce_jobs(
     settings: Settings, rt: Runtime, metrics: CommerceMetrics, ledger_metrics: LedgerMetrics,
 ) -> list[tuple[str, Any]]:
     """The commerce background loops (reservation expiry, seller settlement, the ledger's
-    gauges) as coroutines."""
+    gauges, pruning old Idempotency-Key answers) as coroutines."""
     s = settings
     return [
         (LEDGER_GAUGES, order_jobs.run_periodically(
@@ -156,6 +157,11 @@ def commerce_jobs(
                 rt.pool, metrics, hold_s=s.settlement_hold_s, fee_bps=s.platform_fee_bps,
                 batch=s.commerce_job_batch,
             ),
+            metrics,
+        )),
+        (IDEMPOTENCY_PRUNE, order_jobs.run_periodically(
+            IDEMPOTENCY_PRUNE, s.idempotency_prune_interval_s,
+            lambda: idempotency.prune(rt.pool, older_than_s=s.idempotency_keep_s),
             metrics,
         )),
     ]

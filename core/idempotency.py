@@ -6,8 +6,9 @@ The key row is inserted in the same transaction as the work, keyed by (user, sco
 - a retry after success replays the stored status and body and changes nothing;
 - the same key with a different body is refused with `idempotency_key_reused` (409);
 - if the work fails, the transaction rolls back, no row remains, and the client may retry.
-Rows older than the retention period are deleted by `prune()` (24 h by default); no job of the
-server calls it yet, so the rows stay until an operator (or a future job) runs it.
+Rows older than the retention period (`IDEMPOTENCY_KEEP_S`, 24 h by default) are deleted by
+`prune()`, which the app runs every `IDEMPOTENCY_PRUNE_INTERVAL_S` (api/app.py `commerce_jobs`);
+a key reused after that is a new request.
 """
 
 from __future__ import annotations
@@ -165,10 +166,16 @@ async def run_then_store(
     return Outcome(row["status_code"], row["response"], True)
 
 
-async def prune(conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: int = 86_400) -> int:
-    """Delete key rows older than `older_than_s`; returns how many."""
+async def prune(
+    conn: asyncpg.Connection | asyncpg.Pool, *, older_than_s: int = 86_400, limit: int = 10_000,
+) -> int:
+    """Delete at most `limit` key rows older than `older_than_s` (oldest first, so a long
+    backlog goes in bounded statements); returns how many."""
     result: str = await conn.execute(
-        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
-        float(older_than_s),
+        "DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY("
+        " SELECT ctid FROM idempotency_keys"
+        " WHERE created_at < now() - make_interval(secs => $1)"
+        " ORDER BY created_at LIMIT $2))",
+        float(older_than_s), limit,
     )
     return rows_affected(result)

@@ -71,6 +71,8 @@ class Settings:
     settlement_hold_s: int = 3 * 86_400
     settlement_interval_s: int = 60
     commerce_job_batch: int = 100
+    idempotency_keep_s: int = 86_400  # Idempotency-Key answers replayed this long, then pruned
+    idempotency_prune_interval_s: int = 300
     ledger_metrics_interval_s: int = 60  # how often the ledger gauges are read
     # Auctions (auctions/): per-user bid rate, wallet rule for bidding, winner payment window,
     # closing poll interval and group-commit batch bound.

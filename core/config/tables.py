@@ -81,6 +81,8 @@ VARIABLES: tuple[Var, ...] = (
     Var("SETTLEMENT_INTERVAL_S", "settlement_interval_s", INTEGER, 60, 1, 86_400),
     Var("COMMERCE_JOB_BATCH", "commerce_job_batch", INTEGER, 100, 1, 10_000),
     Var("LEDGER_METRICS_INTERVAL_S", "ledger_metrics_interval_s", INTEGER, 60, 1, 86_400),
+    Var("IDEMPOTENCY_KEEP_S", "idempotency_keep_s", INTEGER, 86_400, 60, 30 * 86_400),
+    Var("IDEMPOTENCY_PRUNE_INTERVAL_S", "idempotency_prune_interval_s", INTEGER, 300, 1, 86_400),
 
     # Auctions (auctions/)
     Var("AUCTION_BID_RATE", "auction_bid_rate", INTEGER, 20, 1, 100_000),

@@ -23,7 +23,8 @@ from tests.support.services import drop_isolation, make_settings
 
 @pytest.fixture
 async def settings(key_dir: Path) -> AsyncIterator[Settings]:
-    s = make_settings(key_dir, reservation_sweep_interval_s=1)
+    s = make_settings(key_dir, reservation_sweep_interval_s=1, idempotency_prune_interval_s=1,
+                      idempotency_keep_s=3600)
     yield s
     await drop_isolation(s)
 
@@ -82,3 +83,20 @@ def test_commerce_settings_are_parsed_and_bounded() -> None:
         Settings.from_env({**base, "RESERVATION_TTL_S": "1"})
     with pytest.raises(SettingsError, match="SETTLEMENT_INTERVAL_S"):
         Settings.from_env({**base, "SETTLEMENT_INTERVAL_S": "soon"})
+
+
+async def test_lifespan_prunes_old_idempotency_keys(client: httpx.AsyncClient, rt: Runtime) -> None:
+    insert = (
+        "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code, response,"
+        " created_at) VALUES ($1, 'checkout', $2, '\\x00', 201, '{}',"
+        " now() - make_interval(secs => $3))"
+    )
+    await rt.pool.execute(insert, uuid.uuid4(), "old", 7_200.0)  # kept 3,600 s in this module
+    await rt.pool.execute(insert, uuid.uuid4(), "recent", 60.0)
+    deadline = time.monotonic() + 20 * TIMING_FACTOR
+    while await rt.pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = 'old'"):
+        assert time.monotonic() < deadline, "the app's idempotency pruning never ran"
+        await asyncio.sleep(0.1)
+    assert await rt.pool.fetchval("SELECT key FROM idempotency_keys") == "recent"
+    metrics = (await client.get("/metrics")).text
+    assert 'souk_commerce_job_runs_total{job="idempotency_prune",outcome="ok"}' in metrics

@@ -11,7 +11,7 @@ import pytest
 
 from core.context import Runtime
 from core.errors import IdempotencyKeyReused, NotFound
-from core.idempotency import request_hash, run_idempotent
+from core.idempotency import prune, request_hash, run_idempotent
 
 
 async def test_replay_same_body_runs_once(rt: Runtime) -> None:
@@ -85,3 +85,26 @@ async def test_concurrent_duplicates_run_once(rt: Runtime) -> None:
     assert calls == 1
     assert len({o.body["id"] for o in outs}) == 1
     assert sum(not o.replayed for o in outs) == 1
+
+
+async def _stored_key(rt: Runtime, key: str, age_s: int) -> None:
+    await rt.pool.execute(
+        "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code, response,"
+        " created_at) VALUES ($1, 't', $2, '\\x00', 201, '{}', now() - make_interval(secs => $3))",
+        uuid.uuid4(), key, float(age_s),
+    )
+
+
+async def _keys(rt: Runtime) -> set[str]:
+    return {r["key"] for r in await rt.pool.fetch("SELECT key FROM idempotency_keys")}
+
+
+async def test_prune_deletes_only_old_rows_oldest_first_and_at_most_limit(rt: Runtime) -> None:
+    for i, age in enumerate((90_000, 100_000, 110_000)):
+        await _stored_key(rt, f"old{i}", age)
+    await _stored_key(rt, "fresh", 10)
+    assert await prune(rt.pool, older_than_s=86_400, limit=2) == 2
+    assert await _keys(rt) == {"old0", "fresh"}  # the two oldest went first
+    assert await prune(rt.pool, older_than_s=86_400) == 1
+    assert await prune(rt.pool, older_than_s=86_400) == 0
+    assert await _keys(rt) == {"fresh"}
