@@ -15,7 +15,8 @@ Their arguments are passed by `RedisBroker` (redis_broker.py).
 
 from __future__ import annotations
 
-POSITION = """
+# POSITION and RECOVER open the channel's epoch alike (ARGV[1]: a new epoch, ARGV[2]: TTL).
+_OPEN_EPOCH = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -23,7 +24,9 @@ if not epoch then
   redis.call('DEL', KEYS[2])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0}
+"""
+
+POSITION = _OPEN_EPOCH + """return {epoch, tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0}
 """
 
 PUBLISH = """
@@ -69,15 +72,7 @@ end
 return {epoch, offset, 0, order}
 """
 
-RECOVER = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'offset', 0)
-  redis.call('DEL', KEYS[2])
-end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local offset = tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0
+RECOVER = _OPEN_EPOCH + """local offset = tonumber(redis.call('HGET', KEYS[1], 'offset')) or 0
 local since = tonumber(ARGV[4])
 local missing = offset - since
 if epoch ~= ARGV[3] or missing < 0 or missing > tonumber(ARGV[5]) then

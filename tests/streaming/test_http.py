@@ -18,7 +18,16 @@ from core.config import Settings
 from core.context import Runtime
 from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR, Account, Register
-from tests.streaming.clients import moving, new_pc, post_offer, publish, until, watch
+from tests.streaming.clients import (
+    Publisher,
+    Viewer,
+    moving,
+    new_pc,
+    post_offer,
+    publish,
+    until,
+    watch,
+)
 from tests.streaming.test_session import audio, sdp, video
 
 SDP = {"Content-Type": "application/sdp"}
@@ -170,15 +179,22 @@ async def test_publisher_gone_ends_the_show_after_the_grace_and_a_reconnect_resu
         await pub.pc.close()  # no DELETE: the server notices the connection closing
         assert await until(lambda: viewer.pc.connectionState == "closed", 10 * TIMING_FACTOR)
         assert await show_state_becomes(client, show_id, "ended", 10 * TIMING_FACTOR)
-        problem(await client.post(f"/v1/shows/{show_id}/whep",
-                                  content=viewer.pc.localDescription.sdp, headers=SDP),
-                409, "show_not_live")
-        r = await client.post(f"/v1/shows/{show_id}/whip", content=pub.pc.localDescription.sdp,
-                              headers={**SDP, **seller.headers})
-        problem(r, 409, "show_ended")
+        await neither_comes_back(client, show_id, seller, pub, viewer)
     finally:
         await viewer.close()
         await pub.pc.close()
+
+
+async def neither_comes_back(
+    client: httpx.AsyncClient, show_id: str, seller: Account, pub: Publisher, viewer: Viewer,
+) -> None:
+    """An ended show takes no viewer (409 show_not_live) and no publisher (409 show_ended)."""
+    problem(await client.post(f"/v1/shows/{show_id}/whep",
+                              content=viewer.pc.localDescription.sdp, headers=SDP),
+            409, "show_not_live")
+    r = await client.post(f"/v1/shows/{show_id}/whip", content=pub.pc.localDescription.sdp,
+                          headers={**SDP, **seller.headers})
+    problem(r, 409, "show_ended")
 
 
 async def test_ending_the_show_through_the_api_closes_its_video(
@@ -194,12 +210,7 @@ async def test_ending_the_show_through_the_api_closes_its_video(
         assert r.status_code == 200 and r.json()["state"] == "ended", r.text
         assert await until(lambda: viewer.pc.connectionState == "closed", 6 * TIMING_FACTOR)
         assert await until(lambda: pub.pc.connectionState == "closed", 6 * TIMING_FACTOR)
-        problem(await client.post(f"/v1/shows/{show_id}/whep",
-                                  content=viewer.pc.localDescription.sdp, headers=SDP),
-                409, "show_not_live")
-        r = await client.post(f"/v1/shows/{show_id}/whip", content=pub.pc.localDescription.sdp,
-                              headers={**SDP, **seller.headers})
-        problem(r, 409, "show_ended")
+        await neither_comes_back(client, show_id, seller, pub, viewer)
     finally:
         await viewer.close()
         await pub.pc.close()
