@@ -100,11 +100,13 @@ async def _keys(rt: Runtime) -> set[str]:
 
 
 async def test_prune_deletes_only_old_rows_oldest_first_and_at_most_limit(rt: Runtime) -> None:
-    for i, age in enumerate((90_000, 100_000, 110_000)):
+    # Younger than the app's own pruning job keeps (IDEMPOTENCY_KEEP_S, 24 h), so only the
+    # calls below delete them.
+    for i, age in enumerate((4_000, 5_000, 6_000)):
         await _stored_key(rt, f"old{i}", age)
     await _stored_key(rt, "fresh", 10)
-    assert await prune(rt.pool, older_than_s=86_400, limit=2) == 2
+    assert await prune(rt.pool, older_than_s=3_600, limit=2) == 2
     assert await _keys(rt) == {"old0", "fresh"}  # the two oldest went first
-    assert await prune(rt.pool, older_than_s=86_400) == 1
-    assert await prune(rt.pool, older_than_s=86_400) == 0
+    assert await prune(rt.pool, older_than_s=3_600) == 1
+    assert await prune(rt.pool, older_than_s=3_600) == 0
     assert await _keys(rt) == {"fresh"}
