@@ -59,6 +59,17 @@ def request_hash(*parts: bytes | str) -> bytes:
     return h.digest()
 
 
+_STORED = """SELECT request_hash, status_code, response FROM idempotency_keys
+              WHERE user_id = $1 AND scope = $2 AND key = $3"""
+
+
+def _replay(row: asyncpg.Record, fingerprint: bytes) -> Outcome:
+    """The stored answer of a key, for a request with `fingerprint` (another body: reused)."""
+    if bytes(row["request_hash"]) != fingerprint:
+        raise IdempotencyKeyReused()
+    return Outcome(row["status_code"], row["response"], True)
+
+
 async def run_idempotent(
     pool: asyncpg.Pool,
     *,
@@ -86,13 +97,7 @@ async def run_idempotent(
                 fingerprint,
             )
             if not claimed:
-                row = await conn.fetchrow(
-                    """SELECT request_hash, status_code, response FROM idempotency_keys
-                       WHERE user_id = $1 AND scope = $2 AND key = $3""",
-                    user_id,
-                    scope,
-                    key,
-                )
+                row = await conn.fetchrow(_STORED, user_id, scope, key)
                 if row is None:  # pruned between the two statements: extremely rare; retry
                     return await run_idempotent(
                         pool,
@@ -102,9 +107,7 @@ async def run_idempotent(
                         fingerprint=fingerprint,
                         work=work,
                     )
-                if bytes(row["request_hash"]) != fingerprint:
-                    raise IdempotencyKeyReused()
-                return Outcome(row["status_code"], row["response"], True)
+                return _replay(row, fingerprint)
         status, body = await work(conn)
         if key is not None:
             await conn.execute(
@@ -117,10 +120,6 @@ async def run_idempotent(
                 body,
             )
         return Outcome(status, body, False)
-
-
-_STORED = """SELECT request_hash, status_code, response FROM idempotency_keys
-              WHERE user_id = $1 AND scope = $2 AND key = $3"""
 
 
 async def run_then_store(
@@ -161,9 +160,7 @@ async def run_then_store(
         row = await pool.fetchrow(_STORED, user_id, scope, key)
         if row is None:  # stored and pruned meanwhile: the work's answer stands
             return Outcome(status, body, False)
-    if bytes(row["request_hash"]) != fingerprint:
-        raise IdempotencyKeyReused()
-    return Outcome(row["status_code"], row["response"], True)
+    return _replay(row, fingerprint)
 
 
 async def prune(

@@ -31,7 +31,7 @@ from api.orders.views import (
 )
 from api.paging import decode_cursor, encode_cursor, parse_limit
 from core import outbox
-from core.auth import Role
+from core.auth import Principal, Role
 from core.context import require, runtime
 from core.errors import FieldError, NotFound, ValidationFailed
 from core.http import JSONResponse, decode_json, endpoint, parse_json, read_body
@@ -139,20 +139,20 @@ async def replay(request: Request) -> Response:
 
 async def _force(
     request: Request,
-    target: OrderState | Callable[[store.Order], OrderState],
+    who: Principal,
+    target_of: Callable[[store.Order], OrderState],
     reason: str,
 ) -> Response:
+    """Move the path's order to `target_of(order)` as the admin `who`."""
     rt = runtime(request)
-    who = await require(request, Role.ADMIN)
     order_id = order_id_of(request)
 
     async def work(conn: asyncpg.Connection) -> store.Order:
         order = await store.get_order(conn, order_id)
         if order is None:
             raise NotFound()
-        to = target if isinstance(target, OrderState) else target(order)
         return await service.transition(
-            conn, order_id, to, by=service.By(Actor.ADMIN, who.user_id, "admin"),
+            conn, order_id, target_of(order), by=service.By(Actor.ADMIN, who.user_id, "admin"),
             reason=reason,
         )
 
@@ -167,9 +167,10 @@ async def _force(
     errors=ORDER_ERRORS,
 )
 async def force_transition(request: Request) -> Response:
-    await require(request, Role.ADMIN)
+    who = await require(request, Role.ADMIN)
     body = await parse_json(request, AdminTransitionBody)
-    return await _force(request, parse_state(body.to), body.reason)
+    to = parse_state(body.to)
+    return await _force(request, who, lambda _: to, body.reason)
 
 
 @endpoint(
@@ -178,9 +179,9 @@ async def force_transition(request: Request) -> Response:
     errors=ORDER_ERRORS,
 )
 async def admin_cancel(request: Request) -> Response:
-    await require(request, Role.ADMIN)
+    who = await require(request, Role.ADMIN)
     body = await parse_json(request, AdminCancelBody)
-    return await _force(request, lambda o: machine.cancel_target(o.state), body.reason)
+    return await _force(request, who, lambda o: machine.cancel_target(o.state), body.reason)
 
 
 @endpoint(

@@ -144,32 +144,9 @@ async def topup(request: Request) -> Response:
         raise PaymentProviderUnavailable()
     key = check_key(request.headers.get("idempotency-key"))
     transfer_id = transfer_id_for(principal.user_id, "wallet.topup", key)
-    batcher: LedgerBatcher | None = getattr(request.state, "ledger_batcher", None)
-    if batcher is not None:
-        outcome = await _topup_batched(rt, batcher, principal.user_id, body.amount, currency,
-                                       provider, key, transfer_id)
-        return JSONResponse(outcome.body, status_code=outcome.status)
-
-    async def work(conn: Any) -> tuple[int, Any]:
-        s = rt.settings  # a new top-up (a replay never gets here) takes a token
-        await rt.limiter.enforce("wallet-topup", str(principal.user_id), capacity=s.topup_rate,
-                                 window_s=s.topup_rate_window_s)
-        charge = await provider.charge(
-            user_id=principal.user_id, amount=body.amount, currency=currency,
-            idempotency_id=transfer_id,
-        )
-        transfer = await service.topup(
-            conn, user_id=principal.user_id, amount=body.amount, currency=currency,
-            transfer_id=transfer_id,
-            metadata={"provider": charge.provider, "provider_ref": charge.reference},
-        )
-        view = await service.wallet(conn, principal.user_id, currency)
-        return 201, {"transfer": transfer_out(transfer), "wallet": wallet_out(view)}
-
-    outcome = await run_idempotent(
-        rt.pool, user_id=principal.user_id, scope="wallet.topup", key=key,
-        fingerprint=request_hash(str(body.amount), currency), work=work,
-    )
+    batcher: LedgerBatcher = request.state.ledger_batcher  # opened by the app's lifespan
+    outcome = await _topup_batched(rt, batcher, principal.user_id, body.amount, currency,
+                                   provider, key, transfer_id)
     return JSONResponse(outcome.body, status_code=outcome.status)
 
 
