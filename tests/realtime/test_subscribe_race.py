@@ -18,7 +18,7 @@ from realtime.metrics import HubMetrics
 from realtime.redis_broker import RedisBroker
 from realtime.wire import Codec
 from tests.conftest import TIMING_FACTOR
-from tests.realtime.test_hub import FakeSink
+from tests.realtime.hubkit import FakeSink
 
 SUBSCRIBERS = 80
 RATE = 200  # publications a second
