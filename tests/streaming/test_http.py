@@ -256,7 +256,12 @@ async def test_no_leak_after_50_viewer_cycles(client: httpx.AsyncClient, seller:
         del v
         assert await until(lambda: len(asyncio.all_tasks()) <= tasks, 10 * TIMING_FACTOR), (
             len(asyncio.all_tasks()), tasks)
-        gc.collect()
+
+        def released() -> bool:  # the last viewer's peer connections finish closing
+            gc.collect()
+            return _open_fds() <= fds and _threads() <= threads and _peer_connections() <= pcs
+
+        await eventually(released, 10.0, step=0.05, what="the viewers' resources released")
         assert _open_fds() <= fds, (_open_fds(), fds)
         assert _threads() <= threads, [t.name for t in threading.enumerate()]
         assert _peer_connections() <= pcs
