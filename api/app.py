@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -313,11 +314,16 @@ def lifespan_of(
 ) -> Callable[[Starlette], AbstractAsyncContextManager[dict[str, Any]]]:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        began = time.monotonic()
         async with AsyncExitStack() as stack:
             state = await open_parts(stack, app, settings, metrics)
-            log.info("souk started", extra={"settings": settings.safe_dict()})
+            log.info("souk started", extra={
+                "settings": settings.safe_dict(),
+                "duration_s": round(time.monotonic() - began, 3)})
             yield state
             log.info("souk stopping")
+            began = time.monotonic()
+        log.info("souk stopped", extra={"duration_s": round(time.monotonic() - began, 3)})
 
     return lifespan
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from hypothesis import settings as hypothesis_settings
 from starlette.applications import Starlette
 
@@ -20,7 +19,7 @@ from core.config import Settings
 from core.context import Runtime
 from testkit import waiting
 from testkit.servers import ServerProcess
-from tests.support.lifespan import lifespan_state
+from tests.support.lifespan import lifespan_state, started
 from tests.support.private_redis import PrivateRedis
 from tests.support.services import drop_isolation, make_settings
 
@@ -51,7 +50,7 @@ async def settings(key_dir: Path) -> AsyncIterator[Settings]:
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
     application = create_app(settings)
-    async with LifespanManager(application, startup_timeout=60) as manager:
+    async with started(application) as manager:
         application.state.manager = manager
         yield application
 

@@ -9,13 +9,13 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from websockets.exceptions import InvalidStatus
 
 from api.app import create_app
 from core.config import Settings
 from tests.conftest import Register
 from tests.realtime.wsclient import WsClient
+from tests.support.lifespan import started
 from tests.support.servers import ServerProcess
 
 SHOP = "https://shop.example"
@@ -63,7 +63,7 @@ async def test_cors_answers_preflights_for_allowed_origins_only(settings: Settin
     for origins, origin, allowed in (((SHOP,), SHOP, True), ((SHOP,), "https://evil.example",
                                                              False), ((), SHOP, False)):
         app = create_app(replace(settings, cors_origins=origins))
-        async with LifespanManager(app, startup_timeout=60) as manager:
+        async with started(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
                 r = await c.options("/v1/products", headers={

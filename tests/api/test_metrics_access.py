@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from core.config import Settings, SettingsError
+from tests.support.lifespan import started
 from tests.support.servers import free_port
 
 TOKEN = "metrics-token-0123456789"
@@ -18,7 +18,7 @@ TOKEN = "metrics-token-0123456789"
 
 async def _get(settings: Settings, path: str, **headers: str) -> httpx.Response:
     app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=60) as manager:
+    async with started(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
             return await c.get(path, headers=headers)
@@ -36,7 +36,7 @@ async def test_metrics_behind_a_token(settings: Settings) -> None:
 async def test_metrics_on_their_own_listener(settings: Settings) -> None:
     port = free_port()
     app = create_app(replace(settings, metrics_port=port))
-    async with LifespanManager(app, startup_timeout=60) as manager:
+    async with started(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
             assert (await c.get("/metrics")).status_code == 404

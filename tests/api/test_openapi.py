@@ -50,12 +50,11 @@ async def test_health_and_ready(client: httpx.AsyncClient) -> None:
 async def test_ready_fails_when_redis_goes_down(settings, private_redis) -> None:  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from asgi_lifespan import LifespanManager
-
     from api.app import create_app
+    from tests.support.lifespan import started
 
     app = create_app(replace(settings, redis_url=private_redis.url))
-    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60) as manager:
+    async with started(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             assert (await c.get("/readyz")).status_code == 200

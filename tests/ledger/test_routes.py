@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from api.ledger import service as ledger
 from core.config import Settings
 from core.context import Runtime
 from tests.conftest import Register
+from tests.support.lifespan import started
 
 DETAILS = {
     "account_holder": "Layla Haddad",
@@ -83,7 +83,7 @@ async def test_topup_validation(
 @pytest.fixture
 async def no_provider_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(replace(settings, payment_provider="none"))
-    async with LifespanManager(app, startup_timeout=60) as manager:
+    async with started(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
             yield c

@@ -11,7 +11,6 @@ import threading
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
-from asgi_lifespan import LifespanManager
 
 from api.app import create_app
 from core.config import Settings
@@ -29,6 +28,7 @@ from tests.streaming.clients import (
     watch,
 )
 from tests.streaming.test_session import audio, sdp, video
+from tests.support.lifespan import started
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -363,7 +363,7 @@ async def test_shutdown_closes_every_peer_connection_and_releases_the_show(
     settings: Settings, rt: Runtime, seller: Account, show_id: str,
 ) -> None:
     other = create_app(settings)  # a second process-like app on the same database and Redis
-    async with LifespanManager(other, startup_timeout=60, shutdown_timeout=30) as manager:
+    async with started(other) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://souk.test") as c:
             pub = await publish(c, "http://souk.test", show_id, seller.access_token)
