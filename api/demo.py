@@ -70,33 +70,26 @@ async def seed_auction(pool: asyncpg.Pool, users: DemoUsers) -> None:
     is made only when the show has no scheduled or open auction, so every demo start has one
     to watch and bid on (while the demo runs, `api.demo_crowd` lists the next ones)."""
     from api.auction_ports import CatalogVariants
+    from api.catalog.store import first_variant_in_stock
     from api.shows.store import ensure_demo_show
     from auctions import engine, writes
     from auctions.model import Rules, new_auction
-    from auctions.store import now_ms
+    from auctions.store import now_ms, show_has_live_auction
 
     show = await ensure_demo_show(pool, users.seller.id, DEMO_SHOW)
     async with pool.acquire() as conn, conn.transaction():
-        live = await conn.fetchval(
-            "SELECT 1 FROM auctions WHERE show_id = $1 AND state IN ('scheduled', 'open')",
-            show.id,
-        )
-        variant = await conn.fetchrow(
-            """SELECT v.id, p.currency FROM variants v JOIN products p ON p.id = v.product_id
-               WHERE p.seller_id = $1 AND p.status = 'published' AND v.on_hand > v.reserved
-               ORDER BY p.created_at, v.sku LIMIT 1""",
-            users.seller.id,
-        )
-        if live or variant is None or not await CatalogVariants().hold_unit(conn, variant["id"]):
+        live = await show_has_live_auction(conn, show.id)
+        variant = await first_variant_in_stock(conn, users.seller.id)
+        if live or variant is None or not await CatalogVariants().hold_unit(conn, variant.id):
             return
         now = await now_ms(conn)
         rules = Rules(
-            auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant["currency"],
+            auction_id=uuid.uuid4(), seller_id=users.seller.id, currency=variant.currency,
             start_price=1_000, starts_at=now, duration_ms=600_000,
             soft_close_ms=10_000, reserve_price=None, buy_now_price=None,
         )
         auction = engine.open_if_due(new_auction(rules), now)
-        await writes.insert(conn, auction, variant_id=variant["id"], show_id=show.id,
+        await writes.insert(conn, auction, variant_id=variant.id, show_id=show.id,
                            unit_held=True)
 
 

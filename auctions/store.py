@@ -246,6 +246,16 @@ async def display_names(
     return {r["id"]: r["display_name"] for r in rows}
 
 
+async def show_has_live_auction(
+    conn: asyncpg.Pool | asyncpg.Connection, show_id: uuid.UUID
+) -> bool:
+    """Whether the show has an auction scheduled or open."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM auctions WHERE show_id = $1 AND state IN ('scheduled', 'open')", show_id
+    )
+    return found is not None
+
+
 async def due_ids(
     conn: asyncpg.Pool | asyncpg.Connection, *, limit: int, exclude: Sequence[uuid.UUID] = ()
 ) -> list[uuid.UUID]:

@@ -47,6 +47,20 @@ class OutboxEvent:
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An event whose handlers failed every attempt."""
+
+    id: int
+    topic: str
+    channels: tuple[str, ...]
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    dead_at: datetime
+
+
 async def add_event(
     conn: asyncpg.Connection,
     topic: str,
@@ -76,6 +90,23 @@ async def replay(conn: asyncpg.Connection, event_id: int) -> bool:
         event_id,
     )
     return result.endswith(" 1")
+
+
+async def dead_letters(
+    conn: asyncpg.Connection | asyncpg.Pool, *, before: int | None, limit: int
+) -> list[DeadLetter]:
+    """Up to `limit` dead events with ids below `before` (all when None), newest first."""
+    rows = await conn.fetch(
+        """SELECT id, topic, channels, payload, attempts, last_error, created_at, dead_at
+           FROM outbox WHERE dead_at IS NOT NULL AND ($1::bigint IS NULL OR id < $1)
+           ORDER BY id DESC LIMIT $2""",
+        before, limit,
+    )
+    return [
+        DeadLetter(r["id"], r["topic"], tuple(r["channels"]), r["payload"], r["attempts"],
+                   r["last_error"], r["created_at"], r["dead_at"])
+        for r in rows
+    ]
 
 
 def _honour_cancel() -> None:

@@ -100,25 +100,19 @@ async def dead_letters(request: Request) -> Response:
         if not cursor_raw.isdigit() or len(cursor_raw) > 18:  # a bigint, as the schema says
             raise ValidationFailed([FieldError("cursor", "not a cursor from this API")])
         before = int(cursor_raw)
-    rows = await rt.pool.fetch(
-        """SELECT id, topic, channels, payload, attempts, last_error, created_at, dead_at
-           FROM outbox WHERE dead_at IS NOT NULL AND ($1::bigint IS NULL OR id < $1)
-           ORDER BY id DESC LIMIT $2""",
-        before, limit + 1,
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    dead = await outbox.dead_letters(rt.pool, before=before, limit=limit + 1)
+    more = len(dead) > limit
+    dead = dead[:limit]
 
     def iso(t: datetime) -> str:
         return t.isoformat().replace("+00:00", "Z")
 
     items = [
-        DeadLetterView(r["id"], r["topic"], list(r["channels"]), r["payload"],
-                       r["attempts"], r["last_error"], iso(r["created_at"]),
-                       iso(r["dead_at"]))
-        for r in rows
+        DeadLetterView(d.id, d.topic, list(d.channels), d.payload, d.attempts, d.last_error,
+                       iso(d.created_at), iso(d.dead_at))
+        for d in dead
     ]
-    return JSONResponse(DeadLetterPage(items, str(rows[-1]["id"]) if more else None))
+    return JSONResponse(DeadLetterPage(items, str(dead[-1].id) if more else None))
 
 @endpoint(
     "Replay one dead letter: it goes back to the relay's queue with fresh attempts",

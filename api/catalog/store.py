@@ -154,6 +154,18 @@ async def find_variant(conn: Conn, variant_id: uuid.UUID) -> VariantRef | None:
                       row["title"], row["sku"], row["published"])
 
 
+async def first_variant_in_stock(conn: Conn, seller_id: uuid.UUID) -> VariantRef | None:
+    """The seller's first variant (oldest product, then by SKU) of a published product with a
+    unit not on hold; None when the seller has none."""
+    row = await conn.fetchrow(
+        """SELECT v.id FROM variants v JOIN products p ON p.id = v.product_id
+           WHERE p.seller_id = $1 AND p.status = 'published' AND v.on_hand > v.reserved
+           ORDER BY p.created_at, v.sku LIMIT 1""",
+        seller_id,
+    )
+    return None if row is None else await find_variant(conn, row["id"])
+
+
 async def update_product(
     conn: Conn, product_id: uuid.UUID, seller_id: uuid.UUID, changes: dict[str, Any]
 ) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from core.config import Settings
 from core.db import create_pool, migrate_dsn
 from core.metrics import Metrics
-from core.outbox import OutboxEvent, OutboxRelay, add_event, replay
+from core.outbox import OutboxEvent, OutboxRelay, add_event, dead_letters, replay
 from testkit.waiting import eventually
 from tests.conftest import TIMING_FACTOR
 
@@ -104,6 +104,20 @@ async def test_failing_handler_retries_then_dead_letters_and_replays(rt: Db) -> 
     assert await relay.relay_once() == 1
     assert await rt.pool.fetchval("SELECT published_at IS NOT NULL FROM outbox") is True
     assert calls == [event_id] * 3
+
+
+async def test_dead_letters_page_newest_first_below_the_cursor(rt: Db) -> None:
+    ids = [await rt.pool.fetchval(
+        """INSERT INTO outbox (topic, channels, payload, attempts, last_error, dead_at)
+           VALUES ($1, '{}', '{}'::jsonb, 10, 'boom', CASE WHEN $2 THEN now() END)
+           RETURNING id""", f"t{i}", i != 1) for i in range(4)]
+    dead = [i for n, i in enumerate(ids) if n != 1]  # the second row is still live
+    first = await dead_letters(rt.pool, before=None, limit=2)
+    assert [d.id for d in first] == [dead[2], dead[1]]
+    assert (first[0].topic, first[0].attempts, first[0].last_error) == ("t3", 10, "boom")
+    assert first[0].dead_at >= first[0].created_at
+    rest = await dead_letters(rt.pool, before=first[-1].id, limit=2)
+    assert [d.id for d in rest] == [dead[0]]
 
 
 async def test_one_leader_at_a_time(rt: Db) -> None:
