@@ -17,7 +17,6 @@ through the adapters in `api.auction_ports`; live video gets the shows (`api.str
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -75,6 +74,7 @@ from core.metrics import Metrics
 from core.outbox import OutboxRelay
 from core.ratelimit import RateLimiter
 from core.redis_client import Keys, create_redis
+from core.tasks import report_if_stuck, stop
 from realtime import routes as realtime_routes
 from realtime.endpoint import websocket_endpoint
 from realtime.metrics import HubMetrics
@@ -90,6 +90,8 @@ VERSION = "0.1.0"
 LEDGER_GAUGES = "ledger_gauges"
 IDEMPOTENCY_PRUNE = "idempotency_prune"
 log = logging.getLogger("souk.app")
+# a shutdown still running after this long logs every pending task's stack (core/tasks.py)
+SHUTDOWN_REPORT_S = 20.0
 
 
 @asynccontextmanager
@@ -107,7 +109,7 @@ async def open_runtime(settings: Settings, metrics: Metrics) -> AsyncIterator[Ru
             min_size=settings.database_pool_min,
             max_size=settings.database_pool_max,
         )
-        stack.push_async_callback(pool.close)
+        stack.push_async_callback(db.close_pool, pool)
         redis = create_redis(settings.redis_url, cluster=settings.redis_cluster)
         stack.push_async_callback(redis.aclose)
         yield Runtime(
@@ -131,9 +133,7 @@ async def running(coro: Any, name: str) -> AsyncIterator[asyncio.Task[Any]]:
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
 
 
 def commerce_jobs(
@@ -315,14 +315,21 @@ def lifespan_of(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         began = time.monotonic()
-        async with AsyncExitStack() as stack:
-            state = await open_parts(stack, app, settings, metrics)
-            log.info("souk started", extra={
-                "settings": settings.safe_dict(),
-                "duration_s": round(time.monotonic() - began, 3)})
-            yield state
-            log.info("souk stopping")
-            began = time.monotonic()
+        watchdog: asyncio.Task[None] | None = None
+        try:
+            async with AsyncExitStack() as stack:
+                state = await open_parts(stack, app, settings, metrics)
+                log.info("souk started", extra={
+                    "settings": settings.safe_dict(),
+                    "duration_s": round(time.monotonic() - began, 3)})
+                yield state
+                log.info("souk stopping")
+                began = time.monotonic()
+                watchdog = asyncio.create_task(
+                    report_if_stuck(SHUTDOWN_REPORT_S, "shutdown"), name="shutdown-watchdog")
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         log.info("souk stopped", extra={"duration_s": round(time.monotonic() - began, 3)})
 
     return lifespan

@@ -20,6 +20,7 @@ from core.auth import Principal
 from core.context import Runtime, is_revoked, revoked_among
 from core.errors import TokenInvalid
 from core.outbox import OutboxRelay
+from core.tasks import stop
 from realtime.channels import Kind
 from realtime.endpoint import Gateway
 from realtime.hub import Hub
@@ -148,8 +149,6 @@ async def open_realtime(
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5):
                 await asyncio.shield(presence_task)
-        presence_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await presence_task
+        await stop(presence_task)
         await presence.close()
         await broker.close()

@@ -16,6 +16,7 @@ from core.context import Runtime
 from core.db import transaction
 from core.errors import NotFound
 from core.outbox import add_event
+from core.tasks import stop
 from realtime.hub import Hub
 from streaming.aiortc_hooks import use_host_addresses
 from streaming.metrics import StreamingMetrics
@@ -101,7 +102,5 @@ async def open_streaming(rt: Runtime, hub: Hub, metrics: StreamingMetrics) -> As
             async with asyncio.timeout(5):
                 await asyncio.shield(task)
         except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
         await service.close()

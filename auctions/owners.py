@@ -47,6 +47,7 @@ from auctions.sequencer import Sequencer
 from core.coalesce import Coalescer
 from core.errors import AppError, ServiceUnavailable
 from core.redis_client import REDIS_ERRORS
+from core.tasks import stop
 
 log = logging.getLogger("souk.auctions.owners")
 
@@ -163,13 +164,7 @@ class BidRouter:
                 await self._listening.wait()
 
     async def aclose(self) -> None:
-        for task in (self._reader, self._renewer, *self._tasks):
-            if task is not None:
-                task.cancel()
-        for task in (self._reader, self._renewer, *list(self._tasks)):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await stop(*(t for t in (self._reader, self._renewer, *self._tasks) if t is not None))
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(ServiceUnavailable())

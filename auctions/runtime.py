@@ -24,7 +24,6 @@ The ports are Protocols in `auctions/ports.py`, implemented by the adapters in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from auctions.scheduler import CloseScheduler
 from auctions.service import AuctionService, AuctionSettings
 from core.config import Settings
 from core.ratelimit import RateLimiter
+from core.tasks import stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +110,7 @@ async def running_auctions(
         yield service
     finally:
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
         if router is not None:
             await router.aclose()
         await service.aclose()

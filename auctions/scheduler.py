@@ -50,6 +50,7 @@ from auctions.model import Event, Outcome, PaymentState, State
 from auctions.service import AuctionService
 from core.db import DATABASE_ERRORS
 from core.errors import AppError
+from core.tasks import stop
 
 log = logging.getLogger("souk.auctions.scheduler")
 _MAX_BACKOFF_S = 60.0
@@ -112,11 +113,7 @@ class CloseScheduler:
                     async with asyncio.timeout(self._poll):
                         await self._wake.wait()
         finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*helpers)
 
     @staticmethod
     async def _repeat(step: Callable[[], Awaitable[int]], every_s: float, what: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import uuid
@@ -31,6 +30,7 @@ from auctions.model import BidRecord, Rules
 from auctions.ports import Funds, Publisher
 from core.db import DATABASE_ERRORS
 from core.errors import AppError, ServiceUnavailable
+from core.tasks import stop
 
 log = logging.getLogger("souk.auctions")
 
@@ -123,9 +123,7 @@ class Writer:
             raise BidQueueFull() from None
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop(self._task)
         while self._queue:
             self._queue.popleft().fail(ServiceUnavailable())
 

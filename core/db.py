@@ -11,6 +11,7 @@ whose content changed after it was applied is refused loudly.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -155,6 +156,19 @@ async def create_pool(
     )
     assert pool is not None  # asyncpg types it Optional; it is only None when not awaited
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, *, within_s: float = 10.0) -> None:
+    """Close `pool` gracefully, waiting for its connections to be released; after `within_s`
+    (a connection still held by something that did not stop) terminate them instead, so that a
+    process's shutdown always ends."""
+    try:
+        async with asyncio.timeout(within_s):
+            await pool.close()
+    except TimeoutError:
+        log.warning("database pool not released in time: its connections are terminated",
+                    extra={"within_s": within_s})
+        pool.terminate()
 
 
 @asynccontextmanager

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 
 from core.redis_client import REDIS_ERRORS, is_cluster
+from core.tasks import stop
 from realtime import redis_scripts, wire
 from realtime.broker import Message, OnMessage, OnResync, Ordered, Recovery, new_epoch
 from realtime.metrics import HubMetrics
@@ -115,12 +116,7 @@ class RedisBroker:
         tasks = [link.task for link in self._links.values()]
         if self._rehoming is not None:
             tasks.append(self._rehoming)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await task
+        await stop(*tasks)
 
     def _link(self, url: str) -> PubSubLink:
         link = self._links.get(url)

@@ -22,7 +22,6 @@ built in `api/realtime_wiring.py`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -32,6 +31,7 @@ from typing import Any
 import orjson
 
 from core.auth import Principal
+from core.tasks import stop
 from realtime.broker import Message
 from realtime.hub import CLOSE_BAD_TOKEN, Client, Hub
 
@@ -180,9 +180,7 @@ class Revocations(Guard):
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()

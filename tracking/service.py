@@ -25,6 +25,7 @@ from core.errors import Forbidden, Unauthorized, ValidationFailed
 from core.http import validation_field_error
 from core.outbox import OutboxEvent
 from core.redis_client import REDIS_ERRORS
+from core.tasks import stop
 from tracking import history
 from tracking.devices import Devices
 from tracking.dispatch import DispatchConfig, Dispatcher
@@ -174,11 +175,7 @@ class Tracking:
         try:
             yield self
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop(*tasks)
             try:
                 await self.history.flush()  # what is buffered goes to the database on shutdown
             except DATABASE_ERRORS as exc:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from api.ledger.errors import InsufficientFunds, InvalidAmount
 from api.ledger.posting import Transfer
 from api.ledger.rules import LedgerRuleError, TransferKind
 from core.errors import FieldError, IdempotencyKeyReused
+from core.tasks import stop
 
 log = logging.getLogger("souk.ledger.batcher")
 
@@ -83,11 +83,7 @@ class LedgerBatcher:
             tuple(rules.topup_legs(user_id, amount, currency)), metadata=dict(metadata or {})))
 
     async def aclose(self) -> None:
-        for task in self._writers:
-            task.cancel()
-        for task in self._writers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(*self._writers)
         while self._queue:
             _, future = self._queue.popleft()
             if not future.done():
