@@ -51,13 +51,9 @@ Handler = Callable[[OutboxEvent], Awaitable[None]]
 class DeadLetter:
     """An event whose handlers failed every attempt."""
 
-    id: int
-    topic: str
-    channels: tuple[str, ...]
-    payload: dict[str, Any]
+    event: OutboxEvent
     attempts: int
     last_error: str | None
-    created_at: datetime
     dead_at: datetime
 
 
@@ -103,8 +99,9 @@ async def dead_letters(
         before, limit,
     )
     return [
-        DeadLetter(r["id"], r["topic"], tuple(r["channels"]), r["payload"], r["attempts"],
-                   r["last_error"], r["created_at"], r["dead_at"])
+        DeadLetter(OutboxEvent(r["id"], r["topic"], tuple(r["channels"]), r["payload"],
+                               r["created_at"]),
+                   r["attempts"], r["last_error"], r["dead_at"])
         for r in rows
     ]
 

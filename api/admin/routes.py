@@ -108,11 +108,11 @@ async def dead_letters(request: Request) -> Response:
         return t.isoformat().replace("+00:00", "Z")
 
     items = [
-        DeadLetterView(d.id, d.topic, list(d.channels), d.payload, d.attempts, d.last_error,
-                       iso(d.created_at), iso(d.dead_at))
+        DeadLetterView(d.event.id, d.event.topic, list(d.event.channels), d.event.payload,
+                       d.attempts, d.last_error, iso(d.event.created_at), iso(d.dead_at))
         for d in dead
     ]
-    return JSONResponse(DeadLetterPage(items, str(dead[-1].id) if more else None))
+    return JSONResponse(DeadLetterPage(items, str(dead[-1].event.id) if more else None))
 
 @endpoint(
     "Replay one dead letter: it goes back to the relay's queue with fresh attempts",

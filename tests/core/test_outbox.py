@@ -113,11 +113,11 @@ async def test_dead_letters_page_newest_first_below_the_cursor(rt: Db) -> None:
            RETURNING id""", f"t{i}", i != 1) for i in range(4)]
     dead = [i for n, i in enumerate(ids) if n != 1]  # the second row is still live
     first = await dead_letters(rt.pool, before=None, limit=2)
-    assert [d.id for d in first] == [dead[2], dead[1]]
-    assert (first[0].topic, first[0].attempts, first[0].last_error) == ("t3", 10, "boom")
-    assert first[0].dead_at >= first[0].created_at
-    rest = await dead_letters(rt.pool, before=first[-1].id, limit=2)
-    assert [d.id for d in rest] == [dead[0]]
+    assert [d.event.id for d in first] == [dead[2], dead[1]]
+    assert (first[0].event.topic, first[0].attempts, first[0].last_error) == ("t3", 10, "boom")
+    assert first[0].dead_at >= first[0].event.created_at
+    rest = await dead_letters(rt.pool, before=first[-1].event.id, limit=2)
+    assert [d.event.id for d in rest] == [dead[0]]
 
 
 async def test_one_leader_at_a_time(rt: Db) -> None:
