@@ -69,14 +69,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 async def _with_pool(settings: Settings, job: object) -> object:
-    from core.db import create_pool
+    from core.db import close_pool, create_pool
 
     await _migrate(settings)
     pool = await create_pool(settings.database_url, schema=settings.database_schema, min_size=1)
     try:
         return await job(pool)  # type: ignore[operator]
     finally:
-        await pool.close()
+        await close_pool(pool)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:

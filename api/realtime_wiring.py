@@ -146,9 +146,6 @@ async def open_realtime(
         await revocations.close()
         await hub.drain(s.ws_drain_s)
         presence.stop()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await asyncio.shield(presence_task)
-        await stop(presence_task)
+        await stop(presence_task, finish_within_s=5)
         await presence.close()
         await broker.close()

@@ -98,9 +98,5 @@ async def open_streaming(rt: Runtime, hub: Hub, metrics: StreamingMetrics) -> As
         yield service
     finally:
         service.stop()
-        try:
-            async with asyncio.timeout(5):
-                await asyncio.shield(task)
-        except TimeoutError:
-            await stop(task)
+        await stop(task, finish_within_s=5)
         await service.close()

@@ -139,7 +139,7 @@ async def create_pool(
     dsn: str, *, schema: str = "public", min_size: int = 2, max_size: int = 20
 ) -> asyncpg.Pool:
     """Open a pool whose connections use `schema` and decode json/jsonb to Python values.
-    The caller closes it (`await pool.close()`)."""
+    The caller closes it (`close_pool`)."""
 
     # search_path is a startup parameter, not a SET: a session SET would outlive the request
     # (the pool resets only connections marked by `keeps_session_state`), and RESET ALL

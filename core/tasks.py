@@ -38,12 +38,16 @@ def _retrieve(task: asyncio.Task[Any]) -> None:
                   exc_info=(type(exc), exc, exc.__traceback__))
 
 
-async def stop(*tasks: asyncio.Task[Any], grace_s: float = GRACE_S,
-               attempts: int = ATTEMPTS) -> list[asyncio.Task[Any]]:
-    """Cancel `tasks` and wait until they end; a task still running `grace_s` after a
-    cancellation is cancelled again, up to `attempts` times. Returns the tasks left running
-    (normally none). What a task raised other than its cancellation is logged, not raised."""
+async def stop(*tasks: asyncio.Task[Any], finish_within_s: float = 0.0,
+               grace_s: float = GRACE_S, attempts: int = ATTEMPTS) -> list[asyncio.Task[Any]]:
+    """Wait up to `finish_within_s` for `tasks` to end by themselves (for tasks already asked
+    to stop), then cancel those still running and wait until they end; a task still running
+    `grace_s` after a cancellation is cancelled again, up to `attempts` times. Returns the
+    tasks left running (normally none). What a task raised other than its cancellation is
+    logged, not raised."""
     pending = {t for t in tasks if not t.done()}
+    if pending and finish_within_s > 0:
+        _, pending = await asyncio.wait(pending, timeout=finish_within_s)
     for t in tasks:
         if t.done():
             _retrieve(t)

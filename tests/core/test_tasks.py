@@ -85,6 +85,24 @@ async def test_a_task_that_never_stops_is_left_behind_within_the_bound(
     assert await stop(task, grace_s=0.5) == [] and task.cancelled()
 
 
+async def test_a_task_asked_to_stop_may_finish_by_itself_first() -> None:
+    stopping = asyncio.Event()
+
+    async def winds_down() -> str:
+        await stopping.wait()
+        await asyncio.sleep(0.05)
+        return "flushed"
+
+    polite = asyncio.create_task(winds_down())
+    deaf = asyncio.create_task(asyncio.sleep(10))
+    stopping.set()
+    began = time.monotonic()
+    assert await stop(polite, deaf, finish_within_s=0.5) == []
+    assert polite.result() == "flushed"  # ended by itself: not cancelled
+    assert deaf.cancelled()  # cancelled once the window passed
+    assert 0.5 <= time.monotonic() - began < 2
+
+
 async def test_what_a_task_raised_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     async def fail() -> None:
         raise RuntimeError("boom")
