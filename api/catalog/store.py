@@ -139,31 +139,33 @@ async def get_product(conn: Conn, product_id: uuid.UUID) -> Product | None:
     return found[0] if found else None
 
 
-async def find_variant(conn: Conn, variant_id: uuid.UUID) -> VariantRef | None:
-    """The variant with its product's seller, currency, title and status; None if unknown.
-    The one variant lookup for checkout, the cart and auctions."""
-    row = await conn.fetchrow(
-        """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
-                  p.status = 'published' AS published
-           FROM variants v JOIN products p ON p.id = v.product_id WHERE v.id = $1""",
-        variant_id,
-    )
+_VARIANT_REF_SQL = """SELECT v.id, v.product_id, p.seller_id, p.currency, p.title, v.sku,
+                             p.status = 'published' AS published
+                      FROM variants v JOIN products p ON p.id = v.product_id"""
+
+
+def _variant_ref(row: asyncpg.Record | None) -> VariantRef | None:
     if row is None:
         return None
     return VariantRef(row["id"], row["product_id"], row["seller_id"], row["currency"],
                       row["title"], row["sku"], row["published"])
 
 
+async def find_variant(conn: Conn, variant_id: uuid.UUID) -> VariantRef | None:
+    """The variant with its product's seller, currency, title and status; None if unknown.
+    The one variant lookup for checkout, the cart and auctions."""
+    return _variant_ref(await conn.fetchrow(f"{_VARIANT_REF_SQL} WHERE v.id = $1", variant_id))
+
+
 async def first_variant_in_stock(conn: Conn, seller_id: uuid.UUID) -> VariantRef | None:
     """The seller's first variant (oldest product, then by SKU) of a published product with a
     unit not on hold; None when the seller has none."""
-    row = await conn.fetchrow(
-        """SELECT v.id FROM variants v JOIN products p ON p.id = v.product_id
-           WHERE p.seller_id = $1 AND p.status = 'published' AND v.on_hand > v.reserved
-           ORDER BY p.created_at, v.sku LIMIT 1""",
+    return _variant_ref(await conn.fetchrow(
+        f"""{_VARIANT_REF_SQL}
+            WHERE p.seller_id = $1 AND p.status = 'published' AND v.on_hand > v.reserved
+            ORDER BY p.created_at, v.sku LIMIT 1""",
         seller_id,
-    )
-    return None if row is None else await find_variant(conn, row["id"])
+    ))
 
 
 async def update_product(
